@@ -1,0 +1,1 @@
+//! HTML sanitising and header-aware Markdown chunking for ragsnap (bytes in, chunks out)

@@ -1,0 +1,1 @@
+//! Pinned ONNX embedding models, canary checks and the embedding cache for ragsnap

@@ -1,0 +1,1 @@
+//! HNSW and exact vector search with recall tuning for ragsnap

@@ -1,0 +1,1 @@
+//! Snapshots, manifests, checksums, the SQLite catalog, promotion and rollback for ragsnap

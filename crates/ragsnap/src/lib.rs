@@ -1,0 +1,1 @@
+//! The ragsnap library: open a store and query it; the rebuild pipeline as an API
