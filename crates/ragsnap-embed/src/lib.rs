@@ -1,1 +1,55 @@
-//! Pinned ONNX embedding models, canary checks and the embedding cache for ragsnap
+//! Pinned embedding models for ragsnap.
+//!
+//! * [`ModelDescriptor`]: the small TOML file that sits next to a model and says what it is;
+//! * [`Runtime`]: where ONNX Runtime and the model live (explicit paths, environment, or the
+//!   `make setup` cache), resolved into errors that name the fix;
+//! * [`OnnxEmbedder`]: `ort` + `tokenizers`, mean pooling over the attention mask, L2
+//!   normalisation, batches bucketed by token length;
+//! * [`Embedder`]: the trait the rest of ragsnap codes against;
+//! * [`canary`]: fixed texts whose vectors are stored with every snapshot and re-checked on open;
+//! * [`EmbeddingCache`]: SQLite, keyed by (fingerprint id, content id), so an unchanged
+//!   chunk is never embedded twice.
+//!
+//! The default model stores int8 weights, but ONNX Runtime dequantises them when it loads the
+//! model, so it runs at fp32 speed.
+
+pub mod cache;
+pub mod canary;
+mod descriptor;
+mod error;
+mod onnx;
+mod runtime;
+
+pub use cache::{CacheStats, EmbeddingCache};
+pub use descriptor::ModelDescriptor;
+pub use error::{EmbedError, Result};
+pub use onnx::{EmbedStats, OnnxEmbedder, OnnxOptions};
+pub use runtime::Runtime;
+
+use ragsnap_core::EmbeddingFingerprint;
+
+/// Something that turns texts into vectors in one fixed vector space.
+pub trait Embedder: Send + Sync {
+    /// The identity of the vector space this embedder produces.
+    fn fingerprint(&self) -> &EmbeddingFingerprint;
+
+    /// Embed `texts`; the result has one vector per text, in the caller's order.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+
+    /// Model tokens in `text` (special tokens included, no truncation).
+    fn count_tokens(&self, text: &str) -> usize;
+}
+
+/// Cosine similarity of two vectors (not assumed normalised).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        dot += f64::from(*x) * f64::from(*y);
+        na += f64::from(*x) * f64::from(*x);
+        nb += f64::from(*y) * f64::from(*y);
+    }
+    if na == 0.0 || nb == 0.0 {
+        return 0.0;
+    }
+    (dot / (na.sqrt() * nb.sqrt())) as f32
+}

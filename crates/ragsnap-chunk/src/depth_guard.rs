@@ -1,0 +1,231 @@
+//! Flatten pathologically deep tag nesting before the HTML parser sees it.
+//!
+//! html5ever's tree builder walks the stack of open elements on many start tags
+//! (scope checks, the list of active formatting elements), so a document of
+//! 100,000 nested `<div>`s takes it minutes. This module runs a cheap,
+//! approximate tag scanner over the text; when the estimated depth passes
+//! [`MAX_DEPTH`] it removes the start tags (and their matching end tags) beyond
+//! that depth, keeping all text. Documents that never get that deep are returned
+//! unchanged without copying.
+
+use std::borrow::Cow;
+
+/// Deepest nesting kept. Real documentation pages stay well under 100.
+pub(crate) const MAX_DEPTH: usize = 512;
+
+/// How far down the open-element stack an end tag looks for its start tag.
+const END_TAG_SEARCH: usize = 1024;
+
+const VOID: &[&str] = &[
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input", "keygen", "link", "meta",
+    "param", "source", "track", "wbr",
+];
+
+/// Elements whose content is raw text: tags inside are not tags.
+const RAW_TEXT: &[&str] = &["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript"];
+
+/// Elements that the parser closes implicitly when a sibling of a listed kind starts.
+fn implicitly_closed_by(open: &str, starting: &str) -> bool {
+    match starting {
+        "li" => open == "li",
+        "dt" | "dd" => matches!(open, "dt" | "dd"),
+        "td" | "th" => matches!(open, "td" | "th"),
+        "tr" => matches!(open, "td" | "th" | "tr"),
+        "tbody" | "thead" | "tfoot" => matches!(open, "td" | "th" | "tr" | "tbody" | "thead" | "tfoot"),
+        "option" => open == "option",
+        "p" | "div" | "ul" | "ol" | "dl" | "pre" | "table" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "blockquote"
+        | "section" | "article" | "aside" | "nav" | "header" | "footer" | "main" | "figure" | "form" | "hr" => open == "p",
+        _ => false,
+    }
+}
+
+struct Open {
+    name: String,
+    kept: bool,
+}
+
+/// Return `html` with nesting beyond [`MAX_DEPTH`] flattened (see the module docs).
+pub(crate) fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
+    flatten_with_limit(html, MAX_DEPTH)
+}
+
+pub(crate) fn flatten_with_limit(html: &str, max_depth: usize) -> Cow<'_, str> {
+    let bytes = html.as_bytes();
+    let n = bytes.len();
+    let mut stack: Vec<Open> = Vec::new();
+    let mut kept_depth = 0usize;
+    let mut foreign = 0usize; // open <svg>/<math> elements: `/>` is honoured inside them
+    let mut drops: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let Some(off) = bytes[i..].iter().position(|&b| b == b'<') else {
+            break;
+        };
+        let lt = i + off;
+        i = lt + 1;
+        if i >= n {
+            break;
+        }
+        let c = bytes[i];
+        if c == b'!' {
+            i = if bytes[i..].starts_with(b"!--") {
+                find(bytes, i + 3, b"-->").map_or(n, |p| p + 3)
+            } else if bytes[i..].starts_with(b"![CDATA[") && foreign > 0 {
+                find(bytes, i + 8, b"]]>").map_or(n, |p| p + 3)
+            } else {
+                find(bytes, i, b">").map_or(n, |p| p + 1)
+            };
+            continue;
+        }
+        if c == b'?' {
+            i = find(bytes, i, b">").map_or(n, |p| p + 1);
+            continue;
+        }
+        let is_end = c == b'/';
+        let name_start = if is_end { i + 1 } else { i };
+        if name_start >= n || !bytes[name_start].is_ascii_alphabetic() {
+            continue; // not a tag: a literal '<'
+        }
+        let mut j = name_start;
+        while j < n && !bytes[j].is_ascii_whitespace() && bytes[j] != b'/' && bytes[j] != b'>' {
+            j += 1;
+        }
+        let name = html[name_start..j].to_ascii_lowercase();
+        let (tag_end, self_closing) = scan_tag_end(bytes, j);
+        i = tag_end;
+        if is_end {
+            let lowest = stack.len().saturating_sub(END_TAG_SEARCH);
+            if let Some(pos) = (lowest..stack.len()).rev().find(|&k| stack[k].name == name) {
+                let matched_kept = stack[pos].kept;
+                for open in stack.drain(pos..) {
+                    if open.kept {
+                        kept_depth -= 1;
+                    }
+                    if open.name == "svg" || open.name == "math" {
+                        foreign = foreign.saturating_sub(1);
+                    }
+                }
+                if !matched_kept {
+                    drops.push((lt, tag_end));
+                }
+            }
+            continue;
+        }
+        if name == "plaintext" {
+            break;
+        }
+        if RAW_TEXT.contains(&name.as_str()) {
+            // Skip to the matching end tag; its content is text.
+            let close = format!("</{name}");
+            i = find_ci(bytes, tag_end, close.as_bytes()).unwrap_or(n);
+            continue;
+        }
+        if VOID.contains(&name.as_str()) || (self_closing && foreign > 0) {
+            continue;
+        }
+        while let Some(top) = stack.last() {
+            if implicitly_closed_by(&top.name, &name) {
+                if top.kept {
+                    kept_depth -= 1;
+                }
+                stack.pop();
+            } else {
+                break;
+            }
+        }
+        let kept = kept_depth < max_depth;
+        if kept {
+            kept_depth += 1;
+        } else {
+            drops.push((lt, tag_end));
+        }
+        if name == "svg" || name == "math" {
+            foreign += 1;
+        }
+        stack.push(Open { name, kept });
+    }
+    if drops.is_empty() {
+        return Cow::Borrowed(html);
+    }
+    let mut out = String::with_capacity(html.len());
+    let mut last = 0;
+    for (s, e) in drops {
+        out.push_str(&html[last..s]);
+        last = e;
+    }
+    out.push_str(&html[last..]);
+    Cow::Owned(out)
+}
+
+/// From just after a tag name, find the end of the tag (after `>`), honouring
+/// quoted attribute values. Also reports a `/>` ending.
+fn scan_tag_end(bytes: &[u8], mut i: usize) -> (usize, bool) {
+    let n = bytes.len();
+    let mut after_eq = false;
+    while i < n {
+        match bytes[i] {
+            b'>' => return (i + 1, i > 0 && bytes[i - 1] == b'/'),
+            b'=' => after_eq = true,
+            b'"' | b'\'' if after_eq => {
+                let q = bytes[i];
+                i = bytes[i + 1..].iter().position(|&b| b == q).map_or(n, |p| i + 1 + p);
+                after_eq = false;
+            }
+            b if b.is_ascii_whitespace() => {}
+            _ => after_eq = false,
+        }
+        i += 1;
+    }
+    (n, false)
+}
+
+fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    if from >= hay.len() {
+        return None;
+    }
+    hay[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+}
+
+fn find_ci(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    if from >= hay.len() {
+        return None;
+    }
+    hay[from..].windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle)).map(|p| p + from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shallow_documents_are_untouched() {
+        let doc = "<html><body><div><p>a<p>b<ul><li>x<li>y</ul></div><script>if (a<b) {}</script></body></html>";
+        assert!(matches!(flatten_deep_nesting(doc), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn deep_nesting_is_capped_and_text_kept() {
+        let doc = format!("{}x{}", "<div>".repeat(20), "</div>".repeat(20));
+        let out = flatten_with_limit(&doc, 5);
+        assert_eq!(out, format!("{}x{}", "<div>".repeat(5), "</div>".repeat(5)));
+    }
+
+    #[test]
+    fn unclosed_paragraphs_and_items_do_not_count_as_depth() {
+        let doc = "<p>a".repeat(100) + &"<li>b".repeat(100) + &"<tr><td>c".repeat(100);
+        assert!(matches!(flatten_with_limit(&doc, 10), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn quoted_gt_and_comments_are_skipped() {
+        let doc = "<div title=\"a>b\"><!-- <div><div><div> --><span>x</span></div>";
+        assert!(matches!(flatten_with_limit(doc, 2), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn truncated_input_does_not_panic() {
+        for s in ["<", "<d", "<div", "<div a=\"", "</", "<!--", "<!", "<?", "<script>", "<svg><p/", "<![CDATA["] {
+            let _ = flatten_with_limit(s, 1);
+        }
+    }
+}

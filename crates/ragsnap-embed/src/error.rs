@@ -1,0 +1,89 @@
+use std::path::PathBuf;
+
+/// Result alias for this crate.
+pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while loading or running an embedding model.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// A runtime piece (model, tokenizer, descriptor, ONNX Runtime library) is not where it should be.
+    #[error("{what} not found at {path}: run `make setup` (or point {hint} at it)")]
+    Missing {
+        /// Which piece.
+        what: &'static str,
+        /// Where it was looked for.
+        path: PathBuf,
+        /// Flag, config key or environment variable that overrides the location.
+        hint: &'static str,
+    },
+    /// A model file does not match the checksum its descriptor pins.
+    #[error("{path}: blake3 is {found}, but the model descriptor expects {expected}; refusing to load it")]
+    ChecksumMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Pinned digest.
+        expected: String,
+        /// Digest of the file on disk.
+        found: String,
+    },
+    /// The model descriptor could not be read or parsed.
+    #[error("model descriptor {path}: {message}")]
+    Descriptor {
+        /// The descriptor file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// ONNX Runtime could not be loaded or is too old.
+    #[error("ONNX Runtime library {path}: {message}")]
+    Runtime {
+        /// The library file.
+        path: PathBuf,
+        /// Loader message.
+        message: String,
+    },
+    /// The model's inputs or outputs are not what the descriptor declares.
+    #[error("model {path} does not match its descriptor: {message}")]
+    ModelShape {
+        /// The model file.
+        path: PathBuf,
+        /// What differs.
+        message: String,
+    },
+    /// The tokenizer failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// ONNX Runtime failed while running the model.
+    #[error("inference: {0}")]
+    Inference(String),
+    /// The vectors stored with a snapshot were made by another model identity.
+    #[error("embedding version mismatch: the index was built with {index} but the embedder is {embedder}")]
+    EmbeddingVersionMismatch {
+        /// Fingerprint id recorded in the snapshot.
+        index: String,
+        /// Fingerprint id of the embedder at hand.
+        embedder: String,
+    },
+    /// The same model identity no longer reproduces the snapshot's canary vectors.
+    #[error(
+        "embedding drift: canary {canary:?} has cosine {cosine:.6} to its stored vector (minimum {min:.4}); \
+         the runtime or a library changed the vectors even though the model files are identical"
+    )]
+    EmbeddingDrift {
+        /// Text of the worst canary.
+        canary: String,
+        /// Its cosine to the stored vector.
+        cosine: f32,
+        /// The threshold.
+        min: f32,
+    },
+    /// The embedding cache failed.
+    #[error("embedding cache {path}: {message}")]
+    Cache {
+        /// Cache database.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+}

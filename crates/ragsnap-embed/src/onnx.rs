@@ -1,0 +1,354 @@
+use crate::{Embedder, EmbedError, ModelDescriptor, Result, Runtime};
+use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
+use ort::value::{Tensor, TensorElementType, ValueType};
+use ragsnap_core::{blake3_hex, EmbeddingFingerprint};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
+
+/// How to run the model.
+#[derive(Clone, Debug)]
+pub struct OnnxOptions {
+    /// Intra-op threads; 0 means all cores.
+    pub intra_threads: usize,
+    /// Texts per `session.run`.
+    pub batch_size: usize,
+    /// ONNX Runtime graph optimisation level, 0 (off) to 3 (all).
+    pub optimization_level: u8,
+}
+
+impl Default for OnnxOptions {
+    fn default() -> Self {
+        OnnxOptions { intra_threads: 0, batch_size: 32, optimization_level: 3 }
+    }
+}
+
+/// Counters an embedder keeps over its life; read them with [`OnnxEmbedder::stats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EmbedStats {
+    /// Calls to `session.run`.
+    pub model_calls: u64,
+    /// Texts embedded.
+    pub texts: u64,
+    /// Real tokens fed to the model (attention mask ones).
+    pub tokens: u64,
+    /// Padding tokens fed to the model.
+    pub padding_tokens: u64,
+    /// Texts cut at the model's maximum length.
+    pub truncated: u64,
+    /// Nanoseconds spent inside `session.run`.
+    pub run_nanos: u64,
+    /// Nanoseconds spent in `embed` in all.
+    pub total_nanos: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    model_calls: AtomicU64,
+    texts: AtomicU64,
+    tokens: AtomicU64,
+    padding_tokens: AtomicU64,
+    truncated: AtomicU64,
+    run_nanos: AtomicU64,
+    total_nanos: AtomicU64,
+}
+
+/// The process-wide ONNX Runtime environment and the library it was loaded from.
+static ENVIRONMENT: OnceLock<std::result::Result<(PathBuf, ort::environment::Environment, String), String>> = OnceLock::new();
+
+fn environment(lib: &Path) -> Result<(&'static ort::environment::Environment, &'static str)> {
+    let canonical = lib.canonicalize().unwrap_or_else(|_| lib.to_path_buf());
+    let entry = ENVIRONMENT.get_or_init(|| {
+        let builder = ort::init_from(&canonical).map_err(|e| e.to_string())?;
+        let env = builder.with_name("ragsnap").build().map_err(|e| e.to_string())?;
+        let version = runtime_version(&canonical);
+        Ok((canonical.clone(), env, version))
+    });
+    match entry {
+        Ok((loaded, env, version)) => {
+            if *loaded != canonical {
+                return Err(EmbedError::Runtime {
+                    path: canonical,
+                    message: format!("this process already loaded ONNX Runtime from {}; one runtime per process", loaded.display()),
+                });
+            }
+            Ok((env, version.as_str()))
+        }
+        Err(message) => Err(EmbedError::Runtime { path: canonical, message: message.clone() }),
+    }
+}
+
+/// The runtime's version: from its build-info string (`git-branch=rel-1.31.1`), else from the
+/// library's file name (`libonnxruntime.so.1.31.1`).
+fn runtime_version(lib: &Path) -> String {
+    let info = ort::info();
+    if let Some(pos) = info.find("rel-") {
+        let v: String = info[pos + 4..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        if v.split('.').count() == 3 {
+            return v;
+        }
+    }
+    let name = lib.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match name.split_once(".so.") {
+        Some((_, v)) if !v.is_empty() => v.to_string(),
+        _ => format!("unknown ({})", info.chars().take(60).collect::<String>()),
+    }
+}
+
+/// An embedder running a pinned ONNX model with ONNX Runtime.
+pub struct OnnxEmbedder {
+    descriptor: ModelDescriptor,
+    fingerprint: EmbeddingFingerprint,
+    tokenizer: Tokenizer,
+    session: Mutex<Session>,
+    options: OnnxOptions,
+    counters: Counters,
+}
+
+impl OnnxEmbedder {
+    /// Load the model that `runtime` points at.
+    pub fn load(runtime: &Runtime, options: OnnxOptions) -> Result<Self> {
+        let dir = &runtime.model_dir;
+        let descriptor = ModelDescriptor::load(dir)?;
+        let model_path = descriptor.model_path(dir);
+        let tok_path = descriptor.tokenizer_path(dir);
+        let model_bytes = read_piece(&model_path, "model file")?;
+        let tok_bytes = read_piece(&tok_path, "tokenizer file")?;
+        let model_blake3 = blake3_hex(&model_bytes);
+        let tokenizer_blake3 = blake3_hex(&tok_bytes);
+        check_pin(&model_path, &descriptor.expected.model_blake3, &model_blake3)?;
+        check_pin(&tok_path, &descriptor.expected.tokenizer_blake3, &tokenizer_blake3)?;
+
+        let mut tokenizer = Tokenizer::from_bytes(&tok_bytes).map_err(|e| EmbedError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: descriptor.max_tokens, ..Default::default() }))
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        tokenizer.with_padding(None);
+
+        let (env, runtime_version) = environment(&runtime.ort_lib)?;
+        let threads = if options.intra_threads == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            options.intra_threads
+        };
+        let level = match options.optimization_level {
+            0 => GraphOptimizationLevel::Disable,
+            1 => GraphOptimizationLevel::Level1,
+            2 => GraphOptimizationLevel::Level2,
+            _ => GraphOptimizationLevel::All,
+        };
+        let ort_err = |e: ort::Error| EmbedError::Runtime { path: runtime.ort_lib.clone(), message: e.to_string() };
+        let session = Session::builder(env)
+            .map_err(ort_err)?
+            .with_optimization_level(level)
+            .map_err(|e| ort_err(e.into()))?
+            .with_intra_threads(threads)
+            .map_err(|e| ort_err(e.into()))?
+            .commit_from_memory(&model_bytes)
+            .map_err(|e| EmbedError::ModelShape { path: model_path.clone(), message: e.to_string() })?;
+        check_io(&session, &descriptor, &model_path)?;
+
+        let fingerprint = EmbeddingFingerprint {
+            model_name: descriptor.name.clone(),
+            model_blake3,
+            tokenizer_blake3,
+            pooling: descriptor.pooling.clone(),
+            normalize: descriptor.normalize,
+            max_tokens: descriptor.max_tokens,
+            dims: descriptor.dims,
+            inputs: descriptor.inputs.clone(),
+            output: descriptor.output.clone(),
+            runtime_version: runtime_version.to_string(),
+        };
+        Ok(OnnxEmbedder { descriptor, fingerprint, tokenizer, session: Mutex::new(session), options, counters: Counters::default() })
+    }
+
+    /// The model's descriptor.
+    pub fn descriptor(&self) -> &ModelDescriptor {
+        &self.descriptor
+    }
+
+    /// Counters since the embedder was loaded.
+    pub fn stats(&self) -> EmbedStats {
+        let c = &self.counters;
+        EmbedStats {
+            model_calls: c.model_calls.load(Ordering::Relaxed),
+            texts: c.texts.load(Ordering::Relaxed),
+            tokens: c.tokens.load(Ordering::Relaxed),
+            padding_tokens: c.padding_tokens.load(Ordering::Relaxed),
+            truncated: c.truncated.load(Ordering::Relaxed),
+            run_nanos: c.run_nanos.load(Ordering::Relaxed),
+            total_nanos: c.total_nanos.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Embed with an explicit choice of batching: `bucketed = false` keeps the caller's order
+    /// inside batches (for measuring what bucketing buys).
+    pub fn embed_with(&self, texts: &[&str], bucketed: bool) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let truncated = encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count();
+        if truncated > 0 {
+            tracing::warn!(truncated, max_tokens = self.descriptor.max_tokens, "inputs truncated at the model's maximum length");
+        }
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        if bucketed {
+            // Sort by length (stable, so equal lengths keep the caller's order), then cut batches.
+            order.sort_by_key(|&i| encodings[i].len());
+        }
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(self.options.batch_size.max(1)) {
+            let refs: Vec<&Encoding> = batch.iter().map(|&i| &encodings[i]).collect();
+            let vectors = self.run_batch(&refs)?;
+            for (&i, v) in batch.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        let c = &self.counters;
+        c.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
+        c.truncated.fetch_add(truncated as u64, Ordering::Relaxed);
+        c.total_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    fn run_batch(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>> {
+        let rows = batch.len();
+        let seq = batch.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
+        let mut ids = vec![0i64; rows * seq];
+        let mut mask = vec![0i64; rows * seq];
+        let mut types = vec![0i64; rows * seq];
+        let mut real = 0u64;
+        for (r, e) in batch.iter().enumerate() {
+            for (j, ((&id, &m), &t)) in e.get_ids().iter().zip(e.get_attention_mask()).zip(e.get_type_ids()).enumerate() {
+                ids[r * seq + j] = i64::from(id);
+                mask[r * seq + j] = i64::from(m);
+                types[r * seq + j] = i64::from(t);
+                real += u64::from(m);
+            }
+        }
+        let tensor = |v: Vec<i64>| -> Result<SessionInputValue<'static>> {
+            Tensor::from_array(([rows, seq], v)).map(Into::into).map_err(|e| EmbedError::Inference(e.to_string()))
+        };
+        let mut inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)> = Vec::with_capacity(3);
+        for name in &self.descriptor.inputs {
+            let value = match name.as_str() {
+                "input_ids" => tensor(ids.clone())?,
+                "attention_mask" => tensor(mask.clone())?,
+                "token_type_ids" => tensor(types.clone())?,
+                other => return Err(EmbedError::Inference(format!("no way to feed model input {other:?}"))),
+            };
+            inputs.push((Cow::Owned(name.clone()), value));
+        }
+        let dims = self.descriptor.dims;
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let t0 = Instant::now();
+        let outputs = session.run(inputs).map_err(|e| EmbedError::Inference(e.to_string()))?;
+        let run_nanos = t0.elapsed().as_nanos() as u64;
+        let (shape, data) = outputs[self.descriptor.output.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| EmbedError::Inference(e.to_string()))?;
+        if shape.len() != 3 || shape[0] as usize != rows || shape[1] as usize != seq || shape[2] as usize != dims {
+            return Err(EmbedError::Inference(format!("output shape {:?}, expected [{rows}, {seq}, {dims}]", &shape[..])));
+        }
+        let mut vectors = Vec::with_capacity(rows);
+        for r in 0..rows {
+            let mut acc = vec![0f32; dims];
+            let mut n = 0f32;
+            for j in 0..seq {
+                if mask[r * seq + j] == 0 {
+                    continue;
+                }
+                n += 1.0;
+                let h = &data[(r * seq + j) * dims..(r * seq + j + 1) * dims];
+                for (a, x) in acc.iter_mut().zip(h) {
+                    *a += x;
+                }
+            }
+            let n = n.max(1.0);
+            acc.iter_mut().for_each(|a| *a /= n);
+            if self.descriptor.normalize {
+                let norm = acc.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                acc.iter_mut().for_each(|a| *a /= norm);
+            }
+            vectors.push(acc);
+        }
+        drop(outputs);
+        drop(session);
+        let c = &self.counters;
+        c.model_calls.fetch_add(1, Ordering::Relaxed);
+        c.run_nanos.fetch_add(run_nanos, Ordering::Relaxed);
+        c.tokens.fetch_add(real, Ordering::Relaxed);
+        c.padding_tokens.fetch_add((rows * seq) as u64 - real, Ordering::Relaxed);
+        Ok(vectors)
+    }
+}
+
+impl Embedder for OnnxEmbedder {
+    fn fingerprint(&self) -> &EmbeddingFingerprint {
+        &self.fingerprint
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_with(texts, true)
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        match self.tokenizer.encode(text, true) {
+            Ok(e) => e.len() + e.get_overflowing().iter().map(|o| o.len()).sum::<usize>(),
+            Err(_) => usize::MAX,
+        }
+    }
+}
+
+fn read_piece(path: &Path, what: &'static str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            EmbedError::Missing { what, path: path.to_path_buf(), hint: "RAGSNAP_MODEL_DIR" }
+        } else {
+            EmbedError::Descriptor { path: path.to_path_buf(), message: e.to_string() }
+        }
+    })
+}
+
+fn check_pin(path: &Path, expected: &str, found: &str) -> Result<()> {
+    if !expected.is_empty() && expected != found {
+        return Err(EmbedError::ChecksumMismatch { path: path.to_path_buf(), expected: expected.to_string(), found: found.to_string() });
+    }
+    Ok(())
+}
+
+fn check_io(session: &Session, d: &ModelDescriptor, path: &Path) -> Result<()> {
+    let mut declared: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
+    let mut wanted: Vec<&str> = d.inputs.iter().map(String::as_str).collect();
+    declared.sort_unstable();
+    wanted.sort_unstable();
+    if declared != wanted {
+        return Err(EmbedError::ModelShape {
+            path: path.to_path_buf(),
+            message: format!("model inputs are {declared:?}, descriptor says {wanted:?}"),
+        });
+    }
+    let Some(out) = session.outputs().iter().find(|o| o.name() == d.output) else {
+        let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        return Err(EmbedError::ModelShape { path: path.to_path_buf(), message: format!("no output {:?} (model has {names:?})", d.output) });
+    };
+    if let ValueType::Tensor { ty, shape, .. } = out.dtype() {
+        let last = shape.last().copied().unwrap_or(-1);
+        if *ty != TensorElementType::Float32 || shape.len() != 3 || (last >= 0 && last as usize != d.dims) {
+            return Err(EmbedError::ModelShape {
+                path: path.to_path_buf(),
+                message: format!("output {:?} is {ty:?} {:?}, descriptor wants f32 [batch, seq, {}]", d.output, &shape[..], d.dims),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+use crate::{exact_search, HnswIndex, HnswParams, Index, IndexError, Result, VectorSet};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Which search structure a snapshot uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexKind {
+    /// Brute force.
+    Exact,
+    /// HNSW graph.
+    Hnsw,
+}
+
+/// How to tune an index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TuneConfig {
+    /// Query vectors sampled from the set itself.
+    pub sample: usize,
+    /// `k` of recall@k.
+    pub k: usize,
+    /// Recall the chosen parameters must reach.
+    pub target_recall: f64,
+    /// Below this many vectors exact search is used (and recorded as such).
+    pub exact_below: usize,
+    /// Construction parameters to try, in order, until the target is met.
+    pub ladder: Vec<HnswParams>,
+    /// `ef_search` values to try for each graph, ascending.
+    pub ef_candidates: Vec<usize>,
+    /// Seed of the query sample.
+    pub seed: u64,
+}
+
+impl Default for TuneConfig {
+    fn default() -> Self {
+        TuneConfig {
+            sample: 500,
+            k: 10,
+            target_recall: 0.98,
+            exact_below: 2000,
+            ladder: vec![
+                HnswParams { m: 16, ef_construction: 200 },
+                HnswParams { m: 24, ef_construction: 300 },
+                HnswParams { m: 32, ef_construction: 400 },
+                HnswParams { m: 48, ef_construction: 600 },
+            ],
+            ef_candidates: vec![16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024],
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// What tuning chose and measured; goes into the snapshot manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TuneReport {
+    /// Exact or HNSW.
+    pub kind: IndexKind,
+    /// Construction parameters (HNSW only).
+    pub params: Option<HnswParams>,
+    /// Chosen `ef_search` (HNSW only; 0 for exact).
+    pub ef_search: usize,
+    /// Measured recall@k of the chosen configuration (1.0 for exact).
+    pub recall: f64,
+    /// Target it was tuned to.
+    pub target_recall: f64,
+    /// Number of sample queries.
+    pub sample: usize,
+    /// `k` of recall@k.
+    pub k: usize,
+    /// Every attempt: (M, ef_construction, ef_search, recall).
+    pub attempts: Vec<(usize, usize, usize, f64)>,
+    /// Quantiles 0%, 5%, …, 100% of each sample query's best score against *another* vector:
+    /// the score distribution a calibrated floor is expressed against.
+    pub top1_quantiles: Vec<f32>,
+}
+
+fn sample_rows(n: usize, want: usize, seed: u64) -> Vec<usize> {
+    let mut rows: Vec<usize> = (0..n).collect();
+    let mut s = seed | 1;
+    for i in (1..rows.len()).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        rows.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    rows.truncate(want.min(n));
+    rows.sort_unstable();
+    rows
+}
+
+fn quantiles(mut v: Vec<f32>) -> Vec<f32> {
+    if v.is_empty() {
+        return Vec::new();
+    }
+    v.sort_by(f32::total_cmp);
+    (0..=20).map(|i| v[((v.len() - 1) * i) / 20]).collect()
+}
+
+/// Build the index for `set` and tune it to `cfg.target_recall`.
+///
+/// Small sets get exact search. Otherwise each graph on the ladder is built in turn and the
+/// smallest `ef_search` reaching the target is chosen; if none does, the result is
+/// [`IndexError::RecallNotReached`] with the best recall seen.
+pub fn tune(set: Arc<VectorSet>, cfg: &TuneConfig) -> Result<(Index, TuneReport)> {
+    let k = cfg.k.max(1);
+    let rows = sample_rows(set.len(), cfg.sample, cfg.seed);
+    let truth: Vec<Vec<(u32, f32)>> = rows.par_iter().map(|&r| exact_search(&set, set.get(r), k.max(2))).collect();
+    let top1: Vec<f32> = rows
+        .iter()
+        .zip(&truth)
+        .filter_map(|(&r, t)| t.iter().find(|(id, _)| *id as usize != r).map(|h| h.1))
+        .collect();
+    let top1_quantiles = quantiles(top1);
+    let mut report = TuneReport {
+        kind: IndexKind::Exact,
+        params: None,
+        ef_search: 0,
+        recall: 1.0,
+        target_recall: cfg.target_recall,
+        sample: rows.len(),
+        k,
+        attempts: Vec::new(),
+        top1_quantiles,
+    };
+    if set.len() < cfg.exact_below {
+        return Ok((Index::Exact(set), report));
+    }
+    let truth_sets: Vec<HashSet<u32>> = truth.iter().map(|t| t.iter().take(k).map(|h| h.0).collect()).collect();
+    let mut best: Option<(f64, HnswParams, usize)> = None;
+    for params in &cfg.ladder {
+        let graph = HnswIndex::build(&set, *params)?;
+        for &ef in cfg.ef_candidates.iter().filter(|&&ef| ef >= k) {
+            let hits: usize = rows
+                .par_iter()
+                .zip(&truth_sets)
+                .map(|(&r, t)| graph.search(set.get(r), k, ef).iter().filter(|h| t.contains(&h.0)).count())
+                .sum();
+            let recall = hits as f64 / (rows.len() * k).max(1) as f64;
+            report.attempts.push((params.m, params.ef_construction, ef, recall));
+            if best.is_none_or(|(b, _, _)| recall > b) {
+                best = Some((recall, *params, ef));
+            }
+            if recall >= cfg.target_recall {
+                report.kind = IndexKind::Hnsw;
+                report.params = Some(*params);
+                report.ef_search = ef;
+                report.recall = recall;
+                return Ok((Index::Hnsw(graph), report));
+            }
+        }
+    }
+    let (best, p, ef) = best.unwrap_or((0.0, HnswParams { m: 0, ef_construction: 0 }, 0));
+    Err(IndexError::RecallNotReached {
+        target: cfg.target_recall,
+        best,
+        k,
+        m: p.m,
+        ef_construction: p.ef_construction,
+        ef_search: ef,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clustered(n: usize, dims: usize) -> VectorSet {
+        let mut s = 99u64;
+        let mut rnd = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        let centers: Vec<Vec<f32>> = (0..20).map(|_| (0..dims).map(|_| rnd()).collect()).collect();
+        let mut data = Vec::new();
+        for i in 0..n {
+            let c = &centers[i % centers.len()];
+            let mut v: Vec<f32> = c.iter().map(|x| x + 0.3 * rnd()).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter_mut().for_each(|x| *x /= norm);
+            data.extend(v);
+        }
+        VectorSet::new(dims, data).unwrap()
+    }
+
+    #[test]
+    fn small_sets_use_exact_search() {
+        let set = Arc::new(clustered(300, 16));
+        let (idx, rep) = tune(set, &TuneConfig::default()).unwrap();
+        assert_eq!(idx.kind(), IndexKind::Exact);
+        assert_eq!(rep.recall, 1.0);
+        assert_eq!(rep.top1_quantiles.len(), 21);
+    }
+
+    #[test]
+    fn hnsw_reaches_the_target_and_reports_what_it_measured() {
+        let set = Arc::new(clustered(3000, 24));
+        let cfg = TuneConfig { exact_below: 100, sample: 200, ..TuneConfig::default() };
+        let (idx, rep) = tune(set.clone(), &cfg).unwrap();
+        assert_eq!(idx.kind(), IndexKind::Hnsw);
+        assert!(rep.recall >= 0.98, "{rep:?}");
+        // Re-measure independently on other queries.
+        let mut hit = 0;
+        for q in (0..3000).step_by(37) {
+            let truth: HashSet<u32> = exact_search(&set, set.get(q), 10).iter().map(|h| h.0).collect();
+            hit += idx.search(set.get(q), 10, rep.ef_search).iter().filter(|h| truth.contains(&h.0)).count();
+        }
+        let recall = hit as f64 / (82.0 * 10.0);
+        assert!(recall >= 0.95, "independent recall {recall}");
+    }
+
+    #[test]
+    fn unreachable_target_fails_with_the_best_recall() {
+        let set = Arc::new(clustered(2500, 24));
+        let cfg = TuneConfig {
+            exact_below: 10,
+            sample: 100,
+            target_recall: 1.01,
+            ladder: vec![HnswParams { m: 4, ef_construction: 16 }],
+            ef_candidates: vec![10, 16],
+            ..TuneConfig::default()
+        };
+        match tune(set, &cfg) {
+            Err(IndexError::RecallNotReached { best, .. }) => assert!(best > 0.0 && best <= 1.0),
+            other => panic!("expected RecallNotReached, got {:?}", other.map(|r| r.1)),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+use std::path::PathBuf;
+
+/// Result alias for this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong with a store, a snapshot or the catalog.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer holds the store.
+    #[error("store {path} is locked by pid {pid}")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Pid written by the holder (0 when unreadable).
+        pid: u32,
+    },
+    /// An I/O error on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file's content does not match its recorded digest.
+    #[error("{path}: checksum mismatch: expected blake3 {expected}, found {found}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Recorded digest.
+        expected: String,
+        /// Digest of what is on disk.
+        found: String,
+    },
+    /// A file is malformed (bad magic, wrong size, truncated, unparsable).
+    #[error("{path}: {message}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A manifest that must not be trusted: traversal paths, unknown feature flags, bad sizes.
+    #[error("{path}: manifest refused: {message}")]
+    ManifestRefused {
+        /// The manifest.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The snapshot's format version is outside what this build reads.
+    #[error("{path}: format version {found} is not readable by this build (reads {oldest}..={current})")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// Oldest readable.
+        oldest: u32,
+        /// Current.
+        current: u32,
+    },
+    /// No such snapshot in the catalog.
+    #[error("no snapshot {0:?} in the catalog")]
+    UnknownSnapshot(String),
+    /// The store has no head yet.
+    #[error("the store has no head snapshot yet: run `ragsnap rebuild` first")]
+    NoHead,
+    /// The catalog database failed.
+    #[error("catalog {path}: {message}")]
+    Catalog {
+        /// The database file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// An operation was refused (with the reason).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn malformed(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        StoreError::Malformed { path: path.into(), message: message.into() }
+    }
+}
