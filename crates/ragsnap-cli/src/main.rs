@@ -1,1 +1,543 @@
-fn main() {}
+//! `ragsnap`: build, query, verify and roll back RAG index snapshots.
+//!
+//! Exit codes: 0 ok · 1 error · 2 usage · 3 refused (no confident match, embedding mismatch or
+//! drift, a refused rollback) · 4 verification failed / corrupted snapshot · 5 store locked.
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, Parser, Subcommand};
+use ragsnap::config::SourceConfig;
+use ragsnap::store::StoreError;
+use ragsnap::{Answer, Config, Error, QueryOptions, Searcher, Snapshot, Store};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+const EXIT_ERROR: u8 = 1;
+const EXIT_REFUSED: u8 = 3;
+const EXIT_VERIFY: u8 = 4;
+const EXIT_LOCKED: u8 = 5;
+
+#[derive(Parser, Debug)]
+#[command(name = "ragsnap", version, about = "Keep RAG indices honest: sanitize, chunk, embed with a pinned model, snapshot, query.",
+    after_help = "Examples:\n  ragsnap rebuild --source docs/\n  ragsnap query \"how do I configure retries?\" -k 3\n  ragsnap snapshots --json\n  ragsnap rollback --reason \"bad crawl\"\n  ragsnap verify --all\n\nExit codes: 0 ok, 1 error, 2 usage, 3 refused / no confident match, 4 verification failed, 5 store locked.")]
+struct Cli {
+    /// Store folder [env: RAGSNAP_STORE] [default: ./ragsnap-store]
+    #[arg(long, global = true)]
+    store: Option<PathBuf>,
+    /// Config file [default: ./ragsnap.toml when present]
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// ONNX Runtime library [env: RAGSNAP_ORT_LIB]
+    #[arg(long, global = true)]
+    ort_lib: Option<PathBuf>,
+    /// Model folder holding model.toml [env: RAGSNAP_MODEL_DIR]
+    #[arg(long, global = true)]
+    model_dir: Option<PathBuf>,
+    /// Less output on stderr
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// More output on stderr (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build a new snapshot from the sources and promote it to head.
+    Rebuild {
+        /// Source folder (repeatable); overrides [[sources]] in the config.
+        #[arg(long)]
+        source: Vec<PathBuf>,
+        /// URL prefix for documents of --source.
+        #[arg(long)]
+        url_prefix: Option<String>,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a question from the head snapshot.
+    Query {
+        /// The question.
+        text: String,
+        /// Hits wanted.
+        #[arg(short, long)]
+        k: Option<usize>,
+        /// Similarity floor (cosine).
+        #[arg(long)]
+        floor: Option<f32>,
+        /// Calibrated floor: percentile of the snapshot's top-1 score distribution.
+        #[arg(long)]
+        floor_percentile: Option<f32>,
+        /// HNSW ef_search (default: the tuned value).
+        #[arg(long)]
+        ef: Option<usize>,
+        /// Query this snapshot instead of head.
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List snapshots.
+    Snapshots {
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one snapshot's manifest (head by default).
+    Show {
+        /// Snapshot id.
+        id: Option<String>,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move head back to an earlier snapshot (verified first; never deletes).
+    Rollback {
+        /// Target snapshot.
+        #[arg(long, conflicts_with = "steps")]
+        to: Option<String>,
+        /// Go this many heads back in the history.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Why (recorded in the history).
+        #[arg(long, default_value = "operator rollback")]
+        reason: String,
+        /// Allow a target built with another embedding model.
+        #[arg(long)]
+        allow_model_change: bool,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a snapshot head (a rejected one needs --force).
+    Promote {
+        /// Snapshot id.
+        id: String,
+        /// Promote a rejected build.
+        #[arg(long)]
+        force: bool,
+        /// Why.
+        #[arg(long, default_value = "operator promotion")]
+        reason: String,
+    },
+    /// Re-hash snapshot files against their manifest and the catalog.
+    Verify {
+        /// Snapshot id (default: head).
+        id: Option<String>,
+        /// Every snapshot.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove old snapshots (never head, pinned, or open by a reader).
+    Gc {
+        /// Keep this many newest ready snapshots.
+        #[arg(long, default_value_t = 5)]
+        keep: usize,
+        /// Keep snapshots younger than this (e.g. 7d, 12h, 30m).
+        #[arg(long)]
+        older_than: Option<String>,
+        /// Say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Embedding cache maintenance.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+    /// Show what would be indexed: sanitized Markdown or chunks of the given files.
+    Chunk {
+        /// Files to show.
+        paths: Vec<PathBuf>,
+        /// Print the sanitized Markdown instead of chunks.
+        #[arg(long)]
+        markdown: bool,
+        /// Count tokens with the real tokenizer (needs `make setup`).
+        #[arg(long)]
+        model_tokens: bool,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print shell completions.
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheAction {
+    /// Vectors per fingerprint.
+    Stats {
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete vectors of every fingerprint not listed.
+    Prune {
+        /// Fingerprint ids to keep.
+        #[arg(long, num_args = 0..)]
+        keep_fingerprints: Vec<String>,
+    },
+}
+
+/// An outcome that is not an error but still has its own exit code.
+struct Exit(u8);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAGSNAP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    match run(cli) {
+        Ok(Exit(code)) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("ragsnap: error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(err) = cause.downcast_ref::<Error>() {
+            return match err {
+                Error::EmbeddingVersionMismatch { .. } | Error::EmbeddingDrift { .. } => EXIT_REFUSED,
+                Error::Store(s) => store_code(s),
+                _ => EXIT_ERROR,
+            };
+        }
+        if let Some(s) = cause.downcast_ref::<StoreError>() {
+            return store_code(s);
+        }
+    }
+    EXIT_ERROR
+}
+
+fn store_code(s: &StoreError) -> u8 {
+    match s {
+        StoreError::Locked { .. } => EXIT_LOCKED,
+        StoreError::Corrupt { .. } | StoreError::Malformed { .. } | StoreError::ManifestRefused { .. } => EXIT_VERIFY,
+        StoreError::Refused(_) => EXIT_REFUSED,
+        _ => EXIT_ERROR,
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<Exit> {
+    let mut config = Config::discover(cli.config.as_deref())?;
+    // Flags win over the environment, which wins over the file.
+    config.runtime.ort_lib = cli.ort_lib.clone().or_else(|| env_path("RAGSNAP_ORT_LIB")).or(config.runtime.ort_lib);
+    config.runtime.model_dir = cli.model_dir.clone().or_else(|| env_path("RAGSNAP_MODEL_DIR")).or(config.runtime.model_dir);
+    let store_path = config.store_path(cli.store.as_deref());
+    match cli.command {
+        Command::Rebuild { source, url_prefix, json } => {
+            let sources: Vec<SourceConfig> = source.into_iter().map(|dir| SourceConfig { dir, url_prefix: url_prefix.clone(), name: None }).collect();
+            let embedder = ragsnap::open_embedder(&config.runtime)?;
+            let report = ragsnap::rebuild(&store_path, &config, &sources, embedder.as_ref())?;
+            if json {
+                print_json(&report)?;
+            }
+            if !cli.quiet {
+                eprintln!(
+                    "ragsnap: snapshot {} promoted: {} documents, {} chunks ({} embedded, {} from cache), {} failed, {} skipped; index {} (recall {:.3}); {:.1}s",
+                    report.snapshot_id,
+                    report.documents_indexed,
+                    report.chunks,
+                    report.cache_misses,
+                    report.cache_hits,
+                    report.failed.len(),
+                    report.skipped.len(),
+                    report.index_kind,
+                    report.recall,
+                    report.timings.get("total").copied().unwrap_or_default()
+                );
+                for f in &report.failed {
+                    eprintln!("ragsnap:   failed {}: {}", f.path, f.error);
+                }
+            }
+            Ok(Exit(0))
+        }
+        Command::Query { text, k, floor, floor_percentile, ef, snapshot, json } => {
+            let store = Store::open_reader(&store_path)?;
+            let id = match snapshot {
+                Some(id) => id,
+                None => store.head()?.id,
+            };
+            let snap = Arc::new(Snapshot::open(&store, &id)?);
+            let embedder = ragsnap::open_embedder(&config.runtime)?;
+            let searcher = Searcher::new(snap, embedder)?;
+            let opts = QueryOptions {
+                k: k.unwrap_or(config.query.k),
+                max_k: config.query.max_k,
+                floor: floor.or(config.query.floor),
+                floor_percentile,
+                ef,
+                max_per_source: config.query.max_per_source,
+            };
+            let result = searcher.query(&text, &opts)?;
+            if json {
+                print_json(&result)?;
+            } else {
+                match &result.answer {
+                    Answer::Hits { hits } => {
+                        println!("snapshot {}  floor {:.2}", result.snapshot_id, result.floor);
+                        for (i, h) in hits.iter().enumerate() {
+                            println!("{:>2}. {:.3}  {}  [{}]", i + 1, h.score, h.source_path, h.header_path.join(" > "));
+                            let body: String = h.text.lines().skip(2).collect::<Vec<_>>().join(" ");
+                            let short: String = body.chars().take(160).collect();
+                            println!("    {short}{}", if body.chars().count() > 160 { "…" } else { "" });
+                        }
+                    }
+                    Answer::NoConfidentMatch { best_score } => {
+                        println!(
+                            "no confident match in snapshot {} (best score {}, floor {:.2})",
+                            result.snapshot_id,
+                            best_score.map(|s| format!("{s:.3}")).unwrap_or_else(|| "none".into()),
+                            result.floor
+                        );
+                    }
+                }
+            }
+            Ok(Exit(if matches!(result.answer, Answer::NoConfidentMatch { .. }) { EXIT_REFUSED } else { 0 }))
+        }
+        Command::Snapshots { json } => {
+            let store = Store::open_reader(&store_path)?;
+            let list = store.catalog().list()?;
+            if json {
+                print_json(&list)?;
+            } else {
+                println!("{:<2} {:<26} {:<21} {:<9} {:>6} {:>7} {:<24} {:>7}", "", "ID", "CREATED", "STATUS", "DOCS", "CHUNKS", "FINGERPRINT", "RECALL");
+                for s in &list {
+                    println!(
+                        "{:<2} {:<26} {:<21} {:<9} {:>6} {:>7} {:<24} {:>7.3}",
+                        if s.is_head { "*" } else { "" },
+                        s.id,
+                        s.created_at,
+                        s.status,
+                        s.documents,
+                        s.chunks,
+                        s.fingerprint_id,
+                        s.recall
+                    );
+                }
+            }
+            Ok(Exit(0))
+        }
+        Command::Show { id, json } => {
+            let store = Store::open_reader(&store_path)?;
+            let id = match id {
+                Some(id) => id,
+                None => store.head()?.id,
+            };
+            let opened = store.open_snapshot(&id)?;
+            let mut m = opened.manifest.clone();
+            let canaries = m.canaries.len();
+            m.canaries.iter_mut().for_each(|c| c.vector.truncate(4));
+            if json {
+                print_json(&m)?;
+            } else {
+                println!("snapshot     {}", m.snapshot_id);
+                println!("parent       {}", m.parent_id.as_deref().unwrap_or("-"));
+                println!("created      {}", m.created_at);
+                println!("format       v{}  tool {}", m.format_version.0, m.tool_version);
+                println!("embedding    {}  (runtime {}, {} canaries)", m.fingerprint.id(), m.fingerprint.runtime_version, canaries);
+                println!("index        {} M={} ef_construction={} ef_search={} recall@{}={:.4} (target {:.2}, {} queries)", m.index.kind, m.index.m, m.index.ef_construction, m.index.ef_search, m.index.k, m.index.recall, m.index.target_recall, m.index.sample);
+                println!("counts       {} documents, {} chunks", m.counts.documents, m.counts.chunks);
+                println!("source       {}", m.source_digest);
+                for f in &m.files {
+                    println!("file         {:<20} {:<10} {:>10} B  {}", f.name, f.kind, f.size, &f.blake3[..16]);
+                }
+            }
+            Ok(Exit(0))
+        }
+        Command::Rollback { to, steps, reason, allow_model_change, json } => {
+            let mut store = Store::open_writer(&store_path)?;
+            let target = match to {
+                Some(t) => t,
+                None => store.previous_head(steps.unwrap_or(1))?,
+            };
+            let (from, to) = store.rollback(&target, &reason, allow_model_change)?;
+            if json {
+                print_json(&serde_json::json!({ "from": from, "to": to, "reason": reason }))?;
+            } else if !cli.quiet {
+                eprintln!("ragsnap: head moved from {from} to {to}");
+            }
+            Ok(Exit(0))
+        }
+        Command::Promote { id, force, reason } => {
+            let mut store = Store::open_writer(&store_path)?;
+            store.promote(&id, force, &reason)?;
+            if !cli.quiet {
+                eprintln!("ragsnap: {id} is head");
+            }
+            Ok(Exit(0))
+        }
+        Command::Verify { id, all, json } => {
+            let store = Store::open_reader(&store_path)?;
+            let ids: Vec<String> = if all {
+                store.catalog().list()?.into_iter().filter(|s| s.status != "collected").map(|s| s.id).collect()
+            } else {
+                vec![match id {
+                    Some(id) => id,
+                    None => store.head()?.id,
+                }]
+            };
+            let mut reports = Vec::new();
+            for id in &ids {
+                reports.push(store.verify(id)?);
+            }
+            let ok = reports.iter().all(|r| r.ok);
+            if json {
+                print_json(&reports)?;
+            } else {
+                for r in &reports {
+                    if r.ok {
+                        println!("ok      {}  ({} files, {} bytes)", r.snapshot_id, r.files, r.bytes);
+                    } else {
+                        println!("FAILED  {}", r.snapshot_id);
+                        for p in &r.problems {
+                            println!("        {}: {}", p.file, p.message);
+                        }
+                    }
+                }
+            }
+            Ok(Exit(if ok { 0 } else { EXIT_VERIFY }))
+        }
+        Command::Gc { keep, older_than, dry_run, json } => {
+            let age = older_than.as_deref().map(parse_duration).transpose()?;
+            let mut store = Store::open_writer(&store_path)?;
+            let rep = store.gc(keep, age, dry_run)?;
+            if json {
+                print_json(&rep)?;
+            } else {
+                for id in &rep.removed {
+                    println!("{} {id}", if dry_run { "would remove" } else { "removed" });
+                }
+                println!("{} snapshot(s), {} bytes{}", rep.removed.len(), rep.bytes_freed, if dry_run { " (dry run)" } else { "" });
+            }
+            Ok(Exit(0))
+        }
+        Command::Cache { action } => {
+            let path = store_path.join("cache").join("embeddings.sqlite");
+            if !path.exists() {
+                anyhow::bail!("no embedding cache at {}: run `ragsnap rebuild` first", path.display());
+            }
+            let cache = ragsnap::embed::EmbeddingCache::open(&path)?;
+            match action {
+                CacheAction::Stats { json } => {
+                    let stats = cache.stats()?;
+                    if json {
+                        print_json(&stats)?;
+                    } else {
+                        for s in &stats {
+                            println!("{:<28} {:>8} vectors {:>12} bytes", s.fingerprint, s.vectors, s.bytes);
+                        }
+                    }
+                }
+                CacheAction::Prune { keep_fingerprints } => {
+                    let n = cache.prune(&keep_fingerprints)?;
+                    println!("deleted {n} vectors");
+                }
+            }
+            Ok(Exit(0))
+        }
+        Command::Chunk { paths, markdown, model_tokens, json } => chunk_cmd(&config, &paths, markdown, model_tokens, json),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ragsnap", &mut std::io::stdout());
+            Ok(Exit(0))
+        }
+    }
+}
+
+fn chunk_cmd(config: &Config, paths: &[PathBuf], markdown: bool, model_tokens: bool, json: bool) -> Result<Exit> {
+    use ragsnap::chunk::{self, ChunkConfig, IngestLimits};
+    let embedder = if model_tokens { Some(ragsnap::open_embedder(&config.runtime)?) } else { None };
+    let count = |s: &str| match &embedder {
+        Some(e) => ragsnap::Embedder::count_tokens(e.as_ref(), s),
+        None => chunk::approx_token_count(s),
+    };
+    let limits = IngestLimits { max_bytes: config.ingest.max_bytes };
+    let ccfg = ChunkConfig { target_tokens: config.chunker.target_tokens, max_tokens: config.chunker.max_tokens, min_tokens: config.chunker.min_tokens };
+    let mut all = Vec::new();
+    let mut failed = false;
+    for p in paths {
+        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        let name = p.to_string_lossy().into_owned();
+        match chunk::ingest(&name, &bytes, &limits) {
+            Ok(doc) => {
+                for w in &doc.warnings {
+                    eprintln!("ragsnap: warning: {name}: {w}");
+                }
+                if markdown {
+                    if json {
+                        all.push(serde_json::to_value(&doc)?);
+                    } else {
+                        println!("{}", doc.markdown);
+                    }
+                    continue;
+                }
+                let chunks = chunk::chunk_doc(&doc, doc.canonical_url.as_deref(), &ccfg, &count);
+                if json {
+                    all.push(serde_json::json!({ "path": name, "title": doc.title, "chunks": chunks }));
+                } else {
+                    for c in &chunks {
+                        println!("── {}  [{} tokens, lines {}-{}]  {}", name, c.tokens, c.line_range.0, c.line_range.1, &c.content_id.as_str()[..12]);
+                        println!("{}\n", c.text);
+                    }
+                }
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("ragsnap: {e}");
+            }
+        }
+    }
+    if json {
+        print_json(&all)?;
+    }
+    Ok(Exit(if failed { EXIT_ERROR } else { 0 }))
+}
+
+fn env_path(k: &str) -> Option<PathBuf> {
+    std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+fn parse_duration(s: &str) -> Result<i64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().with_context(|| format!("bad duration {s:?} (use e.g. 7d, 12h, 30m)"))?;
+    let mult = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => anyhow::bail!("bad duration unit in {s:?} (use s, m, h, d or w)"),
+    };
+    Ok(n * mult)
+}

@@ -38,6 +38,11 @@ pub trait Embedder: Send + Sync {
 
     /// Model tokens in `text` (special tokens included, no truncation).
     fn count_tokens(&self, text: &str) -> usize;
+
+    /// The similarity floor the model's descriptor recommends, if it has one.
+    fn default_floor(&self) -> Option<f32> {
+        None
+    }
 }
 
 /// Cosine similarity of two vectors (not assumed normalised).

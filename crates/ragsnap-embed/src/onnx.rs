@@ -103,6 +103,8 @@ pub struct OnnxEmbedder {
     descriptor: ModelDescriptor,
     fingerprint: EmbeddingFingerprint,
     tokenizer: Tokenizer,
+    /// The same tokenizer without truncation, for counting.
+    counter: Tokenizer,
     session: Mutex<Session>,
     options: OnnxOptions,
     counters: Counters,
@@ -122,7 +124,10 @@ impl OnnxEmbedder {
         check_pin(&model_path, &descriptor.expected.model_blake3, &model_blake3)?;
         check_pin(&tok_path, &descriptor.expected.tokenizer_blake3, &tokenizer_blake3)?;
 
-        let mut tokenizer = Tokenizer::from_bytes(&tok_bytes).map_err(|e| EmbedError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
+        let mut counter = Tokenizer::from_bytes(&tok_bytes).map_err(|e| EmbedError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
+        counter.with_truncation(None).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        counter.with_padding(None);
+        let mut tokenizer = counter.clone();
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: descriptor.max_tokens, ..Default::default() }))
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
@@ -163,7 +168,7 @@ impl OnnxEmbedder {
             output: descriptor.output.clone(),
             runtime_version: runtime_version.to_string(),
         };
-        Ok(OnnxEmbedder { descriptor, fingerprint, tokenizer, session: Mutex::new(session), options, counters: Counters::default() })
+        Ok(OnnxEmbedder { descriptor, fingerprint, tokenizer, counter, session: Mutex::new(session), options, counters: Counters::default() })
     }
 
     /// The model's descriptor.
@@ -302,10 +307,14 @@ impl Embedder for OnnxEmbedder {
     }
 
     fn count_tokens(&self, text: &str) -> usize {
-        match self.tokenizer.encode(text, true) {
-            Ok(e) => e.len() + e.get_overflowing().iter().map(|o| o.len()).sum::<usize>(),
+        match self.counter.encode(text, true) {
+            Ok(e) => e.len(),
             Err(_) => usize::MAX,
         }
+    }
+
+    fn default_floor(&self) -> Option<f32> {
+        Some(self.descriptor.default_floor)
     }
 }
 

@@ -1,1 +1,54 @@
-//! The ragsnap library: open a store and query it; the rebuild pipeline as an API
+//! # ragsnap
+//!
+//! Keep retrieval-augmented-generation indices honest. This crate is what an application
+//! links: open a store read-only, check the embedder against the snapshot it will search, and
+//! query with a similarity floor that refuses rather than guesses. It also exposes the rebuild
+//! pipeline the `ragsnap` binary runs.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ragsnap::{Answer, QueryOptions, Searcher, Snapshot};
+//!
+//! # fn main() -> ragsnap::Result<()> {
+//! let store = ragsnap::Store::open_reader("ragsnap-store".as_ref())?;
+//! let snapshot = Arc::new(Snapshot::open(&store, &store.head()?.id)?);
+//! let embedder = ragsnap::open_embedder(&ragsnap::Config::default().runtime)?;
+//! // Refuses with Error::EmbeddingVersionMismatch / Error::EmbeddingDrift on a different model.
+//! let searcher = Searcher::new(snapshot, embedder)?;
+//! let result = searcher.query("how do I retry failed jobs?", &QueryOptions::default())?;
+//! match result.answer {
+//!     Answer::Hits { hits } => println!("{} hits from {}", hits.len(), result.snapshot_id),
+//!     Answer::NoConfidentMatch { best_score } => println!("refused; best score {best_score:?}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod config;
+mod error;
+pub mod rebuild;
+mod search;
+mod snapshot;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use ragsnap_chunk as chunk;
+pub use ragsnap_core as core;
+pub use ragsnap_embed as embed;
+pub use ragsnap_embed::{Embedder, OnnxEmbedder, OnnxOptions};
+pub use ragsnap_index as index;
+pub use ragsnap_store as store;
+pub use ragsnap_store::Store;
+pub use rebuild::{rebuild, RebuildReport};
+pub use search::{Answer, Hit, QueryOptions, QueryResult, Searcher, DEFAULT_MAX_K, FALLBACK_FLOOR};
+pub use snapshot::{open_head, Snapshot};
+
+use std::sync::Arc;
+
+/// Load the ONNX embedder the runtime config points at. Paths set in `runtime` win; unset ones
+/// come from `RAGSNAP_ORT_LIB` / `RAGSNAP_MODEL_DIR`, then from the `make setup` cache.
+pub fn open_embedder(runtime: &config::RuntimeConfig) -> Result<Arc<OnnxEmbedder>> {
+    let rt = embed::Runtime::resolve(runtime.ort_lib.as_deref(), runtime.model_dir.as_deref())?;
+    let opts = OnnxOptions { intra_threads: runtime.intra_threads, batch_size: runtime.batch_size.max(1), ..OnnxOptions::default() };
+    Ok(Arc::new(OnnxEmbedder::load(&rt, opts)?))
+}

@@ -1,0 +1,40 @@
+# ragsnap — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+CARGO ?= cargo
+CACHE := $(CURDIR)/.cache/runtime
+export RAGSNAP_CACHE := $(CACHE)
+DEMO_STORE := $(CURDIR)/target/demo-store
+RAGSNAP := $(CURDIR)/target/release/ragsnap
+
+.PHONY: setup build demo test lint bench eval clean-store help
+
+help:
+	@echo "make demo   fetch the runtime, build, index the bundled fixtures, query, roll back, verify"
+	@echo "make test   fetch the runtime, fmt + clippy + all tests"
+	@echo "make bench  benchmarks (see benches/README.md)"
+
+## Fetch and verify ONNX Runtime and the default model (pinned by sha256) into .cache/runtime.
+setup:
+	@$(PYTHON) scripts/fetch_runtime.py --cache "$(CACHE)"
+
+build:
+	$(CARGO) build --release -p ragsnap-cli
+
+demo: setup build
+	@bash scripts/demo.sh "$(RAGSNAP)" "$(DEMO_STORE)"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: setup lint
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+bench: setup
+	@bash benches/run.sh
+
+clean-store:
+	rm -rf "$(DEMO_STORE)"

@@ -1,0 +1,718 @@
+//! Header-aware chunking of sanitised Markdown.
+//!
+//! 1. pulldown-cmark (with byte offsets) cuts the Markdown into top-level blocks;
+//!    headings open sections whose header path is `[title, h2, h3, ...]`.
+//! 2. Each block that does not fit `max_tokens` together with its header line is
+//!    split: list items, then blank-line paragraphs, then lines, then sentences,
+//!    then words, then (last resort) halves of a word.
+//! 3. Pieces are packed greedily up to `target_tokens`; every packed chunk is
+//!    measured with the caller's counter and backed off until it fits `max_tokens`.
+//! 4. Chunks under `min_tokens` merge into the previous chunk of the same section,
+//!    else into the next sibling/child section, else into their parent's chunk,
+//!    whichever fits under `max_tokens` first.
+//!
+//! A chunk body is always a verbatim, trimmed slice of the Markdown, so
+//! `byte_range` locates it exactly.
+
+use std::collections::HashMap;
+
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use ragsnap_core::{Chunk, ContentId};
+
+use crate::SanitizedDoc;
+
+/// Token budgets for [`chunk_doc`](crate::chunk_doc), counted with the caller's counter
+/// on the whole chunk text (header path line included).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkConfig {
+    /// Pieces are packed into a chunk while it stays at or under this many tokens.
+    pub target_tokens: usize,
+    /// Hard limit: no chunk's text counts more tokens than this.
+    pub max_tokens: usize,
+    /// Chunks under this many tokens are merged into a neighbour when that fits.
+    pub min_tokens: usize,
+}
+
+impl Default for ChunkConfig {
+    fn default() -> Self {
+        ChunkConfig { target_tokens: 200, max_tokens: 256, min_tokens: 32 }
+    }
+}
+
+/// A crude but deterministic token estimate for tests and for chunking without a
+/// model: `ceil(words × 1.3)` + one per punctuation or symbol character + one per
+/// CJK character + one extra per 12 characters of long words.
+///
+/// ```
+/// use ragsnap_chunk::approx_token_count;
+/// assert_eq!(approx_token_count(""), 0);
+/// assert_eq!(approx_token_count("Hello, world!"), 5); // 2 words → 3, plus 2 punctuation
+/// ```
+pub fn approx_token_count(text: &str) -> usize {
+    let mut words = 0usize;
+    let mut extra = 0usize;
+    let mut singles = 0usize;
+    let mut run = 0usize;
+    for c in text.chars() {
+        if c.is_alphanumeric() && !is_cjk(c) {
+            run += 1;
+            continue;
+        }
+        if run > 0 {
+            words += 1;
+            extra += run / 12;
+            run = 0;
+        }
+        if !c.is_whitespace() {
+            singles += 1;
+        }
+    }
+    if run > 0 {
+        words += 1;
+        extra += run / 12;
+    }
+    (words * 13).div_ceil(10) + extra + singles
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF)
+}
+
+type Counter<'c> = &'c (dyn Fn(&str) -> usize + Sync);
+
+/// Split `doc.markdown` into chunks; see the module documentation for the rules.
+///
+/// Deterministic: the same document, configuration and counter give the same
+/// chunks, ids and order. Sections without content produce nothing.
+pub fn chunk_doc(
+    doc: &SanitizedDoc,
+    url: Option<&str>,
+    cfg: &ChunkConfig,
+    count_tokens: &(dyn Fn(&str) -> usize + Sync),
+) -> Vec<Chunk> {
+    let md = doc.markdown.as_str();
+    let blocks = top_level_blocks(md);
+    let title = root_title(doc, &blocks);
+    let sections = sections(&blocks, &title);
+    let mut ctx = Ctx { md, cfg, count: count_tokens, headers: HashMap::new() };
+
+    let mut drafts = Vec::new();
+    for (section_no, section) in sections.iter().enumerate() {
+        let header = ctx.header(&section.path);
+        let mut pieces = Vec::new();
+        for &b in &section.blocks {
+            let block = &blocks[b];
+            let range = trim_range(md, block.range);
+            if range.0 == range.1 {
+                continue;
+            }
+            if ctx.fits(&header, range) {
+                pieces.push(range);
+            } else if block.items.len() > 1 {
+                for &item in &block.items {
+                    ctx.split_to_fit(&header, item, &mut pieces);
+                }
+            } else {
+                ctx.split_to_fit(&header, range, &mut pieces);
+            }
+        }
+        let first = drafts.len();
+        ctx.pack(&header, &section.path, section_no, &pieces, &mut drafts);
+        if let Some(d) = drafts.get_mut(first) {
+            d.heading_start = section.heading_start;
+        }
+    }
+    let drafts = ctx.merge_small(drafts);
+
+    let line_starts: Vec<usize> =
+        std::iter::once(0).chain(md.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i + 1)).collect();
+    let line_of = |offset: usize| line_starts.partition_point(|&s| s <= offset);
+    drafts
+        .into_iter()
+        .map(|d| {
+            let fitted = ctx.header(&d.path);
+            let text = format!("{}\n\n{}", fitted.line, &md[d.start..d.end]);
+            Chunk {
+                content_id: ContentId::of_text(&text),
+                text,
+                source_path: doc.source_path.clone(),
+                url: url.map(str::to_owned),
+                header_path: fitted.path.clone(),
+                byte_range: (d.start, d.end),
+                line_range: (line_of(d.start), line_of(d.end.saturating_sub(1).max(d.start))),
+                tokens: d.tokens,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug)]
+struct Block {
+    range: (usize, usize),
+    /// `Some((level, text))` for headings.
+    heading: Option<(u8, String)>,
+    /// Item ranges of a top-level list.
+    items: Vec<(usize, usize)>,
+    /// Front matter: not content.
+    skip: bool,
+}
+
+fn top_level_blocks(md: &str) -> Vec<Block> {
+    let opts = Options::ENABLE_TABLES
+        | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS
+        | Options::ENABLE_PLUSES_DELIMITED_METADATA_BLOCKS;
+    let mut blocks = Vec::new();
+    let mut depth = 0usize;
+    let mut current: Option<Block> = None;
+    for (event, range) in Parser::new_ext(md, opts).into_offset_iter() {
+        match event {
+            Event::Start(tag) => {
+                if depth == 0 {
+                    let mut block = Block { range: (range.start, range.end), heading: None, items: Vec::new(), skip: false };
+                    match tag {
+                        Tag::Heading { level, .. } => block.heading = Some((level as u8, String::new())),
+                        Tag::MetadataBlock(_) => block.skip = true,
+                        _ => {}
+                    }
+                    current = Some(block);
+                } else if depth == 1 && matches!(tag, Tag::Item) {
+                    if let Some(b) = current.as_mut() {
+                        b.items.push((range.start, range.end));
+                    }
+                }
+                depth += 1;
+            }
+            Event::End(end) => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    if let Some(b) = current.take() {
+                        let is_heading = matches!(end, TagEnd::Heading(_));
+                        debug_assert_eq!(is_heading, b.heading.is_some());
+                        blocks.push(b);
+                    }
+                }
+            }
+            Event::Text(t) | Event::Code(t) => {
+                if let Some(Block { heading: Some((_, text)), .. }) = current.as_mut() {
+                    text.push_str(&t);
+                }
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                if let Some(Block { heading: Some((_, text)), .. }) = current.as_mut() {
+                    text.push(' ');
+                }
+            }
+            _ => {}
+        }
+    }
+    for b in &mut blocks {
+        if let Some((_, text)) = b.heading.as_mut() {
+            *text = ragsnap_core::normalize_text(text);
+        }
+    }
+    blocks
+}
+
+fn root_title(doc: &SanitizedDoc, blocks: &[Block]) -> String {
+    doc.title
+        .as_deref()
+        .map(ragsnap_core::normalize_text)
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            blocks.iter().find_map(|b| match &b.heading {
+                Some((1, text)) if !text.is_empty() => Some(text.clone()),
+                _ => None,
+            })
+        })
+        .unwrap_or_else(|| doc.source_path.clone())
+}
+
+struct Section {
+    path: Vec<String>,
+    heading_start: Option<usize>,
+    blocks: Vec<usize>,
+}
+
+fn sections(blocks: &[Block], title: &str) -> Vec<Section> {
+    let mut levels: [Option<String>; 6] = Default::default();
+    let mut out = vec![Section { path: vec![title.to_owned()], heading_start: None, blocks: Vec::new() }];
+    for (i, block) in blocks.iter().enumerate() {
+        if block.skip {
+            continue;
+        }
+        match &block.heading {
+            Some((level, text)) => {
+                let idx = usize::from(*level).clamp(1, 6) - 1;
+                let same_as_title = idx == 0 && text.to_lowercase() == title.to_lowercase();
+                levels[idx] = (!text.is_empty() && !same_as_title).then(|| text.clone());
+                for l in levels.iter_mut().skip(idx + 1) {
+                    *l = None;
+                }
+                let mut path = vec![title.to_owned()];
+                path.extend(levels.iter().flatten().cloned());
+                out.push(Section { path, heading_start: Some(block.range.0), blocks: Vec::new() });
+            }
+            None => {
+                if let Some(s) = out.last_mut() {
+                    s.blocks.push(i);
+                }
+            }
+        }
+    }
+    out.retain(|s| !s.blocks.is_empty());
+    out
+}
+
+fn trim_range(md: &str, (start, end): (usize, usize)) -> (usize, usize) {
+    let end = end.min(md.len());
+    let start = start.min(end);
+    let slice = &md[start..end];
+    let lead = slice.len() - slice.trim_start().len();
+    let trimmed = slice.trim();
+    (start + lead, start + lead + trimmed.len())
+}
+
+#[derive(Clone, Debug)]
+struct Draft {
+    path: Vec<String>,
+    start: usize,
+    end: usize,
+    tokens: usize,
+    section: usize,
+    /// Start of the section's heading line, on the first chunk of a section.
+    heading_start: Option<usize>,
+}
+
+#[derive(Clone)]
+struct Header {
+    path: Vec<String>,
+    line: String,
+}
+
+struct Ctx<'a, 'c> {
+    md: &'a str,
+    cfg: &'a ChunkConfig,
+    count: Counter<'c>,
+    headers: HashMap<Vec<String>, Header>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    Paragraphs,
+    Lines,
+    Sentences,
+    Words,
+    Halves,
+}
+
+impl Level {
+    fn next(self) -> Option<Level> {
+        match self {
+            Level::Paragraphs => Some(Level::Lines),
+            Level::Lines => Some(Level::Sentences),
+            Level::Sentences => Some(Level::Words),
+            Level::Words => Some(Level::Halves),
+            Level::Halves => None,
+        }
+    }
+}
+
+impl Ctx<'_, '_> {
+    /// The header line for `path`, shortened until it takes at most half of
+    /// `max_tokens`: middle components go first, then the last one is cut.
+    fn header(&mut self, path: &[String]) -> Header {
+        if let Some(h) = self.headers.get(path) {
+            return h.clone();
+        }
+        let budget = self.cfg.max_tokens / 2;
+        let mut p = path.to_vec();
+        loop {
+            let line = p.join(" > ");
+            if (self.count)(&line) <= budget {
+                break;
+            }
+            if p.len() > 2 {
+                p.remove(1);
+                continue;
+            }
+            let Some(last) = p.last_mut() else { break };
+            let chars = last.chars().count();
+            if chars <= 1 {
+                if p.len() > 1 {
+                    p.pop();
+                    continue;
+                }
+                break;
+            }
+            let keep = last.char_indices().nth(chars / 2).map_or(last.len(), |(i, _)| i);
+            last.truncate(keep);
+            let trimmed = last.trim_end().to_owned();
+            *last = trimmed + "…";
+            if last.chars().count() >= chars {
+                // "x…" cannot get shorter this way.
+                last.truncate(last.char_indices().next().map_or(0, |(_, c)| c.len_utf8()));
+            }
+        }
+        let h = Header { line: p.join(" > "), path: p };
+        self.headers.insert(path.to_vec(), h.clone());
+        h
+    }
+
+    fn measure(&self, header: &str, (start, end): (usize, usize)) -> usize {
+        let text = format!("{header}\n\n{}", &self.md[start..end]);
+        (self.count)(&text)
+    }
+
+    fn fits(&self, header: &Header, range: (usize, usize)) -> bool {
+        self.measure(&header.line, range) <= self.cfg.max_tokens
+    }
+
+    /// Cut `range` into pieces that each fit with the header, in order.
+    fn split_to_fit(&self, header: &Header, range: (usize, usize), out: &mut Vec<(usize, usize)>) {
+        let mut stack = vec![(range, Level::Paragraphs)];
+        while let Some((r, level)) = stack.pop() {
+            let r = trim_range(self.md, r);
+            if r.0 == r.1 {
+                continue;
+            }
+            if self.fits(header, r) {
+                out.push(r);
+                continue;
+            }
+            let mut level = Some(level);
+            while let Some(l) = level {
+                let parts = split_at(self.md, r, l);
+                if parts.len() >= 2 {
+                    for p in parts.into_iter().rev() {
+                        stack.push((p, l));
+                    }
+                    break;
+                }
+                level = l.next();
+            }
+            // A single character that does not fit (only with a pathological
+            // counter) is dropped rather than breaking the max-tokens guarantee.
+        }
+    }
+
+    /// Greedy packing of consecutive pieces up to `target_tokens`, verified
+    /// against `max_tokens` with the real counter.
+    fn pack(&self, header: &Header, path: &[String], section: usize, pieces: &[(usize, usize)], out: &mut Vec<Draft>) {
+        let header_tokens = (self.count)(&header.line);
+        let alone: Vec<usize> = pieces.iter().map(|&(s, e)| (self.count)(&self.md[s..e])).collect();
+        let mut i = 0;
+        while i < pieces.len() {
+            let mut j = i + 1;
+            let mut estimate = header_tokens + alone[i];
+            while j < pieces.len() && estimate + alone[j] <= self.cfg.target_tokens {
+                estimate += alone[j];
+                j += 1;
+            }
+            let tokens = loop {
+                let t = self.measure(&header.line, (pieces[i].0, pieces[j - 1].1));
+                if t <= self.cfg.max_tokens || j == i + 1 {
+                    break t;
+                }
+                j -= 1;
+            };
+            if tokens <= self.cfg.max_tokens {
+                out.push(Draft {
+                    path: path.to_vec(),
+                    start: pieces[i].0,
+                    end: pieces[j - 1].1,
+                    tokens,
+                    section,
+                    heading_start: None,
+                });
+            }
+            i = j;
+        }
+    }
+
+    fn try_merge(&mut self, path: &[String], start: usize, end: usize) -> Option<usize> {
+        let header = self.header(path);
+        let tokens = self.measure(&header.line, (start, end));
+        (tokens <= self.cfg.max_tokens).then_some(tokens)
+    }
+
+    /// Merge chunks under `min_tokens` into a neighbour (see the module docs).
+    fn merge_small(&mut self, drafts: Vec<Draft>) -> Vec<Draft> {
+        const NONE: usize = usize::MAX;
+        let n = drafts.len();
+        let mut slots: Vec<Option<Draft>> = drafts.into_iter().map(Some).collect();
+        let mut next: Vec<usize> = (1..=n).map(|i| if i == n { NONE } else { i }).collect();
+        let mut prev: Vec<usize> = (0..n).map(|i| if i == 0 { NONE } else { i - 1 }).collect();
+        let mut cur = if n == 0 { NONE } else { 0 };
+        let unlink = |i: usize, next: &mut Vec<usize>, prev: &mut Vec<usize>| {
+            let (p, nx) = (prev[i], next[i]);
+            if p != NONE {
+                next[p] = nx;
+            }
+            if nx != NONE {
+                prev[nx] = p;
+            }
+        };
+        while cur != NONE {
+            let c = slots[cur].clone().expect("live slot");
+            if c.tokens >= self.cfg.min_tokens {
+                cur = next[cur];
+                continue;
+            }
+            let p = prev[cur];
+            let nx = next[cur];
+            // 1. The previous chunk of the same section.
+            if p != NONE {
+                let pd = slots[p].as_ref().expect("live slot");
+                if pd.section == c.section {
+                    let path = pd.path.clone();
+                    if let Some(tokens) = self.try_merge(&path, pd.start, c.end) {
+                        let pd = slots[p].as_mut().expect("live slot");
+                        pd.end = c.end;
+                        pd.tokens = tokens;
+                        slots[cur] = None;
+                        unlink(cur, &mut next, &mut prev);
+                        cur = nx;
+                        continue;
+                    }
+                }
+            }
+            // 2. The next chunk: same section, a child section, or a sibling.
+            if nx != NONE {
+                let nd = slots[nx].as_ref().expect("live slot");
+                let relation = if nd.section == c.section || is_strict_prefix(&c.path, &nd.path) {
+                    Some((c.path.clone(), c.start, c.heading_start))
+                } else if is_sibling(&c.path, &nd.path) {
+                    Some((c.path[..c.path.len() - 1].to_vec(), c.heading_start.unwrap_or(c.start), None))
+                } else {
+                    None
+                };
+                if let Some((path, start, heading_start)) = relation {
+                    let end = nd.end;
+                    let section = nd.section;
+                    if let Some(tokens) = self.try_merge(&path, start, end) {
+                        slots[nx] = Some(Draft { path, start, end, tokens, section, heading_start });
+                        slots[cur] = None;
+                        unlink(cur, &mut next, &mut prev);
+                        cur = nx;
+                        continue;
+                    }
+                }
+            }
+            // 3. The parent section's last chunk.
+            if p != NONE {
+                let pd = slots[p].as_ref().expect("live slot");
+                if is_strict_prefix(&pd.path, &c.path) {
+                    let path = pd.path.clone();
+                    if let Some(tokens) = self.try_merge(&path, pd.start, c.end) {
+                        let pd = slots[p].as_mut().expect("live slot");
+                        pd.end = c.end;
+                        pd.tokens = tokens;
+                        slots[cur] = None;
+                        unlink(cur, &mut next, &mut prev);
+                        cur = nx;
+                        continue;
+                    }
+                }
+            }
+            cur = nx;
+        }
+        slots.into_iter().flatten().collect()
+    }
+}
+
+fn is_strict_prefix(short: &[String], long: &[String]) -> bool {
+    short.len() < long.len() && long.starts_with(short)
+}
+
+fn is_sibling(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.len() >= 2 && a[..a.len() - 1] == b[..b.len() - 1]
+}
+
+/// Split `range` at one granularity; separators are left out of the parts.
+fn split_at(md: &str, (start, end): (usize, usize), level: Level) -> Vec<(usize, usize)> {
+    let s = &md[start..end];
+    let mut parts = Vec::new();
+    match level {
+        Level::Paragraphs => {
+            let mut part_start = 0;
+            let mut offset = 0;
+            let mut prev_blank = false;
+            for line in s.split_inclusive('\n') {
+                let blank = line.trim().is_empty();
+                if blank && !prev_blank && offset > part_start {
+                    parts.push((start + part_start, start + offset));
+                }
+                if !blank && prev_blank {
+                    part_start = offset;
+                }
+                prev_blank = blank;
+                offset += line.len();
+            }
+            if !prev_blank && offset > part_start {
+                parts.push((start + part_start, start + offset));
+            }
+        }
+        Level::Lines => {
+            let mut offset = 0;
+            for line in s.split_inclusive('\n') {
+                if !line.trim().is_empty() {
+                    parts.push((start + offset, start + offset + line.len()));
+                }
+                offset += line.len();
+            }
+        }
+        Level::Sentences => {
+            let mut part_start = 0;
+            let mut iter = s.char_indices().peekable();
+            while let Some((i, c)) = iter.next() {
+                let terminal = matches!(c, '.' | '!' | '?' | '。' | '！' | '？');
+                if !terminal {
+                    continue;
+                }
+                // Closing quotes/brackets belong to the sentence.
+                let mut end_i = i + c.len_utf8();
+                while let Some(&(j, d)) = iter.peek() {
+                    if matches!(d, '"' | '\'' | ')' | ']' | '”' | '’' | '»') {
+                        end_i = j + d.len_utf8();
+                        iter.next();
+                    } else {
+                        break;
+                    }
+                }
+                let followed_by_space = iter.peek().is_none_or(|&(_, d)| d.is_whitespace());
+                if followed_by_space || matches!(c, '。' | '！' | '？') {
+                    parts.push((start + part_start, start + end_i));
+                    part_start = end_i;
+                }
+            }
+            if part_start < s.len() {
+                parts.push((start + part_start, end));
+            }
+        }
+        Level::Words => {
+            let mut word_start = None;
+            for (i, c) in s.char_indices() {
+                if c.is_whitespace() {
+                    if let Some(ws) = word_start.take() {
+                        parts.push((start + ws, start + i));
+                    }
+                } else if word_start.is_none() {
+                    word_start = Some(i);
+                }
+            }
+            if let Some(ws) = word_start {
+                parts.push((start + ws, end));
+            }
+        }
+        Level::Halves => {
+            let mut mid = s.len() / 2;
+            while mid < s.len() && !s.is_char_boundary(mid) {
+                mid += 1;
+            }
+            if mid == s.len() {
+                mid = s.char_indices().next_back().map_or(0, |(i, _)| i);
+            }
+            if mid > 0 && mid < s.len() {
+                parts.push((start, start + mid));
+                parts.push((start + mid, end));
+            }
+        }
+    }
+    parts.retain(|&(a, b)| md[a..b].chars().any(|c| !c.is_whitespace()));
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(title: Option<&str>, md: &str) -> SanitizedDoc {
+        SanitizedDoc {
+            source_path: "a/b.md".into(),
+            title: title.map(str::to_owned),
+            canonical_url: None,
+            markdown: md.into(),
+            links: vec![],
+            warnings: vec![],
+        }
+    }
+
+    fn words(n: usize, tag: &str) -> String {
+        (0..n).map(|i| format!("{tag}{i}")).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn split_levels() {
+        let md = "a b.\n\nc\nd. E f! g";
+        let r = (0, md.len());
+        assert_eq!(split_at(md, r, Level::Paragraphs).len(), 2);
+        assert_eq!(split_at(md, r, Level::Lines).len(), 3);
+        let sentences: Vec<&str> = split_at(md, r, Level::Sentences).iter().map(|&(a, b)| md[a..b].trim()).collect();
+        assert_eq!(sentences, ["a b.", "c\nd.", "E f!", "g"]);
+        assert_eq!(split_at(md, r, Level::Words).len(), 7);
+        assert_eq!(split_at("é", (0, 2), Level::Halves).len(), 0);
+        assert_eq!(split_at("éé", (0, 4), Level::Halves), [(0, 2), (2, 4)]);
+    }
+
+    #[test]
+    fn header_path_skips_an_h1_equal_to_the_title() {
+        let d = doc(Some("Guide"), "# Guide\n\nIntro text here.\n\n## Setup\n\nSetup text.\n\n### Linux\n\nLinux text.\n");
+        let cfg = ChunkConfig { min_tokens: 0, ..ChunkConfig::default() };
+        let chunks = chunk_doc(&d, None, &cfg, &approx_token_count);
+        let paths: Vec<String> = chunks.iter().map(|c| c.header_path.join(" > ")).collect();
+        assert_eq!(paths, ["Guide", "Guide > Setup", "Guide > Setup > Linux"]);
+        assert_eq!(chunks[1].text, "Guide > Setup\n\nSetup text.");
+        assert_eq!(chunks[2].line_range, (11, 11));
+    }
+
+    #[test]
+    fn tiny_sections_merge() {
+        let d = doc(Some("T"), "## A\n\nshort a.\n\n## B\n\nshort b.\n");
+        let chunks = chunk_doc(&d, Some("u"), &ChunkConfig::default(), &approx_token_count);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].header_path, ["T"]);
+        assert_eq!(chunks[0].text, "T\n\n## A\n\nshort a.\n\n## B\n\nshort b.");
+        assert_eq!(chunks[0].url.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn long_sections_split_and_fit() {
+        let para = words(150, "w");
+        let md = format!("# T\n\n{para}\n\n{para}. {para}\n\n```\n{}\n```\n", (0..400).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n"));
+        let d = doc(None, &md);
+        let cfg = ChunkConfig::default();
+        let chunks = chunk_doc(&d, None, &cfg, &approx_token_count);
+        assert!(chunks.len() > 5);
+        for c in &chunks {
+            assert!(c.tokens <= cfg.max_tokens);
+            assert_eq!(approx_token_count(&c.text), c.tokens);
+            let body = &md[c.byte_range.0..c.byte_range.1];
+            assert!(c.text.ends_with(body));
+            assert_eq!(c.header_path, ["T"]);
+        }
+    }
+
+    #[test]
+    fn code_blocks_that_fit_stay_whole() {
+        let code = (0..20).map(|i| format!("let x{i} = {i};")).collect::<Vec<_>>().join("\n");
+        let md = format!("# T\n\n{}\n\n```rust\n{code}\n```\n\n{}\n", words(120, "a"), words(120, "b"));
+        let chunks = chunk_doc(&doc(None, &md), None, &ChunkConfig::default(), &approx_token_count);
+        assert!(chunks.iter().any(|c| c.text.contains(&format!("```rust\n{code}\n```"))));
+    }
+
+    #[test]
+    fn huge_header_is_shortened() {
+        let title = words(400, "t");
+        let d = doc(Some(&title), "body text.\n");
+        let cfg = ChunkConfig::default();
+        let chunks = chunk_doc(&d, None, &cfg, &approx_token_count);
+        assert_eq!(chunks.len(), 1);
+        assert!(chunks[0].tokens <= cfg.max_tokens);
+    }
+
+    #[test]
+    fn empty_doc_gives_no_chunks() {
+        assert!(chunk_doc(&doc(Some("T"), "# T\n\n## Empty\n"), None, &ChunkConfig::default(), &approx_token_count).is_empty());
+        assert!(chunk_doc(&doc(None, ""), None, &ChunkConfig::default(), &approx_token_count).is_empty());
+    }
+}

@@ -1,0 +1,1427 @@
+//! HTML → clean Markdown: pick the content region, drop page chrome, convert
+//! what is left. The tree is walked with an explicit stack, never recursively.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use ego_tree::iter::Edge;
+use ego_tree::{NodeId, NodeRef};
+use scraper::node::Element;
+use scraper::{Html, Node};
+
+use crate::decode::decode;
+use crate::depth_guard::{flatten_deep_nesting, MAX_DEPTH};
+use crate::markdown::{escape_heading, escape_line_start};
+use crate::{IngestError, SanitizedDoc};
+
+type NRef<'a> = NodeRef<'a, Node>;
+
+/// Sanitise an HTML page into a [`SanitizedDoc`].
+///
+/// The bytes are decoded (BOM, then a `<meta>` charset in the first 1024 bytes,
+/// else UTF-8 with invalid sequences replaced and a warning), parsed with
+/// html5ever, reduced to the page's content region without chrome, and
+/// converted to Markdown. Returns [`IngestError::Empty`] when no content remains.
+///
+/// ```
+/// let page = br#"<html><head><title>Install | Tidewater</title></head><body>
+///   <nav><a href="/">Home</a></nav>
+///   <main><h1>Install</h1><p>Run <code>tw setup</code>.</p></main>
+///   <footer>&copy; 2026 Tidewater</footer></body></html>"#;
+/// let doc = ragsnap_chunk::sanitize_html("install.html", page).unwrap();
+/// assert_eq!(doc.title.as_deref(), Some("Install"));
+/// assert_eq!(doc.markdown, "# Install\n\nRun `tw setup`.\n");
+/// ```
+pub fn sanitize_html(source_path: &str, bytes: &[u8]) -> Result<SanitizedDoc, IngestError> {
+    let decoded = decode(bytes, true);
+    sanitize_html_text(source_path, &decoded.text, decoded.warnings)
+}
+
+/// Sanitise already-decoded HTML text.
+pub(crate) fn sanitize_html_text(
+    source_path: &str,
+    text: &str,
+    mut warnings: Vec<String>,
+) -> Result<SanitizedDoc, IngestError> {
+    let flattened = flatten_deep_nesting(text);
+    if let Cow::Owned(_) = flattened {
+        warnings.push(format!("element nesting deeper than {MAX_DEPTH} levels was flattened"));
+    }
+    let html = Html::parse_document(&flattened);
+    let info = DocInfo::scan(&html);
+
+    let body = info.body.unwrap_or_else(|| html.tree.root());
+    let root = info.content_root().unwrap_or(body);
+
+    let mut walker = Walker::new(&info.protected, true);
+    walker.walk(root);
+    if walker.out.md.is_empty() && root.id() != body.id() {
+        walker = Walker::new(&info.protected, true);
+        walker.walk(body);
+    }
+    if walker.out.md.is_empty() {
+        // Safety net against over-eager class/id markers (e.g. a wrapper whose
+        // class happens to contain "sidebar"): structural rules only.
+        walker = Walker::new(&info.protected, false);
+        walker.walk(body);
+    }
+    let Walker { out, links, first_h1, .. } = walker;
+    let mut markdown = out.md;
+    if markdown.is_empty() {
+        return Err(IngestError::Empty { path: source_path.to_owned() });
+    }
+    markdown.push('\n');
+    let title = info.title.map(|t| strip_site_suffix(&t, first_h1.as_deref()));
+    Ok(SanitizedDoc {
+        source_path: source_path.to_owned(),
+        title,
+        canonical_url: info.canonical,
+        markdown,
+        links,
+        warnings,
+    })
+}
+
+/// `"Install — Tidewater docs"` → `"Install"`, but only when the page's first
+/// `<h1>` says exactly `Install`: without that confirmation the title is kept whole.
+fn strip_site_suffix(title: &str, h1: Option<&str>) -> String {
+    let Some(h1) = h1 else {
+        return title.to_owned();
+    };
+    let h1_norm = h1.to_lowercase();
+    if title.to_lowercase() == h1_norm {
+        return title.to_owned();
+    }
+    for sep in [" — ", " – ", " | ", " · ", " - ", " :: "] {
+        if let Some((prefix, suffix)) = title.rsplit_once(sep) {
+            if prefix.trim().to_lowercase() == h1_norm {
+                return prefix.trim().to_owned();
+            }
+            // "Site | Page" ordering.
+            if suffix.trim().to_lowercase() == h1_norm {
+                return suffix.trim().to_owned();
+            }
+        }
+        if let Some((prefix, _)) = title.split_once(sep) {
+            if prefix.trim().to_lowercase() == h1_norm {
+                return prefix.trim().to_owned();
+            }
+        }
+    }
+    title.to_owned()
+}
+
+/// Facts gathered in one pass over every node before the walk.
+struct DocInfo<'a> {
+    title: Option<String>,
+    canonical: Option<String>,
+    body: Option<NRef<'a>>,
+    /// `main` / `[role=main]` elements in document order.
+    mains: Vec<NRef<'a>>,
+    articles: Vec<NRef<'a>>,
+    /// Ancestors of the content candidates: never dropped as chrome.
+    protected: HashSet<NodeId>,
+}
+
+impl<'a> DocInfo<'a> {
+    fn scan(html: &'a Html) -> Self {
+        let mut title = None;
+        let mut canonical = None;
+        let mut body = None;
+        let mut mains = Vec::new();
+        let mut articles = Vec::new();
+        let mut h1s = Vec::new();
+        // Traverse from the document root so detached nodes are never seen.
+        for edge in html.tree.root().traverse() {
+            let Edge::Open(node) = edge else { continue };
+            let Node::Element(el) = node.value() else { continue };
+            match el.name() {
+                "title" if title.is_none() && !has_ancestor(node, &["svg", "math"]) => {
+                    let mut buf = Inline::default();
+                    for child in node.children() {
+                        if let Node::Text(t) = child.value() {
+                            buf.text(t);
+                        }
+                    }
+                    let t = buf.take();
+                    if !t.is_empty() {
+                        title = Some(t);
+                    }
+                }
+                "link" if canonical.is_none() => {
+                    let is_canonical = attr(el, "rel")
+                        .is_some_and(|rel| rel.split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case("canonical")));
+                    if let Some(href) = attr(el, "href").filter(|_| is_canonical) {
+                        let href = href.trim();
+                        if !href.is_empty() {
+                            canonical = Some(href.to_owned());
+                        }
+                    }
+                }
+                "body" if body.is_none() => body = Some(node),
+                "main" => mains.push(node),
+                "article" => articles.push(node),
+                "h1" => h1s.push(node),
+                _ => {}
+            }
+            if el.name() != "main" && attr(el, "role").is_some_and(|r| r.trim().eq_ignore_ascii_case("main")) {
+                mains.push(node);
+            }
+        }
+        let mut protected = HashSet::new();
+        let anchors: &[NRef<'a>] = if mains.is_empty() && articles.is_empty() { &h1s } else { &[] };
+        for node in mains.iter().chain(articles.iter()).chain(anchors.iter()) {
+            protected.insert(node.id());
+            for anc in node.ancestors() {
+                if !protected.insert(anc.id()) {
+                    break;
+                }
+            }
+        }
+        DocInfo { title, canonical, body, mains, articles, protected }
+    }
+
+    /// `main` / `[role=main]` (the deepest of a nested chain), else the only
+    /// `article`; `None` means "use the body".
+    fn content_root(&self) -> Option<NRef<'a>> {
+        let visible = |n: &NRef<'a>| {
+            !n.ancestors().chain(std::iter::once(*n)).any(|a| {
+                a.value().as_element().is_some_and(|e| {
+                    matches!(e.name(), "template" | "noscript") || (is_hidden(e) && !is_tab_panel(e))
+                })
+            })
+        };
+        let mains: Vec<NRef<'a>> = self.mains.iter().copied().filter(visible).take(16).collect();
+        if let Some(&first) = mains.first() {
+            let mut pick = first;
+            for &cand in &mains[1..] {
+                if cand.ancestors().any(|a| a.id() == pick.id()) {
+                    pick = cand;
+                }
+            }
+            return Some(pick);
+        }
+        let articles: Vec<NRef<'a>> = self.articles.iter().copied().filter(visible).take(2).collect();
+        (articles.len() == 1).then(|| articles[0])
+    }
+}
+
+fn has_ancestor(node: NRef<'_>, names: &[&str]) -> bool {
+    node.ancestors().any(|a| a.value().as_element().is_some_and(|e| names.contains(&e.name())))
+}
+
+/// Attribute lookup without interning the name (scraper's `attr` creates an atom).
+fn attr<'e>(el: &'e Element, name: &str) -> Option<&'e str> {
+    el.attrs().find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
+fn is_hidden(el: &Element) -> bool {
+    if attr(el, "hidden").is_some() {
+        return true;
+    }
+    if attr(el, "aria-hidden").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+        return true;
+    }
+    if let Some(style) = attr(el, "style") {
+        let compact: String = style.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+        if compact.contains("display:none") || compact.contains("visibility:hidden") {
+            return true;
+        }
+    }
+    false
+}
+
+/// Inactive tab panels are hidden but hold real content (install steps per OS...).
+fn is_tab_panel(el: &Element) -> bool {
+    attr(el, "role").is_some_and(|r| r.trim().eq_ignore_ascii_case("tabpanel"))
+        || el.classes().any(|c| {
+            let c = c.to_ascii_lowercase();
+            c == "tab-pane" || c == "tabpanel" || c.starts_with("sphinx-tabs-panel") || c == "tab-content"
+        })
+}
+
+/// Class/id words that mark page chrome. Each class token and the id are
+/// lowercased and split on `-`, `_`, `:` and `.`; a token is chrome when one of
+/// its words is listed here.
+const CHROME_WORDS: &[&str] = &[
+    "breadcrumb",
+    "breadcrumbs",
+    "crumbs",
+    "cookie",
+    "cookies",
+    "consent",
+    "gdpr",
+    "navbar",
+    "navigation",
+    "nav",
+    "menu",
+    "sidebar",
+    "sidenav",
+    "sphinxsidebar",
+    "sphinxsidebarwrapper",
+    "toc",
+    "skiplink",
+    "skip",
+    "pagination",
+    "pager",
+    "prevnext",
+    "searchbox",
+    "search",
+    "footer",
+    "copyright",
+    "related",
+    "social",
+    "share",
+    "feedback",
+    "banner",
+    "announcement",
+    "viewcode",
+    "edit",
+    "editthispage",
+    "headerlink",
+];
+
+/// Class/id substrings that mark chrome even inside camelCase or run-together names.
+const CHROME_SUBSTRINGS: &[&str] =
+    &["cookie", "consent", "gdpr", "breadcrumb", "sidebar", "navbar", "skiplink", "pagination", "copyright"];
+
+/// Whole class tokens meaning "not shown".
+const HIDDEN_CLASSES: &[&str] =
+    &["hidden", "d-none", "sr-only", "visually-hidden", "visuallyhidden", "screen-reader-text", "screen-reader-only"];
+
+fn is_chrome_token(token: &str) -> bool {
+    let t = token.to_ascii_lowercase();
+    if CHROME_SUBSTRINGS.iter().any(|s| t.contains(s)) {
+        return true;
+    }
+    t.split(['-', '_', ':', '.']).any(|w| CHROME_WORDS.contains(&w))
+}
+
+fn has_chrome_class_or_id(el: &Element) -> bool {
+    let hidden_class = el.classes().any(|c| HIDDEN_CLASSES.iter().any(|h| c.eq_ignore_ascii_case(h)));
+    if hidden_class {
+        // Tailwind/Bootstrap responsive pairs (`hidden md:block`, `d-none d-lg-block`)
+        // are visible on a desktop; leave them to the other rules.
+        let responsive = el.classes().any(|c| {
+            let c = c.to_ascii_lowercase();
+            (c.contains(':') && ["block", "flex", "grid", "inline", "table"].iter().any(|v| c.ends_with(v)))
+                || (c.starts_with("d-") && c != "d-none" && !c.ends_with("none"))
+        });
+        if !responsive {
+            return true;
+        }
+    }
+    el.classes().any(is_chrome_token) || el.id().is_some_and(is_chrome_token)
+}
+
+const CHROME_ROLES: &[&str] = &["navigation", "banner", "contentinfo", "search", "complementary"];
+
+/// Elements dropped with everything inside them.
+const DROP_TAGS: &[&str] = &[
+    "script", "style", "noscript", "template", "iframe", "svg", "canvas", "input", "button", "select", "textarea",
+    "option", "datalist", "object", "embed", "video", "audio", "map", "head", "link", "meta", "base", "dialog",
+    "frameset", "frame", "noembed", "noframes",
+];
+
+/// Link texts that are page chrome wherever they appear.
+const CHROME_LINK_TEXTS: &[&str] = &[
+    "edit this page",
+    "edit page",
+    "edit on github",
+    "edit on gitlab",
+    "edit on bitbucket",
+    "edit this page on github",
+    "view page source",
+    "view source",
+    "show source",
+    "show this page source",
+    "report a bug",
+    "report an issue",
+    "suggest an edit",
+    "suggest edits",
+    "improve this page",
+    "improve this doc",
+    "back to top",
+    "scroll to top",
+    "go to top",
+];
+
+const PREV_NEXT_TEXTS: &[&str] = &[
+    "previous",
+    "prev",
+    "next",
+    "previous page",
+    "next page",
+    "previous topic",
+    "next topic",
+    "previous chapter",
+    "next chapter",
+    "previous section",
+    "next section",
+    "previous article",
+    "next article",
+    "older posts",
+    "newer posts",
+];
+
+/// Headings that introduce sidebar chrome; the heading and the element right after it go.
+const CHROME_HEADINGS: &[&str] =
+    &["previous topic", "next topic", "this page", "quick search", "on this page", "table of contents", "in this article"];
+
+/// Whole-block texts that are chrome.
+const CHROME_BLOCK_TEXTS: &[&str] = &[
+    "was this page helpful?",
+    "was this page helpful",
+    "was this helpful?",
+    "is this page helpful?",
+    "thank you for your feedback!",
+    "thanks for your feedback!",
+    "back to top",
+    "scroll to top",
+    "toggle navigation",
+    "toggle sidebar",
+    "toggle menu",
+    "on this page",
+    "table of contents",
+    "in this article",
+    "copy to clipboard",
+    "copied!",
+];
+
+const GENERATOR_PHRASES: &[&str] = &[
+    "created using sphinx",
+    "built with sphinx",
+    "built with mkdocs",
+    "material for mkdocs",
+    "powered by docusaurus",
+    "built with docusaurus",
+    "generated by doxygen",
+    "theme provided by read the docs",
+    "powered by gitbook",
+    "powered by hugo",
+];
+
+fn word_count(s: &str) -> usize {
+    s.split_whitespace().count()
+}
+
+fn is_copyright_line(lower: &str) -> bool {
+    let words = word_count(lower);
+    if words > 40 {
+        return false;
+    }
+    let starts_year = |rest: &str| rest.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit());
+    if lower.starts_with('©') || lower.starts_with("&copy;") {
+        return true;
+    }
+    if let Some(rest) = lower.strip_prefix("(c)") {
+        if starts_year(rest) {
+            return true;
+        }
+    }
+    if let Some(rest) = lower.strip_prefix("copyright") {
+        let rest = rest.trim_start();
+        if rest.starts_with('©') || rest.starts_with("(c)") || starts_year(rest) {
+            return true;
+        }
+    }
+    words <= 25 && lower.contains("all rights reserved")
+}
+
+/// Short text blocks that are chrome by their words alone.
+fn is_chrome_block_text(lower: &str) -> bool {
+    if lower.is_empty() {
+        return false;
+    }
+    if is_copyright_line(lower) || CHROME_BLOCK_TEXTS.contains(&lower) {
+        return true;
+    }
+    let words = word_count(lower);
+    if (lower.starts_with("last updated") || lower.starts_with("last modified")) && words <= 12 {
+        return true;
+    }
+    words <= 30 && GENERATOR_PHRASES.iter().any(|p| lower.contains(p))
+}
+
+fn is_prev_next_link(text: &str, lower: &str) -> bool {
+    let core = lower.trim_matches(|c: char| "«»←→‹›<>|:·-–—".contains(c) || c.is_whitespace());
+    if PREV_NEXT_TEXTS.contains(&core) {
+        return true;
+    }
+    if ["previous:", "prev:", "next:"].iter().any(|p| core.starts_with(p)) {
+        return true;
+    }
+    let t = text.trim();
+    if t.starts_with(['«', '←', '‹']) {
+        return true;
+    }
+    t.ends_with(['»', '→', '›']) && (core.starts_with("next") || core.starts_with("prev"))
+}
+
+/// Text of a subtree, whitespace collapsed, or `None` when it exceeds
+/// `max_chars` (big blocks are content, not chrome; this also bounds the cost).
+fn short_text(node: NRef<'_>, max_chars: usize) -> Option<String> {
+    let mut buf = Inline::default();
+    let mut skip_depth = 0usize;
+    let mut steps = 0usize;
+    for edge in node.traverse() {
+        steps += 1;
+        if steps > max_chars * 4 + 64 {
+            return None;
+        }
+        match edge {
+            Edge::Open(n) => match n.value() {
+                Node::Element(e) if matches!(e.name(), "script" | "style" | "template" | "noscript") => skip_depth += 1,
+                Node::Element(e) if e.name() == "img" && skip_depth == 0 => {
+                    if let Some(alt) = attr(e, "alt") {
+                        buf.text(alt);
+                    }
+                }
+                Node::Element(e) if is_block_name(e.name()) => buf.space(),
+                Node::Text(t) if skip_depth == 0 => {
+                    buf.text(t);
+                    if buf.s.len() > max_chars {
+                        return None;
+                    }
+                }
+                _ => {}
+            },
+            Edge::Close(n) => {
+                if let Node::Element(e) = n.value() {
+                    if matches!(e.name(), "script" | "style" | "template" | "noscript") {
+                        skip_depth = skip_depth.saturating_sub(1);
+                    } else if is_block_name(e.name()) {
+                        buf.space();
+                    }
+                }
+            }
+        }
+    }
+    Some(buf.take())
+}
+
+fn is_block_name(name: &str) -> bool {
+    matches!(
+        name,
+        "address"
+            | "article"
+            | "aside"
+            | "blockquote"
+            | "body"
+            | "center"
+            | "details"
+            | "dialog"
+            | "dir"
+            | "div"
+            | "dl"
+            | "dt"
+            | "dd"
+            | "fieldset"
+            | "figcaption"
+            | "figure"
+            | "footer"
+            | "form"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "header"
+            | "hgroup"
+            | "hr"
+            | "html"
+            | "legend"
+            | "li"
+            | "main"
+            | "menu"
+            | "nav"
+            | "ol"
+            | "p"
+            | "pre"
+            | "section"
+            | "summary"
+            | "table"
+            | "caption"
+            | "thead"
+            | "tbody"
+            | "tfoot"
+            | "tr"
+            | "td"
+            | "th"
+            | "ul"
+            | "br"
+            | "listing"
+            | "xmp"
+            | "plaintext"
+    )
+}
+
+fn heading_level(name: &str) -> Option<u8> {
+    match name {
+        "h1" => Some(1),
+        "h2" => Some(2),
+        "h3" => Some(3),
+        "h4" => Some(4),
+        "h5" => Some(5),
+        "h6" => Some(6),
+        _ => None,
+    }
+}
+
+/// Characters that carry no text: soft hyphen, zero-width spaces and joiners, BOM.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
+/// Accumulates inline text with HTML white-space collapsing.
+#[derive(Default)]
+struct Inline {
+    s: String,
+    space: bool,
+}
+
+impl Inline {
+    fn text(&mut self, t: &str) {
+        for c in t.chars() {
+            if c.is_whitespace() {
+                self.space = true;
+            } else if !is_invisible(c) {
+                if self.space && !self.s.is_empty() {
+                    self.s.push(' ');
+                }
+                self.space = false;
+                self.s.push(c);
+            }
+        }
+    }
+
+    /// Append pre-formatted inline text (e.g. a code span) as one word.
+    fn raw(&mut self, t: &str) {
+        if t.is_empty() {
+            return;
+        }
+        if self.space && !self.s.is_empty() {
+            self.s.push(' ');
+        }
+        self.space = false;
+        self.s.push_str(t);
+    }
+
+    fn space(&mut self) {
+        self.space = true;
+    }
+
+    fn take(&mut self) -> String {
+        self.space = false;
+        std::mem::take(&mut self.s)
+    }
+}
+
+/// Whether the ancestors put a `header`/`footer` in content rather than page chrome.
+#[derive(Clone, Copy, Default)]
+struct Flags {
+    /// Inside `article`, `section` or `main` (a `header` here is content).
+    in_sectioning: bool,
+    /// Inside `article` or `section` (a `footer` here is content).
+    in_article: bool,
+}
+
+impl Flags {
+    fn of_root(root: NRef<'_>) -> Self {
+        let mut f = Flags::default();
+        for n in std::iter::once(root).chain(root.ancestors()) {
+            f = f.child(n);
+        }
+        f
+    }
+
+    fn child(self, node: NRef<'_>) -> Self {
+        let mut f = self;
+        if let Some(el) = node.value().as_element() {
+            match el.name() {
+                "article" | "section" => {
+                    f.in_article = true;
+                    f.in_sectioning = true;
+                }
+                "main" => f.in_sectioning = true,
+                _ if attr(el, "role").is_some_and(|r| r.trim().eq_ignore_ascii_case("main")) => {
+                    f.in_sectioning = true;
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
+enum Step<'a> {
+    Enter(NRef<'a>, Flags),
+    Exit(Exit),
+}
+
+enum Exit {
+    Block,
+    Heading(u8),
+    Container,
+    Dt,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Para,
+    Heading,
+    /// First line of a list item or definition.
+    Marker,
+    Dt,
+    Code,
+    Table,
+}
+
+enum Container {
+    List { ordered: bool, next: u64 },
+    Item { marker: String, pending: bool },
+    Quote,
+}
+
+/// The Markdown being written, with the container context for prefixes.
+#[derive(Default)]
+struct Out {
+    md: String,
+    containers: Vec<Container>,
+    last_kind: Option<Kind>,
+    last_in_item: bool,
+    last_quotes: usize,
+}
+
+impl Out {
+    fn quotes(&self) -> usize {
+        self.containers.iter().filter(|c| matches!(c, Container::Quote)).count()
+    }
+
+    fn in_item(&self) -> bool {
+        self.containers.iter().any(|c| matches!(c, Container::Item { .. }))
+    }
+
+    fn prefix_of(containers: &[Container]) -> String {
+        let mut p = String::new();
+        for c in containers {
+            match c {
+                Container::Quote => p.push_str("> "),
+                Container::Item { marker, .. } => {
+                    for _ in 0..=marker.chars().count() {
+                        p.push(' ');
+                    }
+                }
+                Container::List { .. } => {}
+            }
+        }
+        p
+    }
+
+    /// Write a block. `body` may hold several lines (code, tables).
+    fn emit(&mut self, kind: Kind, body: &str) {
+        let rest_prefix = Self::prefix_of(&self.containers);
+        let pending_marker = match self.containers.last_mut() {
+            Some(Container::Item { marker, pending }) if *pending => {
+                *pending = false;
+                Some(marker.clone())
+            }
+            _ => None,
+        };
+        let Some(marker) = pending_marker else {
+            self.emit_lines(kind, body, &rest_prefix, &rest_prefix);
+            return;
+        };
+        let mut first_prefix = Self::prefix_of(&self.containers[..self.containers.len() - 1]);
+        first_prefix.push_str(&marker);
+        first_prefix.push(' ');
+        if kind == Kind::Para {
+            self.emit_lines(Kind::Marker, body, &first_prefix, &rest_prefix);
+        } else {
+            // A code block or table opening an item: a lone marker line first.
+            let lone = first_prefix.trim_end().to_owned();
+            self.emit_lines(Kind::Marker, &lone, "", "");
+            self.emit_lines(kind, body, &rest_prefix, &rest_prefix);
+        }
+    }
+
+    fn emit_lines(&mut self, kind: Kind, body: &str, first_prefix: &str, rest_prefix: &str) {
+        let quotes = self.quotes();
+        if !self.md.is_empty() {
+            let tight = match kind {
+                Kind::Marker => self.last_in_item || self.last_kind == Some(Kind::Dt),
+                _ => false,
+            };
+            self.md.push('\n');
+            if !tight {
+                if quotes > 0 && self.last_quotes >= quotes {
+                    self.md.push_str(rest_prefix.trim_end());
+                }
+                self.md.push('\n');
+            }
+        }
+        for (i, line) in body.split('\n').enumerate() {
+            if i > 0 {
+                self.md.push('\n');
+            }
+            let prefix = if i == 0 { first_prefix } else { rest_prefix };
+            if line.is_empty() {
+                self.md.push_str(prefix.trim_end());
+            } else {
+                self.md.push_str(prefix);
+                self.md.push_str(line);
+            }
+        }
+        self.last_kind = Some(kind);
+        self.last_in_item = self.in_item() || kind == Kind::Marker;
+        self.last_quotes = quotes;
+    }
+
+    /// Entering a nested list or quote before an item wrote its first line:
+    /// the item's marker is given up (the nested block still renders).
+    fn release_pending_marker(&mut self) {
+        if let Some(Container::Item { pending, .. }) = self.containers.last_mut() {
+            *pending = false;
+        }
+    }
+}
+
+struct Walker<'p> {
+    out: Out,
+    inline: Inline,
+    /// Inside headings and `dt`: nested blocks become spaces.
+    inline_only: usize,
+    links: Vec<String>,
+    seen_links: HashSet<String>,
+    first_h1: Option<String>,
+    protected: &'p HashSet<NodeId>,
+    /// Apply class/id chrome markers (off in the last-resort pass).
+    class_markers: bool,
+}
+
+impl<'p> Walker<'p> {
+    fn new(protected: &'p HashSet<NodeId>, class_markers: bool) -> Self {
+        Walker {
+            out: Out::default(),
+            inline: Inline::default(),
+            inline_only: 0,
+            links: Vec::new(),
+            seen_links: HashSet::new(),
+            first_h1: None,
+            protected,
+            class_markers,
+        }
+    }
+
+    fn walk(&mut self, root: NRef<'_>) {
+        let mut stack = vec![Step::Enter(root, Flags::of_root(root))];
+        while let Some(step) = stack.pop() {
+            match step {
+                Step::Enter(node, flags) => match node.value() {
+                    Node::Text(t) => self.inline.text(t),
+                    Node::Element(el) => self.enter(node, el, flags, &mut stack),
+                    Node::Document | Node::Fragment => push_children(node, flags, &mut stack),
+                    _ => {}
+                },
+                Step::Exit(exit) => self.exit(exit),
+            }
+        }
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if self.inline_only > 0 {
+            self.inline.space();
+            return;
+        }
+        let text = self.inline.take();
+        if !text.is_empty() {
+            self.out.emit(Kind::Para, &escape_line_start(&text));
+        }
+    }
+
+    fn block_boundary(&mut self) {
+        if self.inline_only > 0 {
+            self.inline.space();
+        } else {
+            self.flush();
+        }
+    }
+
+    fn exit(&mut self, exit: Exit) {
+        match exit {
+            Exit::Block => self.block_boundary(),
+            Exit::Heading(level) => {
+                self.inline_only -= 1;
+                let text = self.inline.take();
+                if !text.is_empty() {
+                    if level == 1 && self.first_h1.is_none() {
+                        self.first_h1 = Some(text.clone());
+                    }
+                    let line = format!("{} {}", "#".repeat(usize::from(level)), escape_heading(&text));
+                    self.out.emit(Kind::Heading, &line);
+                }
+            }
+            Exit::Container => {
+                self.flush();
+                self.out.containers.pop();
+            }
+            Exit::Dt => {
+                self.inline_only -= 1;
+                let text = self.inline.take();
+                if !text.is_empty() {
+                    self.out.emit(Kind::Dt, &format!("**{}**", text.replace("**", "")));
+                }
+            }
+        }
+    }
+
+    fn enter<'a>(&mut self, node: NRef<'a>, el: &Element, flags: Flags, stack: &mut Vec<Step<'a>>) {
+        if self.is_dropped(node, el, flags) {
+            return;
+        }
+        let name = el.name();
+        let child_flags = flags.child(node);
+        match name {
+            "pre" | "xmp" | "listing" | "plaintext" => {
+                if self.inline_only > 0 {
+                    let code = pre_text(node);
+                    self.inline.raw(&code_span(&code));
+                } else {
+                    self.flush();
+                    self.code_block(node);
+                }
+                return;
+            }
+            "code" | "kbd" | "samp" | "tt" => {
+                let code = pre_text(node);
+                self.inline.raw(&code_span(&code));
+                return;
+            }
+            "img" | "area" => {
+                if let Some(alt) = attr(el, "alt") {
+                    self.inline.text(alt);
+                }
+                return;
+            }
+            "br" => {
+                self.inline.space();
+                return;
+            }
+            "hr" => {
+                self.block_boundary();
+                return;
+            }
+            "table" if self.inline_only == 0 && !is_layout_table(node, el) => {
+                self.flush();
+                self.table(node);
+                return;
+            }
+            "a" => {
+                if let Some(href) = attr(el, "href") {
+                    self.add_link(href);
+                }
+                push_children(node, child_flags, stack);
+                return;
+            }
+            _ => {}
+        }
+        if let Some(level) = heading_level(name) {
+            self.block_boundary();
+            if self.inline_only > 0 || !self.out.containers.is_empty() {
+                // Headings inside lists, quotes or headings are plain paragraphs.
+                stack.push(Step::Exit(Exit::Block));
+            } else {
+                self.inline_only += 1;
+                stack.push(Step::Exit(Exit::Heading(level)));
+            }
+            push_children(node, child_flags, stack);
+            return;
+        }
+        if self.inline_only > 0 {
+            if is_block_name(name) {
+                self.inline.space();
+                stack.push(Step::Exit(Exit::Block));
+            }
+            push_children(node, child_flags, stack);
+            return;
+        }
+        match name {
+            "ul" | "ol" | "menu" | "dir" => {
+                self.flush();
+                self.out.release_pending_marker();
+                let start = attr(el, "start").and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(1);
+                self.out.containers.push(Container::List { ordered: name == "ol", next: start });
+                stack.push(Step::Exit(Exit::Container));
+            }
+            "li" => {
+                self.flush();
+                let marker = match self.out.containers.last_mut() {
+                    Some(Container::List { ordered: true, next }) => {
+                        let m = format!("{next}.");
+                        *next += 1;
+                        m
+                    }
+                    _ => "-".to_owned(),
+                };
+                self.out.containers.push(Container::Item { marker, pending: true });
+                stack.push(Step::Exit(Exit::Container));
+            }
+            "dd" => {
+                self.flush();
+                self.out.containers.push(Container::Item { marker: ":".to_owned(), pending: true });
+                stack.push(Step::Exit(Exit::Container));
+            }
+            "dt" => {
+                self.flush();
+                self.inline_only += 1;
+                stack.push(Step::Exit(Exit::Dt));
+            }
+            "blockquote" => {
+                self.flush();
+                self.out.release_pending_marker();
+                self.out.containers.push(Container::Quote);
+                stack.push(Step::Exit(Exit::Container));
+            }
+            "summary" | "caption" | "figcaption" | "legend" => {
+                self.flush();
+                stack.push(Step::Exit(Exit::Block));
+            }
+            _ if is_block_name(name) => {
+                self.flush();
+                stack.push(Step::Exit(Exit::Block));
+            }
+            _ => {}
+        }
+        push_children(node, child_flags, stack);
+    }
+
+    fn add_link(&mut self, href: &str) {
+        let href = href.trim();
+        if href.is_empty() || href.starts_with('#') || href.to_ascii_lowercase().starts_with("javascript:") {
+            return;
+        }
+        if self.seen_links.insert(href.to_owned()) {
+            self.links.push(href.to_owned());
+        }
+    }
+
+    /// The chrome rules. `true` drops the element and its subtree.
+    fn is_dropped(&self, node: NRef<'_>, el: &Element, flags: Flags) -> bool {
+        let name = el.name();
+        let protected = self.protected.contains(&node.id());
+        if DROP_TAGS.contains(&name) {
+            return true;
+        }
+        if name == "form" && !protected {
+            return true;
+        }
+        if is_hidden(el) && !is_tab_panel(el) {
+            return true;
+        }
+        if protected {
+            return false;
+        }
+        match name {
+            "nav" => return true,
+            "aside" if !is_admonition(el) => return true,
+            "header" if !flags.in_sectioning => return true,
+            "footer" if !flags.in_article => return true,
+            _ => {}
+        }
+        if let Some(role) = attr(el, "role") {
+            let role = role.trim().to_ascii_lowercase();
+            if CHROME_ROLES.contains(&role.as_str()) {
+                return true;
+            }
+        }
+        if self.class_markers && has_chrome_class_or_id(el) && !is_admonition(el) {
+            return true;
+        }
+        match name {
+            "a" => return is_chrome_link(node, el),
+            "p" | "div" | "small" | "li" | "address" | "section" | "dd" | "dt" => {
+                if let Some(text) = short_text(node, 400) {
+                    let lower = text.to_lowercase();
+                    if is_chrome_block_text(&lower) {
+                        return true;
+                    }
+                    if name != "p" && name != "li" && lower.contains("cookie") && has_button_like(node) {
+                        return true;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if heading_level(name).is_some() {
+            if let Some(text) = short_text(node, 80) {
+                if CHROME_HEADINGS.contains(&text.to_lowercase().as_str()) {
+                    return true;
+                }
+            }
+        }
+        // The element right after a chrome heading ("Previous topic" → its link).
+        if let Some(prev) = node.prev_siblings().take(8).find(|s| s.value().is_element()) {
+            if let Some(pel) = prev.value().as_element() {
+                if heading_level(pel.name()).is_some() {
+                    if let Some(text) = short_text(prev, 80) {
+                        if CHROME_HEADINGS.contains(&text.to_lowercase().as_str()) {
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn code_block(&mut self, node: NRef<'_>) {
+        let code = pre_text(node);
+        let code = code.trim_end_matches(['\n', ' ', '\t']).trim_start_matches('\n');
+        if code.trim().is_empty() {
+            return;
+        }
+        let lang = code_language(node);
+        let fence = "`".repeat(longest_run(code, '`').max(2) + 1);
+        let block = format!("{fence}{lang}\n{code}\n{fence}");
+        self.out.emit(Kind::Code, &block);
+    }
+
+    fn table(&mut self, table: NRef<'_>) {
+        let mut caption = None;
+        let mut rows: Vec<(bool, Vec<String>)> = Vec::new();
+        let mut row_nodes: Vec<(bool, NRef<'_>)> = Vec::new();
+        for child in table.children() {
+            let Some(el) = child.value().as_element() else { continue };
+            match el.name() {
+                "caption" => caption = Some(child),
+                "thead" | "tbody" | "tfoot" => {
+                    for tr in child.children() {
+                        if tr.value().as_element().is_some_and(|e| e.name() == "tr") {
+                            row_nodes.push((el.name() == "thead", tr));
+                        }
+                    }
+                }
+                "tr" => row_nodes.push((false, child)),
+                _ => {}
+            }
+        }
+        if let Some(cap) = caption {
+            let text = self.flatten(cap);
+            if !text.is_empty() {
+                self.out.emit(Kind::Para, &escape_line_start(&text));
+            }
+        }
+        for (in_head, tr) in row_nodes {
+            let Some(tr_el) = tr.value().as_element() else { continue };
+            if self.is_dropped(tr, tr_el, Flags::default()) {
+                continue;
+            }
+            let mut cells = Vec::new();
+            let mut all_th = true;
+            for cell in tr.children() {
+                let Some(cel) = cell.value().as_element() else { continue };
+                if !matches!(cel.name(), "td" | "th") {
+                    continue;
+                }
+                all_th &= cel.name() == "th";
+                cells.push(self.flatten(cell));
+            }
+            if cells.is_empty() || cells.iter().all(String::is_empty) {
+                continue;
+            }
+            rows.push((in_head || all_th, cells));
+        }
+        if rows.is_empty() {
+            return;
+        }
+        let columns = rows.iter().map(|(_, c)| c.len()).max().unwrap_or(0);
+        let has_header = rows[0].0;
+        if columns > 6 {
+            // Wide tables read better (and chunk better) as one record per row.
+            let headers: Vec<String> = if has_header {
+                rows[0].1.clone()
+            } else {
+                (1..=columns).map(|i| format!("Column {i}")).collect()
+            };
+            let body = if has_header { &rows[1..] } else { &rows[..] };
+            for (_, cells) in body {
+                let mut lines = Vec::new();
+                for (i, value) in cells.iter().enumerate() {
+                    if value.is_empty() {
+                        continue;
+                    }
+                    let head = headers.get(i).filter(|h| !h.is_empty()).cloned().unwrap_or_else(|| format!("Column {}", i + 1));
+                    lines.push(escape_line_start(&format!("{head}: {value}")).into_owned());
+                }
+                if !lines.is_empty() {
+                    self.out.emit(Kind::Para, &lines.join("\n"));
+                }
+            }
+            return;
+        }
+        let mut md = String::new();
+        let render_row = |md: &mut String, cells: &[String]| {
+            md.push('|');
+            for i in 0..columns {
+                let cell = cells.get(i).map(String::as_str).unwrap_or("");
+                md.push(' ');
+                md.push_str(&cell.replace('|', "\\|"));
+                md.push_str(" |");
+            }
+        };
+        render_row(&mut md, &rows[0].1);
+        md.push_str("\n|");
+        for _ in 0..columns {
+            md.push_str(" --- |");
+        }
+        for (_, cells) in &rows[1..] {
+            md.push('\n');
+            render_row(&mut md, cells);
+        }
+        self.out.emit(Kind::Table, &md);
+    }
+
+    /// Everything under `node` as one line of inline text (table cells, captions).
+    fn flatten(&mut self, node: NRef<'_>) -> String {
+        let saved = std::mem::take(&mut self.inline);
+        self.inline_only += 1;
+        let mut stack = Vec::new();
+        push_children(node, Flags::of_root(node), &mut stack);
+        while let Some(step) = stack.pop() {
+            match step {
+                Step::Enter(n, flags) => match n.value() {
+                    Node::Text(t) => self.inline.text(t),
+                    Node::Element(el) => self.enter(n, el, flags, &mut stack),
+                    _ => {}
+                },
+                Step::Exit(exit) => self.exit(exit),
+            }
+        }
+        self.inline_only -= 1;
+        std::mem::replace(&mut self.inline, saved).take()
+    }
+}
+
+fn push_children<'a>(node: NRef<'a>, flags: Flags, stack: &mut Vec<Step<'a>>) {
+    for child in node.children().rev() {
+        stack.push(Step::Enter(child, flags));
+    }
+}
+
+fn is_admonition(el: &Element) -> bool {
+    el.classes().any(|c| {
+        let c = c.to_ascii_lowercase();
+        matches!(
+            c.as_str(),
+            "admonition" | "note" | "warning" | "tip" | "caution" | "important" | "danger" | "attention" | "hint" | "callout"
+        ) || c.starts_with("admonition")
+            || c.starts_with("callout")
+    })
+}
+
+fn is_chrome_link(node: NRef<'_>, el: &Element) -> bool {
+    if let Some(rel) = attr(el, "rel") {
+        if rel.split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case("prev") || r.eq_ignore_ascii_case("next")) {
+            return true;
+        }
+    }
+    let Some(text) = short_text(node, 120) else {
+        return false;
+    };
+    let lower = text.to_lowercase();
+    let href = attr(el, "href").unwrap_or("").trim();
+    if href.starts_with('#') {
+        if lower.starts_with("skip to") || lower.starts_with("skip navigation") || lower.starts_with("jump to") {
+            return true;
+        }
+        if matches!(lower.as_str(), "" | "¶" | "#" | "§" | "🔗" | "link") {
+            return true;
+        }
+    }
+    let core = lower.trim_matches(|c: char| !c.is_alphanumeric());
+    CHROME_LINK_TEXTS.contains(&core) || is_prev_next_link(&text, &lower)
+}
+
+/// A cookie banner's tell: something to click that isn't a content link.
+fn has_button_like(node: NRef<'_>) -> bool {
+    node.descendants().take(2000).any(|n| {
+        n.value().as_element().is_some_and(|e| {
+            matches!(e.name(), "button" | "input")
+                || attr(e, "role").is_some_and(|r| r.eq_ignore_ascii_case("button"))
+                || (e.name() == "a"
+                    && short_text(n, 40).is_some_and(|t| {
+                        matches!(
+                            t.to_lowercase().as_str(),
+                            "accept" | "accept all" | "ok" | "got it" | "i agree" | "agree" | "allow" | "allow all" | "decline" | "reject"
+                        )
+                    }))
+        })
+    })
+}
+
+/// A table used for page layout rather than data: rendered as its content.
+fn is_layout_table(node: NRef<'_>, el: &Element) -> bool {
+    if attr(el, "role").is_some_and(|r| matches!(r.trim(), "presentation" | "none")) {
+        return true;
+    }
+    let mut columns = 0usize;
+    let mut blocks_in_cells = false;
+    for (steps, n) in node.descendants().skip(1).enumerate() {
+        if steps > 20_000 {
+            break;
+        }
+        let Some(e) = n.value().as_element() else { continue };
+        match e.name() {
+            "table" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => return true,
+            "tr" => {
+                let cells = n.children().filter(|c| c.value().as_element().is_some_and(|e| matches!(e.name(), "td" | "th"))).count();
+                columns = columns.max(cells);
+            }
+            "p" | "div" | "ul" | "ol" | "pre" | "blockquote" => blocks_in_cells = true,
+            _ => {}
+        }
+    }
+    columns == 1 && blocks_in_cells
+}
+
+/// Raw text under a `pre`/`code`, `br` as newline, dropped chrome (copy
+/// buttons, line numbers) skipped.
+fn pre_text(node: NRef<'_>) -> String {
+    let mut s = String::new();
+    let mut stack = vec![node];
+    let mut first = true;
+    while let Some(n) = stack.pop() {
+        match n.value() {
+            Node::Text(t) => s.push_str(t),
+            Node::Element(e) => {
+                if !first {
+                    if e.name() == "br" {
+                        s.push('\n');
+                        continue;
+                    }
+                    if DROP_TAGS.contains(&e.name())
+                        || is_hidden(e)
+                        || e.classes().any(|c| matches!(c, "linenos" | "lineno" | "linenodiv" | "copybtn"))
+                    {
+                        continue;
+                    }
+                }
+                for child in n.children().rev() {
+                    stack.push(child);
+                }
+            }
+            _ => {}
+        }
+        first = false;
+    }
+    s.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// Inline code span for `code` text, whitespace collapsed.
+fn code_span(code: &str) -> String {
+    let mut text = String::with_capacity(code.len());
+    for w in code.split_whitespace() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(w);
+    }
+    if text.is_empty() {
+        return text;
+    }
+    let ticks = "`".repeat(longest_run(&text, '`') + 1);
+    if text.starts_with('`') || text.ends_with('`') {
+        format!("{ticks} {text} {ticks}")
+    } else {
+        format!("{ticks}{text}{ticks}")
+    }
+}
+
+fn longest_run(s: &str, ch: char) -> usize {
+    let mut best = 0;
+    let mut cur = 0;
+    for c in s.chars() {
+        if c == ch {
+            cur += 1;
+            best = best.max(cur);
+        } else {
+            cur = 0;
+        }
+    }
+    best
+}
+
+/// Language of a code block from `language-x` / `lang-x` / `highlight-x` classes
+/// on the `pre`, its `code` child, or the two wrappers above it (Sphinx puts
+/// `highlight-python` on a grandparent `div`).
+fn code_language(pre: NRef<'_>) -> String {
+    let mut candidates: Vec<NRef<'_>> = vec![pre];
+    if let Some(code) = pre.children().find(|c| c.value().as_element().is_some_and(|e| e.name() == "code")) {
+        candidates.insert(0, code);
+    }
+    candidates.extend(pre.ancestors().take(2));
+    for n in candidates {
+        let Some(el) = n.value().as_element() else { continue };
+        for class in el.classes() {
+            let lower = class.to_ascii_lowercase();
+            let lang = lower
+                .strip_prefix("language-")
+                .or_else(|| lower.strip_prefix("lang-"))
+                .or_else(|| lower.strip_prefix("highlight-"))
+                .or_else(|| lower.strip_prefix("sourcecode-"));
+            if let Some(lang) = lang {
+                if matches!(lang, "default" | "none" | "text" | "plain" | "") {
+                    return String::new();
+                }
+                let clean: String =
+                    lang.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '_' | '#' | '.')).collect();
+                return clean;
+            }
+        }
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_suffix_is_stripped_only_when_the_h1_confirms_it() {
+        assert_eq!(strip_site_suffix("Install — Tidewater docs", Some("Install")), "Install");
+        assert_eq!(strip_site_suffix("Tidewater | Install", Some("Install")), "Install");
+        assert_eq!(strip_site_suffix("Install — Tidewater docs", Some("Setup")), "Install — Tidewater docs");
+        assert_eq!(strip_site_suffix("Install — Tidewater docs", None), "Install — Tidewater docs");
+        assert_eq!(strip_site_suffix("A - B - C", Some("A")), "A");
+    }
+
+    #[test]
+    fn chrome_tokens() {
+        for t in ["breadcrumbs", "wy-breadcrumbs", "cookieBanner", "md-footer", "sphinxsidebar", "skip-link", "edit-this-page"] {
+            assert!(is_chrome_token(t), "{t}");
+        }
+        for t in ["content", "document", "body", "section-header", "highlight", "admonition", "toctree-wrapper", "menuselection"] {
+            assert!(!is_chrome_token(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn copyright_lines() {
+        assert!(is_copyright_line("© 2026 tidewater inc."));
+        assert!(is_copyright_line("copyright 2026, tidewater"));
+        assert!(is_copyright_line("copyright © tidewater"));
+        assert!(!is_copyright_line("copyright notices must be kept in every source file."));
+    }
+
+    #[test]
+    fn prev_next_links() {
+        for t in ["Next", "« Previous", "Next page →", "Previous: Install", "← Quickstart", "NEXT TOPIC"] {
+            assert!(is_prev_next_link(t, &t.to_lowercase()), "{t}");
+        }
+        for t in ["Next steps", "the next section explains", "Preview"] {
+            assert!(!is_prev_next_link(t, &t.to_lowercase()), "{t}");
+        }
+    }
+}

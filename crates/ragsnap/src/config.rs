@@ -1,0 +1,159 @@
+//! `ragsnap.toml`: every setting with its default. Command-line flags override the file and
+//! `RAGSNAP_*` environment variables override the file too (flags win over both).
+
+use crate::{Error, Result};
+use ragsnap_index::TuneConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Store folder (default `$RAGSNAP_STORE`, else `./ragsnap-store`).
+    pub store: Option<PathBuf>,
+    /// Where ONNX Runtime and the model are, and how to run it.
+    pub runtime: RuntimeConfig,
+    /// Document sources for `rebuild`.
+    pub sources: Vec<SourceConfig>,
+    /// Per-document ingest limits.
+    pub ingest: IngestConfig,
+    /// Chunk sizes.
+    pub chunker: ChunkerConfig,
+    /// Corpus-level boilerplate removal.
+    pub boilerplate: BoilerplateSettings,
+    /// Index tuning.
+    pub index: TuneConfig,
+    /// Query defaults.
+    pub query: QueryDefaults,
+}
+
+/// `[runtime]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// ONNX Runtime library (else `RAGSNAP_ORT_LIB`, else the `make setup` cache).
+    pub ort_lib: Option<PathBuf>,
+    /// Model directory (else `RAGSNAP_MODEL_DIR`, else the cache's default model).
+    pub model_dir: Option<PathBuf>,
+    /// Intra-op threads; 0 = all cores.
+    pub intra_threads: usize,
+    /// Texts per model call.
+    pub batch_size: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { ort_lib: None, model_dir: None, intra_threads: 0, batch_size: 32 }
+    }
+}
+
+/// `[[sources]]`: one folder of documents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Folder to read.
+    pub dir: PathBuf,
+    /// Prefix of document URLs (a page's canonical URL wins when it has one).
+    #[serde(default)]
+    pub url_prefix: Option<String>,
+    /// Name prefixed to source paths when there are several sources.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `[ingest]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest document read, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { max_bytes: 20 << 20 }
+    }
+}
+
+/// `[chunker]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChunkerConfig {
+    /// Target chunk size in model tokens.
+    pub target_tokens: usize,
+    /// Hard maximum (never above the model's max).
+    pub max_tokens: usize,
+    /// Sections smaller than this merge into a neighbour.
+    pub min_tokens: usize,
+}
+
+impl Default for ChunkerConfig {
+    fn default() -> Self {
+        ChunkerConfig { target_tokens: 200, max_tokens: 256, min_tokens: 32 }
+    }
+}
+
+/// `[boilerplate]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BoilerplateSettings {
+    /// A block must recur on at least this many pages...
+    pub min_pages: usize,
+    /// ...and on at least this share of pages, to count as template text.
+    pub min_share: f64,
+}
+
+impl Default for BoilerplateSettings {
+    fn default() -> Self {
+        BoilerplateSettings { min_pages: 5, min_share: 0.30 }
+    }
+}
+
+/// `[query]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryDefaults {
+    /// Hits returned.
+    pub k: usize,
+    /// Hard maximum of `k`.
+    pub max_k: usize,
+    /// Similarity floor; unset means the model descriptor's default.
+    pub floor: Option<f32>,
+    /// Most hits from one source page.
+    pub max_per_source: usize,
+}
+
+impl Default for QueryDefaults {
+    fn default() -> Self {
+        QueryDefaults { k: 5, max_k: 50, floor: None, max_per_source: 3 }
+    }
+}
+
+impl Config {
+    /// Read a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    /// The config file to use: the one given, else `./ragsnap.toml` when it exists, else defaults.
+    pub fn discover(explicit: Option<&Path>) -> Result<Self> {
+        match explicit {
+            Some(p) => Config::load(p),
+            None if Path::new("ragsnap.toml").is_file() => Config::load(Path::new("ragsnap.toml")),
+            None => Ok(Config::default()),
+        }
+    }
+
+    /// Store folder: explicit, then `RAGSNAP_STORE`, then the file, then `./ragsnap-store`.
+    pub fn store_path(&self, explicit: Option<&Path>) -> PathBuf {
+        if let Some(p) = explicit {
+            return p.to_path_buf();
+        }
+        if let Some(v) = std::env::var_os("RAGSNAP_STORE").filter(|v| !v.is_empty()) {
+            return PathBuf::from(v);
+        }
+        self.store.clone().unwrap_or_else(|| PathBuf::from("ragsnap-store"))
+    }
+}

@@ -1,0 +1,104 @@
+//! A snapshot loaded for querying: verified manifest, chunk table (positioned reads), vectors
+//! and the index.
+
+use crate::{Error, Result};
+use ragsnap_index::{HnswIndex, HnswParams, Index, VectorSet};
+use ragsnap_store::{tables, ArtifactKind, ChunkTable, DocumentEntry, Lease, Manifest, OpenedSnapshot, Store, StoreError};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A verified, loaded snapshot. Holding it holds a reader lease, so GC will not remove it.
+pub struct Snapshot {
+    manifest: Manifest,
+    chunks: ChunkTable,
+    vectors: Arc<VectorSet>,
+    index: Index,
+    documents: Vec<DocumentEntry>,
+    _lease: Lease,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("id", &self.manifest.snapshot_id).field("chunks", &self.chunks.len()).finish()
+    }
+}
+
+impl Snapshot {
+    /// Open snapshot `id` of `store`: every checksum is verified before any artifact is parsed.
+    pub fn open(store: &Store, id: &str) -> Result<Self> {
+        let opened = store.open_snapshot(id)?;
+        Snapshot::load(opened)
+    }
+
+    fn load(opened: OpenedSnapshot) -> Result<Self> {
+        let m = &opened.manifest;
+        let dims = m.fingerprint.dims;
+        let missing = |k: ArtifactKind| StoreError::ManifestRefused {
+            path: opened.dir.join(ragsnap_store::MANIFEST_FILE),
+            message: format!("no {} artifact", k.name()),
+        };
+        let vec_path = opened.path(ArtifactKind::Vectors).ok_or_else(|| missing(ArtifactKind::Vectors))?;
+        let payload = opened.read_payload(ArtifactKind::Vectors)?.ok_or_else(|| missing(ArtifactKind::Vectors))?;
+        let floats = tables::decode_vectors(&vec_path, &payload, m.counts.vectors, dims)?;
+        drop(payload);
+        let vectors = Arc::new(VectorSet::new(dims, floats)?);
+        let chunk_path = opened.path(ArtifactKind::Chunks).ok_or_else(|| missing(ArtifactKind::Chunks))?;
+        let chunks = ChunkTable::open(&chunk_path, m.counts.chunks)?;
+        let doc_path = opened.path(ArtifactKind::Documents).ok_or_else(|| missing(ArtifactKind::Documents))?;
+        let doc_payload = opened.read_payload(ArtifactKind::Documents)?.ok_or_else(|| missing(ArtifactKind::Documents))?;
+        let documents = tables::decode_documents(&doc_path, &doc_payload)?;
+        let index = match m.index.kind.as_str() {
+            "exact" => Index::Exact(vectors.clone()),
+            "hnsw" => {
+                let payload = opened.read_payload(ArtifactKind::Hnsw)?.ok_or_else(|| missing(ArtifactKind::Hnsw))?;
+                let params = HnswParams { m: m.index.m, ef_construction: m.index.ef_construction };
+                Index::Hnsw(HnswIndex::from_bytes(&payload, params, m.counts.vectors)?)
+            }
+            other => {
+                return Err(Error::Store(StoreError::ManifestRefused {
+                    path: opened.dir.join(ragsnap_store::MANIFEST_FILE),
+                    message: format!("unknown index kind {other:?}"),
+                }))
+            }
+        };
+        let OpenedSnapshot { manifest, lease, .. } = opened;
+        Ok(Snapshot { manifest, chunks, vectors, index, documents, _lease: lease })
+    }
+
+    /// Snapshot id.
+    pub fn id(&self) -> &str {
+        &self.manifest.snapshot_id
+    }
+
+    /// Its manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Its chunk table.
+    pub fn chunks(&self) -> &ChunkTable {
+        &self.chunks
+    }
+
+    /// Its vectors.
+    pub fn vectors(&self) -> &Arc<VectorSet> {
+        &self.vectors
+    }
+
+    /// Its index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Its documents.
+    pub fn documents(&self) -> &[DocumentEntry] {
+        &self.documents
+    }
+}
+
+/// Open the head snapshot of the store at `root` read-only.
+pub fn open_head(root: &Path) -> Result<Snapshot> {
+    let store = Store::open_reader(root)?;
+    let head = store.head()?;
+    Snapshot::open(&store, &head.id)
+}
