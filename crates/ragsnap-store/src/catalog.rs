@@ -151,14 +151,14 @@ impl Catalog {
         self.conn.query_row("SELECT snapshot_id FROM head WHERE one = 1", [], |r| r.get(0)).optional().map_err(|e| self.err(e))
     }
 
-    /// Every snapshot, oldest first.
+    /// Every snapshot, in the order they were recorded (oldest first).
     pub fn list(&self) -> Result<Vec<SnapshotRecord>> {
         let head = self.head_id()?;
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT id, parent_id, created_at, created_unix, status, manifest_blake3, fingerprint_id, documents, chunks,
-                        index_kind, recall, reason FROM snapshots ORDER BY created_unix, id",
+                        index_kind, recall, reason FROM snapshots ORDER BY rowid",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt

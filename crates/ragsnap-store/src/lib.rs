@@ -93,6 +93,7 @@ pub struct Lease {
 }
 
 /// A verified snapshot, ready for its artifacts to be read.
+#[derive(Debug)]
 pub struct OpenedSnapshot {
     /// Its manifest.
     pub manifest: Manifest,
@@ -465,9 +466,8 @@ impl Store {
         self.require_writer()?;
         let all = self.catalog.list()?;
         let now = time::unix_now();
-        let mut ready: Vec<&SnapshotRecord> = all.iter().filter(|s| s.status == "ready").collect();
-        ready.sort_by_key(|s| std::cmp::Reverse((s.created_unix, s.id.clone())));
-        let newest: Vec<&str> = ready.iter().take(keep).map(|s| s.id.as_str()).collect();
+        // The catalog lists snapshots in the order they were recorded; the newest come last.
+        let newest: Vec<&str> = all.iter().rev().filter(|s| s.status == "ready").take(keep).map(|s| s.id.as_str()).collect();
         let mut rep = GcReport { dry_run, ..GcReport::default() };
         for s in all.iter().filter(|s| s.status != "collected") {
             let why = if s.is_head {

@@ -1,0 +1,275 @@
+//! Store behaviour on real files and a real SQLite catalog: commit, verify, corruption,
+//! hostile manifests, locking, rollback, GC and leases.
+
+use ragsnap_core::{Canary, Chunk, ContentId, EmbeddingFingerprint, FormatVersion};
+use ragsnap_store::*;
+use std::path::Path;
+
+fn fingerprint(model: &str) -> EmbeddingFingerprint {
+    EmbeddingFingerprint {
+        model_name: model.into(),
+        model_blake3: "m".into(),
+        tokenizer_blake3: "t".into(),
+        pooling: "mean".into(),
+        normalize: true,
+        max_tokens: 256,
+        dims: 4,
+        inputs: vec!["input_ids".into()],
+        output: "last_hidden_state".into(),
+        runtime_version: "1.31.1".into(),
+    }
+}
+
+fn chunk(i: usize) -> Chunk {
+    let text = format!("Page > Section {i}\n\nbody number {i}");
+    Chunk {
+        content_id: ContentId::of_text(&text),
+        text,
+        source_path: format!("p{}.html", i % 3),
+        url: None,
+        header_path: vec!["Page".into(), format!("Section {i}")],
+        byte_range: (0, 10),
+        line_range: (1, 2),
+        tokens: 8,
+    }
+}
+
+/// Publish a small snapshot with `n` chunks; returns its id.
+fn publish(store: &mut Store, n: usize, model: &str, promote: bool) -> String {
+    let mut st = store.stage().unwrap();
+    let chunks: Vec<Chunk> = (0..n).map(chunk).collect();
+    let rows: Vec<Vec<f32>> = (0..n).map(|i| vec![i as f32, 1.0, 0.0, 0.5]).collect();
+    let docs = vec![DocumentEntry { source_path: "p0.html".into(), content_blake3: "h".into(), url: None, title: None, first_chunk: 0, chunk_count: n as u32 }];
+    st.write_artifact("documents.json.bin", ArtifactKind::Documents, &serde_json::to_vec(&docs).unwrap()).unwrap();
+    st.write_artifact("chunks.bin", ArtifactKind::Chunks, &tables::encode_chunks(&chunks)).unwrap();
+    st.write_artifact("vectors.bin", ArtifactKind::Vectors, &tables::encode_vectors(4, &rows)).unwrap();
+    let id = st.id.clone();
+    let m = Manifest {
+        format_version: FormatVersion::CURRENT,
+        reader_features: vec!["chunk-table-v1".into(), "vectors-f32le".into(), "documents-json".into()],
+        writer_features: vec!["staged-rename-commit".into()],
+        snapshot_id: String::new(),
+        parent_id: store.catalog().head_id().unwrap(),
+        created_at: time::rfc3339(time::unix_now()),
+        tool_version: "test".into(),
+        source_digest: "d".into(),
+        chunker: ChunkerInfo { version: 1, target_tokens: 200, max_tokens: 256, min_tokens: 32 },
+        fingerprint: fingerprint(model),
+        canaries: vec![Canary { text: "c".into(), vector: vec![1.0, 0.0, 0.0, 0.0] }],
+        index: IndexInfo { kind: "exact".into(), m: 0, ef_construction: 0, ef_search: 0, recall: 1.0, target_recall: 0.98, sample: n, k: 10 },
+        counts: Counts { documents: 1, chunks: n, vectors: n },
+        calibration: Calibration::default(),
+        files: vec![],
+    };
+    store.publish(st, m, promote, if promote { "test" } else { "rejected by test" }).unwrap();
+    id
+}
+
+#[test]
+fn publish_open_verify_roundtrip() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let id = publish(&mut s, 10, "m", true);
+    assert_eq!(s.head().unwrap().id, id);
+    let rep = s.verify(&id).unwrap();
+    assert!(rep.ok, "{rep:?}");
+    assert_eq!(rep.files, 4);
+    let opened = s.open_snapshot(&id).unwrap();
+    let table = ChunkTable::open(&opened.path(ArtifactKind::Chunks).unwrap(), 10).unwrap();
+    assert_eq!(table.get(7).unwrap(), chunk(7));
+    assert!(table.get(10).is_err());
+    let h = s.catalog().history().unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].action, "promote");
+}
+
+#[test]
+fn every_flipped_bit_is_reported_by_verify_and_refused_by_open() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let id = publish(&mut s, 6, "m", true);
+    let dir = s.snapshot_dir(&id);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut seed = 12345u64;
+    let mut trials = 0;
+    for f in &files {
+        let original = std::fs::read(f).unwrap();
+        for _ in 0..250 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let bit = (seed % (original.len() as u64 * 8)) as usize;
+            let mut b = original.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            std::fs::write(f, &b).unwrap();
+            let rep = s.verify(&id).unwrap();
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(!rep.ok && rep.problems.iter().any(|p| p.file == name), "flip of bit {bit} in {name} not reported: {rep:?}");
+            assert!(s.open_snapshot(&id).is_err(), "open must refuse a corrupted snapshot ({name} bit {bit})");
+            trials += 1;
+        }
+        std::fs::write(f, &original).unwrap();
+    }
+    assert!(trials >= 1000, "{trials} trials");
+    assert!(s.verify(&id).unwrap().ok);
+}
+
+#[test]
+fn truncated_and_extra_files_are_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let id = publish(&mut s, 6, "m", true);
+    let dir = s.snapshot_dir(&id);
+    let v = dir.join("vectors.bin");
+    let bytes = std::fs::read(&v).unwrap();
+    std::fs::write(&v, &bytes[..bytes.len() - 9]).unwrap();
+    std::fs::write(dir.join("stray.bin"), b"x").unwrap();
+    let rep = s.verify(&id).unwrap();
+    assert!(rep.problems.iter().any(|p| p.file == "vectors.bin"), "{rep:?}");
+    assert!(rep.problems.iter().any(|p| p.file == "stray.bin"), "{rep:?}");
+}
+
+fn rewrite_manifest(s: &Store, id: &str, edit: impl Fn(&mut serde_json::Value)) -> std::path::PathBuf {
+    let p = s.snapshot_dir(id).join(MANIFEST_FILE);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    p
+}
+
+#[test]
+fn hostile_manifests_are_refused_without_reading_outside_the_store() {
+    for (what, edit) in [
+        ("traversal", Box::new(|v: &mut serde_json::Value| v["files"][0]["name"] = "../../../etc/passwd".into()) as Box<dyn Fn(&mut serde_json::Value)>),
+        ("absolute", Box::new(|v: &mut serde_json::Value| v["files"][0]["name"] = "/etc/passwd".into())),
+        ("future version", Box::new(|v: &mut serde_json::Value| v["format_version"] = 99.into())),
+        ("unknown feature", Box::new(|v: &mut serde_json::Value| v["reader_features"].as_array_mut().unwrap().push("zstd-chunks".into()))),
+        ("huge size", Box::new(|v: &mut serde_json::Value| v["files"][0]["size"] = u64::MAX.into())),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Store::open_writer(d.path()).unwrap();
+        let id = publish(&mut s, 4, "m", true);
+        let mpath = rewrite_manifest(&s, &id, &edit);
+        // The catalog digest no longer matches: refused as corrupt.
+        assert!(matches!(s.open_snapshot(&id), Err(StoreError::Corrupt { .. })), "{what}");
+        // Even with a matching digest (an attacker who also rewrote the catalog), parsing refuses.
+        let bytes = std::fs::read(&mpath).unwrap();
+        let err = Manifest::parse(&mpath, &bytes).unwrap_err();
+        assert!(matches!(err, StoreError::ManifestRefused { .. } | StoreError::UnsupportedVersion { .. }), "{what}: {err}");
+    }
+}
+
+#[test]
+fn a_symlinked_artifact_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let id = publish(&mut s, 4, "m", true);
+    let v = s.snapshot_dir(&id).join("vectors.bin");
+    let outside = d.path().join("outside.bin");
+    std::fs::rename(&v, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &v).unwrap();
+    let err = s.open_snapshot(&id).unwrap_err();
+    assert!(err.to_string().contains("symlink"), "{err}");
+}
+
+#[test]
+fn a_second_writer_is_told_who_holds_the_lock() {
+    let d = tempfile::tempdir().unwrap();
+    let _first = Store::open_writer(d.path()).unwrap();
+    match Store::open_writer(d.path()) {
+        Err(StoreError::Locked { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!("expected Locked, got {:?}", other.err()),
+    }
+    // Readers never take the lock.
+    Store::open_reader(d.path()).unwrap();
+}
+
+#[test]
+fn rollback_moves_head_verifies_first_and_never_deletes() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let a = publish(&mut s, 4, "m", true);
+    let b = publish(&mut s, 5, "m", true);
+    assert_eq!(s.previous_head(1).unwrap(), a);
+    s.rollback(&a, "bad build", false).unwrap();
+    assert_eq!(s.head().unwrap().id, a);
+    assert!(s.snapshot_dir(&b).exists());
+    let h = s.catalog().history().unwrap();
+    assert_eq!(h.last().unwrap().action, "rollback");
+    assert_eq!(h.last().unwrap().reason, "bad build");
+    // Corrupt b, then try to roll forward to it: refused, head unchanged.
+    let v = s.snapshot_dir(&b).join("chunks.bin");
+    let mut bytes = std::fs::read(&v).unwrap();
+    bytes[40] ^= 1;
+    std::fs::write(&v, bytes).unwrap();
+    let err = s.rollback(&b, "forward", false).unwrap_err();
+    assert!(err.to_string().contains("failed verification"), "{err}");
+    assert_eq!(s.head().unwrap().id, a);
+}
+
+#[test]
+fn rollback_across_a_model_change_needs_permission() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let a = publish(&mut s, 4, "old-model", true);
+    publish(&mut s, 4, "new-model", true);
+    let err = s.rollback(&a, "r", false).unwrap_err();
+    assert!(err.to_string().contains("--allow-model-change"), "{err}");
+    s.rollback(&a, "r", true).unwrap();
+    assert_eq!(s.head().unwrap().id, a);
+}
+
+#[test]
+fn rejected_builds_need_force_to_promote() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let a = publish(&mut s, 4, "m", true);
+    let r = publish(&mut s, 4, "m", false);
+    assert_eq!(s.head().unwrap().id, a);
+    assert_eq!(s.catalog().get(&r).unwrap().status, "rejected");
+    assert!(s.promote(&r, false, "x").is_err());
+    s.promote(&r, true, "operator checked it").unwrap();
+    assert_eq!(s.head().unwrap().id, r);
+    assert_eq!(s.catalog().history().unwrap().last().unwrap().action, "force-promote");
+}
+
+#[test]
+fn orphans_from_a_crash_are_cleaned_on_the_next_writer_open() {
+    let d = tempfile::tempdir().unwrap();
+    let id = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        publish(&mut s, 4, "m", true)
+    };
+    std::fs::create_dir_all(d.path().join("staging/sdead-000000")).unwrap();
+    std::fs::write(d.path().join("staging/sdead-000000/chunks.bin"), b"half").unwrap();
+    std::fs::create_dir_all(d.path().join("snapshots/sunknown-111111")).unwrap();
+    let s = Store::open_writer(d.path()).unwrap();
+    assert!(!d.path().join("staging/sdead-000000").exists());
+    assert!(!d.path().join("snapshots/sunknown-111111").exists());
+    assert!(s.verify(&id).unwrap().ok);
+}
+
+#[test]
+fn gc_keeps_head_pins_recent_and_leased_snapshots() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let ids: Vec<String> = (0..5).map(|i| publish(&mut s, 3 + i, "m", true)).collect();
+    s.pin("release-1", &ids[0]).unwrap();
+    let reader = Store::open_reader(d.path()).unwrap();
+    let held = reader.open_snapshot(&ids[1]).unwrap();
+    let dry = s.gc(1, None, true).unwrap();
+    assert_eq!(dry.removed, vec![ids[2].clone(), ids[3].clone()]);
+    assert!(s.snapshot_dir(&ids[2]).exists(), "dry run deletes nothing");
+    let rep = s.gc(1, None, false).unwrap();
+    assert_eq!(rep.removed, vec![ids[2].clone(), ids[3].clone()]);
+    assert!(!s.snapshot_dir(&ids[2]).exists());
+    assert!(s.snapshot_dir(&ids[1]).exists(), "leased by a reader");
+    assert!(rep.kept.iter().any(|(id, why)| id == &ids[1] && why.contains("reader")));
+    assert_eq!(s.catalog().get(&ids[2]).unwrap().status, "collected");
+    drop(held);
+    let rep = s.gc(1, None, false).unwrap();
+    assert_eq!(rep.removed, vec![ids[1].clone()]);
+    assert!(s.open_snapshot(&ids[1]).is_err());
+    let _ = Path::new("");
+}
