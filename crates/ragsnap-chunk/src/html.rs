@@ -437,6 +437,7 @@ fn is_chrome_block_text(lower: &str) -> bool {
         return true;
     }
     let words = word_count(lower);
+    let lower = lower.trim_start_matches(|c: char| !c.is_alphanumeric());
     if (lower.starts_with("last updated") || lower.starts_with("last modified")) && words <= 12 {
         return true;
     }
@@ -796,7 +797,7 @@ struct Walker<'p> {
     seen_links: HashSet<String>,
     first_h1: Option<String>,
     protected: &'p HashSet<NodeId>,
-    /// Apply class/id chrome markers (off in the last-resort pass).
+    /// Apply class/id chrome markers to big elements too (off in the last-resort pass).
     class_markers: bool,
 }
 
@@ -929,7 +930,8 @@ impl<'p> Walker<'p> {
         }
         if let Some(level) = heading_level(name) {
             self.block_boundary();
-            if self.inline_only > 0 || !self.out.containers.is_empty() {
+            let in_item_or_quote = self.out.containers.iter().any(|c| !matches!(c, Container::List { .. }));
+            if self.inline_only > 0 || in_item_or_quote {
                 // Headings inside lists, quotes or headings are plain paragraphs.
                 stack.push(Step::Exit(Exit::Block));
             } else {
@@ -1036,8 +1038,12 @@ impl<'p> Walker<'p> {
                 return true;
             }
         }
-        if self.class_markers && has_chrome_class_or_id(el) && !is_admonition(el) {
-            return true;
+        if has_chrome_class_or_id(el) && !is_admonition(el) {
+            // In the last-resort pass only small elements go: a big wrapper whose
+            // class merely mentions "sidebar" is content.
+            if self.class_markers || short_text(node, 400).is_some() {
+                return true;
+            }
         }
         match name {
             "a" => return is_chrome_link(node, el),

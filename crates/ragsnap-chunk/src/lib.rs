@@ -25,7 +25,7 @@
 //! ```
 //! use ragsnap_chunk::{approx_token_count, chunk_doc, ingest, ChunkConfig, IngestLimits};
 //!
-//! let page = br#"<!doctype html><html><head><title>Tides — Tidewater</title></head><body>
+//! let page = r##"<!doctype html><html><head><title>Tides &mdash; Tidewater</title></head><body>
 //!   <a href="#main">Skip to content</a>
 //!   <nav><a href="/">Home</a> <a href="/guide/">Guide</a></nav>
 //!   <div id="cookie-banner">We use cookies. <button>Accept</button></div>
@@ -36,9 +36,9 @@
 //!     <pre><code class="language-sh">pip install tidewater</code></pre>
 //!   </main>
 //!   <footer>© 2026 Tidewater Inc.</footer>
-//! </body></html>"#;
+//! </body></html>"##;
 //!
-//! let doc = ingest("guide/tides.html", page, &IngestLimits::default()).unwrap();
+//! let doc = ingest("guide/tides.html", page.as_bytes(), &IngestLimits::default()).unwrap();
 //! assert_eq!(doc.title.as_deref(), Some("Tides"));
 //! assert_eq!(
 //!     doc.markdown,

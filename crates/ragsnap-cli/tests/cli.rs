@@ -1,0 +1,147 @@
+//! Every subcommand's exit codes and JSON shapes, on the real binary, model and store.
+
+mod common;
+use common::*;
+
+#[test]
+fn operator_commands_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site_copy(dir.path());
+    let store = dir.path().join("store");
+    let s = site.to_str().unwrap();
+
+    let o = run(&store, &["rebuild", "--source", s, "--json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let rep = json(&o);
+    assert_eq!(rep["promoted"], true);
+    assert!(rep["chunks"].as_u64().unwrap() > 20);
+    let first = rep["snapshot_id"].as_str().unwrap().to_string();
+
+    let o = run(&store, &["query", "how do I require client certificates from workers?", "--json", "-k", "2"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let q = json(&o);
+    assert_eq!(q["snapshot_id"], first.as_str());
+    assert_eq!(q["outcome"], "hits");
+    let hits = q["hits"].as_array().unwrap();
+    assert!(!hits.is_empty() && hits.len() <= 2);
+    for key in ["score", "text", "source_path", "url", "header_path", "content_id"] {
+        assert!(hits[0].get(key).is_some(), "hit lacks {key}");
+    }
+
+    let o = run(&store, &["query", "Who won the 1998 FIFA World Cup final?", "--json"]);
+    assert_eq!(code(&o), 3, "no confident match exits 3");
+    assert_eq!(json(&o)["outcome"], "no_confident_match");
+    let o = run(&store, &["query", "Who won the 1998 FIFA World Cup final?"]);
+    assert_eq!(code(&o), 3);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no confident match"));
+
+    // Second snapshot from a changed page.
+    let page = site.join("faq.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(&page, html.replacen("</main>", "<h2>Extra</h2><p>The dashboard supports a dark theme since 2.1.</p></main>", 1)).unwrap();
+    let o = run(&store, &["rebuild", "--source", s, "--json"]);
+    assert_eq!(code(&o), 0);
+    let second = json(&o)["snapshot_id"].as_str().unwrap().to_string();
+
+    let o = run(&store, &["snapshots", "--json"]);
+    assert_eq!(code(&o), 0);
+    let list = json(&o);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    for key in ["id", "created_at", "is_head", "status", "documents", "chunks", "fingerprint_id", "recall"] {
+        assert!(list[0].get(key).is_some(), "snapshot row lacks {key}");
+    }
+    assert_eq!(head(&store).as_deref(), Some(second.as_str()));
+
+    let o = run(&store, &["show", &first, "--json"]);
+    assert_eq!(code(&o), 0);
+    let m = json(&o);
+    assert_eq!(m["snapshot_id"], first.as_str());
+    assert_eq!(m["format_version"], 1);
+    assert!(m["files"].as_array().unwrap().iter().all(|f| f["blake3"].as_str().unwrap().len() == 64));
+
+    let o = run(&store, &["rollback", "--json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&o)["to"], first.as_str());
+    assert_eq!(head(&store).as_deref(), Some(first.as_str()));
+
+    let o = run(&store, &["verify", "--all", "--json"]);
+    assert_eq!(code(&o), 0);
+    assert!(json(&o).as_array().unwrap().iter().all(|r| r["ok"] == true));
+
+    // Corrupt the second snapshot: verify fails with 4 and names the file; rollback to it is refused.
+    let vec_file = store.join("snapshots").join(&second).join("vectors.bin");
+    let mut b = std::fs::read(&vec_file).unwrap();
+    b[100] ^= 0x10;
+    std::fs::write(&vec_file, b).unwrap();
+    let o = run(&store, &["verify", &second]);
+    assert_eq!(code(&o), 4);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("vectors.bin"));
+    let o = run(&store, &["rollback", "--to", &second]);
+    assert_eq!(code(&o), 3, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(head(&store).as_deref(), Some(first.as_str()));
+
+    let o = run(&store, &["cache", "stats", "--json"]);
+    assert_eq!(code(&o), 0);
+    assert!(json(&o)[0]["vectors"].as_u64().unwrap() > 20);
+
+    let o = run(&store, &["gc", "--keep", "1", "--dry-run", "--json"]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(json(&o)["dry_run"], true);
+}
+
+#[test]
+fn a_second_writer_exits_5_naming_the_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let site = site_copy(dir.path());
+    // Hold the writer lock with a long rebuild's lock: take it directly with a child that sleeps.
+    std::fs::create_dir_all(&store).unwrap();
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(store.join("LOCK")).unwrap();
+    lock.try_lock().unwrap();
+    std::fs::write(store.join("LOCK"), format!("{}\n", std::process::id())).unwrap();
+    let o = run(&store, &["rebuild", "--source", site.to_str().unwrap()]);
+    assert_eq!(code(&o), 5);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("locked by pid {}", std::process::id())), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_missing_store_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin().args(["query"]).output().unwrap();
+    assert_eq!(code(&o), 2);
+    let o = bin().args(["--store", dir.path().join("nope").to_str().unwrap(), "snapshots"]).output().unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ragsnap rebuild"));
+}
+
+#[test]
+fn a_missing_runtime_names_make_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site_copy(dir.path());
+    let o = bin()
+        .args(["--store", dir.path().join("s").to_str().unwrap(), "--model-dir", "/nonexistent/model", "rebuild", "--source", site.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("make setup") && err.contains("/nonexistent/model"), "{err}");
+}
+
+#[test]
+fn chunk_and_completions() {
+    let root = repo_root();
+    let page = root.join("fixtures/site/guide/retries.html");
+    let o = bin().args(["chunk", page.to_str().unwrap(), "--json"]).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    assert!(!v[0]["chunks"].as_array().unwrap().is_empty());
+    let o = bin().args(["chunk", page.to_str().unwrap(), "--markdown"]).output().unwrap();
+    assert_eq!(code(&o), 0);
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(md.contains("# ") && !md.contains("<script"));
+    let o = bin().args(["completions", "bash"]).output().unwrap();
+    assert_eq!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ragsnap"));
+}

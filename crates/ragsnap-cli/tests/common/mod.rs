@@ -1,0 +1,56 @@
+//! Helpers for running the real `ragsnap` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ragsnap"));
+    c.current_dir(repo_root());
+    c.env_remove("RAGSNAP_STORE").env("RAGSNAP_LOG", "error");
+    c
+}
+
+pub fn run(store: &Path, args: &[&str]) -> Output {
+    bin().arg("--store").arg(store).args(args).output().unwrap()
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of the fixture site in `dir/site`.
+pub fn site_copy(dir: &Path) -> PathBuf {
+    let site = dir.join("site");
+    copy_tree(&repo_root().join("fixtures/site"), &site);
+    site
+}
+
+pub fn head(store: &Path) -> Option<String> {
+    let o = run(store, &["snapshots", "--json"]);
+    if code(&o) != 0 {
+        return None;
+    }
+    json(&o).as_array().unwrap().iter().find(|s| s["is_head"] == true).map(|s| s["id"].as_str().unwrap().to_string())
+}
