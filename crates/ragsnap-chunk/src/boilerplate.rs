@@ -130,7 +130,11 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
         let mut removed = vec![false; line_count];
         let mut removed_rows = vec![0usize; p.tables.len()];
         // Pairs first, so a paragraph already removed with its heading is not counted twice.
-        let ordered = p.units.iter().filter(|u| u.kind == UnitKind::Pair).chain(p.units.iter().filter(|u| u.kind != UnitKind::Pair));
+        let ordered = p
+            .units
+            .iter()
+            .filter(|u| u.kind == UnitKind::Pair)
+            .chain(p.units.iter().filter(|u| u.kind != UnitKind::Pair));
         for u in ordered {
             if !boiler.contains_key(u.key.as_str()) {
                 continue;
@@ -322,7 +326,9 @@ fn parse_units(md: &str) -> Parsed {
     while i < p.lines.len() {
         let content = content_of(p.lines[i]);
         if let Some((c, n)) = fence {
-            if fence_of(content).is_some_and(|(d, m)| d == c && m >= n) && content.trim_start_matches(c).trim().is_empty() {
+            if fence_of(content).is_some_and(|(d, m)| d == c && m >= n)
+                && content.trim_start_matches(c).trim().is_empty()
+            {
                 fence = None;
             }
             i += 1;

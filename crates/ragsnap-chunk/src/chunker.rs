@@ -168,7 +168,8 @@ fn top_level_blocks(md: &str) -> Vec<Block> {
         match event {
             Event::Start(tag) => {
                 if depth == 0 {
-                    let mut block = Block { range: (range.start, range.end), heading: None, items: Vec::new(), skip: false };
+                    let mut block =
+                        Block { range: (range.start, range.end), heading: None, items: Vec::new(), skip: false };
                     match tag {
                         Tag::Heading { level, .. } => block.heading = Some((level as u8, String::new())),
                         Tag::MetadataBlock(_) => block.skip = true,
@@ -656,7 +657,8 @@ mod tests {
 
     #[test]
     fn header_path_skips_an_h1_equal_to_the_title() {
-        let d = doc(Some("Guide"), "# Guide\n\nIntro text here.\n\n## Setup\n\nSetup text.\n\n### Linux\n\nLinux text.\n");
+        let d =
+            doc(Some("Guide"), "# Guide\n\nIntro text here.\n\n## Setup\n\nSetup text.\n\n### Linux\n\nLinux text.\n");
         let cfg = ChunkConfig { min_tokens: 0, ..ChunkConfig::default() };
         let chunks = chunk_doc(&d, None, &cfg, &approx_token_count);
         let paths: Vec<String> = chunks.iter().map(|c| c.header_path.join(" > ")).collect();
@@ -678,7 +680,10 @@ mod tests {
     #[test]
     fn long_sections_split_and_fit() {
         let para = words(150, "w");
-        let md = format!("# T\n\n{para}\n\n{para}. {para}\n\n```\n{}\n```\n", (0..400).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n"));
+        let md = format!(
+            "# T\n\n{para}\n\n{para}. {para}\n\n```\n{}\n```\n",
+            (0..400).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n")
+        );
         let d = doc(None, &md);
         let cfg = ChunkConfig::default();
         let chunks = chunk_doc(&d, None, &cfg, &approx_token_count);
@@ -712,7 +717,8 @@ mod tests {
 
     #[test]
     fn empty_doc_gives_no_chunks() {
-        assert!(chunk_doc(&doc(Some("T"), "# T\n\n## Empty\n"), None, &ChunkConfig::default(), &approx_token_count).is_empty());
+        assert!(chunk_doc(&doc(Some("T"), "# T\n\n## Empty\n"), None, &ChunkConfig::default(), &approx_token_count)
+            .is_empty());
         assert!(chunk_doc(&doc(None, ""), None, &ChunkConfig::default(), &approx_token_count).is_empty());
     }
 }

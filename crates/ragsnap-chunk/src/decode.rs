@@ -77,13 +77,8 @@ pub(crate) fn sniff_meta_charset(bytes: &[u8]) -> Option<&'static Encoding> {
                 _ => {}
             }
         }
-        let label = charset.or_else(|| {
-            if http_equiv_ct {
-                content.and_then(|c| charset_from_content(&c))
-            } else {
-                None
-            }
-        });
+        let label =
+            charset.or_else(|| if http_equiv_ct { content.and_then(|c| charset_from_content(&c)) } else { None });
         if let Some(label) = label {
             if let Some(enc) = Encoding::for_label(label.trim().as_bytes()) {
                 let enc = if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
@@ -213,7 +208,13 @@ mod tests {
 
     #[test]
     fn truncated_tags_do_not_panic() {
-        for s in [&b"<meta"[..], b"<meta ", b"<meta charset=", b"<meta charset=\"", b"<meta http-equiv=content-type content="] {
+        for s in [
+            &b"<meta"[..],
+            b"<meta ",
+            b"<meta charset=",
+            b"<meta charset=\"",
+            b"<meta http-equiv=content-type content=",
+        ] {
             let _ = sniff_meta_charset(s);
         }
     }

@@ -17,8 +17,8 @@ pub(crate) const MAX_DEPTH: usize = 512;
 const END_TAG_SEARCH: usize = 1024;
 
 const VOID: &[&str] = &[
-    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input", "keygen", "link", "meta",
-    "param", "source", "track", "wbr",
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input", "keygen", "link",
+    "meta", "param", "source", "track", "wbr",
 ];
 
 /// Elements whose content is raw text: tags inside are not tags.
@@ -34,7 +34,9 @@ fn implicitly_closed_by(open: &str, starting: &str) -> bool {
         "tbody" | "thead" | "tfoot" => matches!(open, "td" | "th" | "tr" | "tbody" | "thead" | "tfoot"),
         "option" => open == "option",
         "p" | "div" | "ul" | "ol" | "dl" | "pre" | "table" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "blockquote"
-        | "section" | "article" | "aside" | "nav" | "header" | "footer" | "main" | "figure" | "form" | "hr" => open == "p",
+        | "section" | "article" | "aside" | "nav" | "header" | "footer" | "main" | "figure" | "form" | "hr" => {
+            open == "p"
+        }
         _ => false,
     }
 }

@@ -186,9 +186,9 @@ impl<'a> DocInfo<'a> {
     fn content_root(&self) -> Option<NRef<'a>> {
         let visible = |n: &NRef<'a>| {
             !n.ancestors().chain(std::iter::once(*n)).any(|a| {
-                a.value().as_element().is_some_and(|e| {
-                    matches!(e.name(), "template" | "noscript") || (is_hidden(e) && !is_tab_panel(e))
-                })
+                a.value()
+                    .as_element()
+                    .is_some_and(|e| matches!(e.name(), "template" | "noscript") || (is_hidden(e) && !is_tab_panel(e)))
             })
         };
         let mains: Vec<NRef<'a>> = self.mains.iter().copied().filter(visible).take(16).collect();
@@ -311,7 +311,65 @@ fn has_chrome_class_or_id(el: &Element) -> bool {
             return true;
         }
     }
-    el.classes().any(is_chrome_token) || el.id().is_some_and(is_chrome_token)
+    el.classes().any(is_chrome_token) || el.id().is_some_and(is_chrome_id)
+}
+
+/// Words that may accompany a chrome word in an id (`site-footer`, `main-nav`).
+const ID_FILLER_WORDS: &[&str] = &[
+    "main",
+    "site",
+    "page",
+    "global",
+    "top",
+    "bottom",
+    "left",
+    "right",
+    "primary",
+    "secondary",
+    "header",
+    "container",
+    "wrapper",
+    "wrap",
+    "bar",
+    "area",
+    "links",
+    "box",
+    "notice",
+    "widget",
+    "inner",
+    "outer",
+    "block",
+    "region",
+    "panel",
+    "content",
+    "form",
+    "input",
+    "button",
+    "modal",
+    "popup",
+    "overlay",
+    "dialog",
+    "list",
+    "menu",
+    "nav",
+    "to",
+    "link",
+];
+
+/// Ids are often slugs of headings (`id="can-servers-share-a-directory"`), so an
+/// id is chrome only when every word of it is a chrome or filler word and at least
+/// one is chrome (`cookie-consent`, `site-footer`, `searchbox`).
+fn is_chrome_id(id: &str) -> bool {
+    let id = id.to_ascii_lowercase();
+    let mut any_chrome = false;
+    for word in id.split(['-', '_', ':', '.']).filter(|w| !w.is_empty()) {
+        if CHROME_WORDS.contains(&word) || CHROME_SUBSTRINGS.iter().any(|s| word.contains(s)) {
+            any_chrome = true;
+        } else if !ID_FILLER_WORDS.contains(&word) {
+            return false;
+        }
+    }
+    any_chrome
 }
 
 const CHROME_ROLES: &[&str] = &["navigation", "banner", "contentinfo", "search", "complementary"];
@@ -365,8 +423,15 @@ const PREV_NEXT_TEXTS: &[&str] = &[
 ];
 
 /// Headings that introduce sidebar chrome; the heading and the element right after it go.
-const CHROME_HEADINGS: &[&str] =
-    &["previous topic", "next topic", "this page", "quick search", "on this page", "table of contents", "in this article"];
+const CHROME_HEADINGS: &[&str] = &[
+    "previous topic",
+    "next topic",
+    "this page",
+    "quick search",
+    "on this page",
+    "table of contents",
+    "in this article",
+];
 
 /// Whole-block texts that are chrome.
 const CHROME_BLOCK_TEXTS: &[&str] = &[
@@ -674,14 +739,26 @@ enum Kind {
     Heading,
     /// First line of a list item or definition.
     Marker,
+    /// First line of an ordered list starting at a number other than 1.
+    LooseMarker,
     Dt,
     Code,
     Table,
 }
 
 enum Container {
-    List { ordered: bool, next: u64 },
-    Item { marker: String, pending: bool },
+    List {
+        ordered: bool,
+        next: u64,
+        first: bool,
+    },
+    /// `loose`: an ordered list starting at a number other than 1 cannot
+    /// interrupt a paragraph, so its first item needs a blank line before it.
+    Item {
+        marker: String,
+        pending: bool,
+        loose: bool,
+    },
     Quote,
 }
 
@@ -724,25 +801,26 @@ impl Out {
     fn emit(&mut self, kind: Kind, body: &str) {
         let rest_prefix = Self::prefix_of(&self.containers);
         let pending_marker = match self.containers.last_mut() {
-            Some(Container::Item { marker, pending }) if *pending => {
+            Some(Container::Item { marker, pending, loose }) if *pending => {
                 *pending = false;
-                Some(marker.clone())
+                Some((marker.clone(), *loose))
             }
             _ => None,
         };
-        let Some(marker) = pending_marker else {
+        let Some((marker, loose)) = pending_marker else {
             self.emit_lines(kind, body, &rest_prefix, &rest_prefix);
             return;
         };
         let mut first_prefix = Self::prefix_of(&self.containers[..self.containers.len() - 1]);
         first_prefix.push_str(&marker);
         first_prefix.push(' ');
+        let marker_kind = if loose { Kind::LooseMarker } else { Kind::Marker };
         if kind == Kind::Para {
-            self.emit_lines(Kind::Marker, body, &first_prefix, &rest_prefix);
+            self.emit_lines(marker_kind, body, &first_prefix, &rest_prefix);
         } else {
             // A code block or table opening an item: a lone marker line first.
             let lone = first_prefix.trim_end().to_owned();
-            self.emit_lines(Kind::Marker, &lone, "", "");
+            self.emit_lines(marker_kind, &lone, "", "");
             self.emit_lines(kind, body, &rest_prefix, &rest_prefix);
         }
     }
@@ -751,7 +829,9 @@ impl Out {
         let quotes = self.quotes();
         if !self.md.is_empty() {
             let tight = match kind {
-                Kind::Marker => self.last_in_item || self.last_kind == Some(Kind::Dt),
+                Kind::Marker => {
+                    self.last_in_item || matches!(self.last_kind, Some(Kind::Dt | Kind::Marker | Kind::LooseMarker))
+                }
                 _ => false,
             };
             self.md.push('\n');
@@ -775,7 +855,7 @@ impl Out {
             }
         }
         self.last_kind = Some(kind);
-        self.last_in_item = self.in_item() || kind == Kind::Marker;
+        self.last_in_item = self.in_item() || matches!(kind, Kind::Marker | Kind::LooseMarker);
         self.last_quotes = quotes;
     }
 
@@ -954,25 +1034,27 @@ impl<'p> Walker<'p> {
                 self.flush();
                 self.out.release_pending_marker();
                 let start = attr(el, "start").and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(1);
-                self.out.containers.push(Container::List { ordered: name == "ol", next: start });
+                self.out.containers.push(Container::List { ordered: name == "ol", next: start, first: true });
                 stack.push(Step::Exit(Exit::Container));
             }
             "li" => {
                 self.flush();
-                let marker = match self.out.containers.last_mut() {
-                    Some(Container::List { ordered: true, next }) => {
+                let (marker, loose) = match self.out.containers.last_mut() {
+                    Some(Container::List { ordered: true, next, first }) => {
                         let m = format!("{next}.");
+                        let loose = *first && *next != 1;
                         *next += 1;
-                        m
+                        *first = false;
+                        (m, loose)
                     }
-                    _ => "-".to_owned(),
+                    _ => ("-".to_owned(), false),
                 };
-                self.out.containers.push(Container::Item { marker, pending: true });
+                self.out.containers.push(Container::Item { marker, pending: true, loose });
                 stack.push(Step::Exit(Exit::Container));
             }
             "dd" => {
                 self.flush();
-                self.out.containers.push(Container::Item { marker: ":".to_owned(), pending: true });
+                self.out.containers.push(Container::Item { marker: ":".to_owned(), pending: true, loose: false });
                 stack.push(Step::Exit(Exit::Container));
             }
             "dt" => {
@@ -1146,11 +1228,8 @@ impl<'p> Walker<'p> {
         let has_header = rows[0].0;
         if columns > 6 {
             // Wide tables read better (and chunk better) as one record per row.
-            let headers: Vec<String> = if has_header {
-                rows[0].1.clone()
-            } else {
-                (1..=columns).map(|i| format!("Column {i}")).collect()
-            };
+            let headers: Vec<String> =
+                if has_header { rows[0].1.clone() } else { (1..=columns).map(|i| format!("Column {i}")).collect() };
             let body = if has_header { &rows[1..] } else { &rows[..] };
             for (_, cells) in body {
                 let mut lines = Vec::new();
@@ -1158,7 +1237,11 @@ impl<'p> Walker<'p> {
                     if value.is_empty() {
                         continue;
                     }
-                    let head = headers.get(i).filter(|h| !h.is_empty()).cloned().unwrap_or_else(|| format!("Column {}", i + 1));
+                    let head = headers
+                        .get(i)
+                        .filter(|h| !h.is_empty())
+                        .cloned()
+                        .unwrap_or_else(|| format!("Column {}", i + 1));
                     lines.push(escape_line_start(&format!("{head}: {value}")).into_owned());
                 }
                 if !lines.is_empty() {
@@ -1221,7 +1304,16 @@ fn is_admonition(el: &Element) -> bool {
         let c = c.to_ascii_lowercase();
         matches!(
             c.as_str(),
-            "admonition" | "note" | "warning" | "tip" | "caution" | "important" | "danger" | "attention" | "hint" | "callout"
+            "admonition"
+                | "note"
+                | "warning"
+                | "tip"
+                | "caution"
+                | "important"
+                | "danger"
+                | "attention"
+                | "hint"
+                | "callout"
         ) || c.starts_with("admonition")
             || c.starts_with("callout")
     })
@@ -1260,7 +1352,16 @@ fn has_button_like(node: NRef<'_>) -> bool {
                     && short_text(n, 40).is_some_and(|t| {
                         matches!(
                             t.to_lowercase().as_str(),
-                            "accept" | "accept all" | "ok" | "got it" | "i agree" | "agree" | "allow" | "allow all" | "decline" | "reject"
+                            "accept"
+                                | "accept all"
+                                | "ok"
+                                | "got it"
+                                | "i agree"
+                                | "agree"
+                                | "allow"
+                                | "allow all"
+                                | "decline"
+                                | "reject"
                         )
                     }))
         })
@@ -1282,7 +1383,10 @@ fn is_layout_table(node: NRef<'_>, el: &Element) -> bool {
         match e.name() {
             "table" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => return true,
             "tr" => {
-                let cells = n.children().filter(|c| c.value().as_element().is_some_and(|e| matches!(e.name(), "td" | "th"))).count();
+                let cells = n
+                    .children()
+                    .filter(|c| c.value().as_element().is_some_and(|e| matches!(e.name(), "td" | "th")))
+                    .count();
                 columns = columns.max(cells);
             }
             "p" | "div" | "ul" | "ol" | "pre" | "blockquote" => blocks_in_cells = true,
@@ -1381,8 +1485,10 @@ fn code_language(pre: NRef<'_>) -> String {
                 if matches!(lang, "default" | "none" | "text" | "plain" | "") {
                     return String::new();
                 }
-                let clean: String =
-                    lang.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '_' | '#' | '.')).collect();
+                let clean: String = lang
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '_' | '#' | '.'))
+                    .collect();
                 return clean;
             }
         }
@@ -1405,11 +1511,42 @@ mod tests {
 
     #[test]
     fn chrome_tokens() {
-        for t in ["breadcrumbs", "wy-breadcrumbs", "cookieBanner", "md-footer", "sphinxsidebar", "skip-link", "edit-this-page"] {
+        for t in [
+            "breadcrumbs",
+            "wy-breadcrumbs",
+            "cookieBanner",
+            "md-footer",
+            "sphinxsidebar",
+            "skip-link",
+            "edit-this-page",
+        ] {
             assert!(is_chrome_token(t), "{t}");
         }
-        for t in ["content", "document", "body", "section-header", "highlight", "admonition", "toctree-wrapper", "menuselection"] {
+        for t in [
+            "content",
+            "document",
+            "body",
+            "section-header",
+            "highlight",
+            "admonition",
+            "toctree-wrapper",
+            "menuselection",
+        ] {
             assert!(!is_chrome_token(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn chrome_ids() {
+        for id in
+            ["cookie-consent", "site-footer", "searchbox", "main-nav", "sidebar", "skip-to-content", "cookieBanner"]
+        {
+            assert!(is_chrome_id(id), "{id}");
+        }
+        for id in
+            ["can-several-servers-share-one-data-directory", "session-cookies", "searching-jobs", "content", "main"]
+        {
+            assert!(!is_chrome_id(id), "{id}");
         }
     }
 

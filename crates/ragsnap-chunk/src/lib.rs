@@ -264,7 +264,11 @@ mod tests {
 
     #[test]
     fn many_keeps_order() {
-        let docs = vec![("a.txt".to_owned(), b"one".to_vec()), ("b.bin".to_owned(), vec![0]), ("c.md".to_owned(), b"# C".to_vec())];
+        let docs = vec![
+            ("a.txt".to_owned(), b"one".to_vec()),
+            ("b.bin".to_owned(), vec![0]),
+            ("c.md".to_owned(), b"# C".to_vec()),
+        ];
         let out = ingest_many(&docs, &IngestLimits::default());
         assert_eq!(out[0].as_ref().unwrap().markdown, "one\n");
         assert!(out[1].is_err());

@@ -3,27 +3,51 @@
 
 use std::borrow::Cow;
 
-/// Escape the first character of a text line when it would otherwise start
-/// Markdown block syntax (heading, quote, list, thematic break, fence, HTML
-/// block, table, link reference definition).
+/// Escape the start of a text line when it would otherwise be read as Markdown
+/// block syntax (ATX heading, quote, list item, thematic break or setext
+/// underline, code fence, HTML block, table row, link reference definition).
+/// Anything else is left alone, so inline code and words like `--force` or
+/// `_internal` stay as written.
 pub(crate) fn escape_line_start(text: &str) -> Cow<'_, str> {
-    let bytes = text.as_bytes();
-    let Some(&first) = bytes.first() else {
-        return Cow::Borrowed(text);
-    };
-    if matches!(first, b'#' | b'>' | b'-' | b'+' | b'*' | b'=' | b'_' | b'`' | b'~' | b'<' | b'|' | b'[') {
-        return Cow::Owned(format!("\\{text}"));
-    }
-    // "1. " / "2) " would start an ordered list.
-    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
-    if (1..=9).contains(&digits) && matches!(bytes.get(digits), Some(b'.' | b')')) {
+    if needs_escape(text) {
+        let digits = text.bytes().take_while(u8::is_ascii_digit).count();
         let mut s = String::with_capacity(text.len() + 1);
         s.push_str(&text[..digits]);
         s.push('\\');
         s.push_str(&text[digits..]);
-        return Cow::Owned(s);
+        Cow::Owned(s)
+    } else {
+        Cow::Borrowed(text)
     }
-    Cow::Borrowed(text)
+}
+
+fn needs_escape(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
+    let ws_or_end = |i: usize| bytes.get(i).is_none_or(|b| *b == b' ' || *b == b'\t');
+    match first {
+        b'#' => {
+            let hashes = bytes.iter().take_while(|&&b| b == b'#').count();
+            hashes <= 6 && ws_or_end(hashes)
+        }
+        b'>' | b'|' => true,
+        b'-' | b'+' | b'*' | b'_' | b'=' => {
+            let marker = matches!(first, b'-' | b'+' | b'*') && ws_or_end(1);
+            let rule = bytes.iter().all(|&b| b == first || b == b' ' || b == b'\t')
+                && (first == b'=' || first == b'-' || bytes.iter().filter(|&&b| b == first).count() >= 3);
+            marker || rule
+        }
+        b'`' | b'~' => bytes.iter().take_while(|&&b| b == first).count() >= 3,
+        b'<' => bytes.get(1).is_some_and(|b| b.is_ascii_alphabetic() || matches!(b, b'/' | b'!' | b'?')),
+        b'[' => text.find("]:").is_some_and(|close| !text[1..close].contains(']')),
+        b'0'..=b'9' => {
+            let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+            digits <= 9 && matches!(bytes.get(digits), Some(b'.' | b')')) && ws_or_end(digits + 1)
+        }
+        _ => false,
+    }
 }
 
 /// Heading text: a trailing `#` would be read as a closing sequence.
@@ -136,8 +160,19 @@ mod tests {
         assert_eq!(escape_line_start("# of users"), "\\# of users");
         assert_eq!(escape_line_start("1. first"), "1\\. first");
         assert_eq!(escape_line_start("2026) was"), "2026\\) was");
+        assert_eq!(escape_line_start("2026)was"), "2026)was");
         assert_eq!(escape_line_start("plain - text"), "plain - text");
-        assert_eq!(escape_line_start("1.5 is a number"), "1\\.5 is a number");
+        assert_eq!(escape_line_start("1.5 is a number"), "1.5 is a number");
+        assert_eq!(escape_line_start("`code` first"), "`code` first");
+        assert_eq!(escape_line_start("```"), "\\```");
+        assert_eq!(escape_line_start("--force is needed"), "--force is needed");
+        assert_eq!(escape_line_start("- item"), "\\- item");
+        assert_eq!(escape_line_start("***"), "\\***");
+        assert_eq!(escape_line_start("#hashtag"), "#hashtag");
+        assert_eq!(escape_line_start("<div> text"), "\\<div> text");
+        assert_eq!(escape_line_start("< 5 ms"), "< 5 ms");
+        assert_eq!(escape_line_start("[1]: http://x"), "\\[1]: http://x");
+        assert_eq!(escape_line_start("[1] and [2]: x"), "[1] and [2]: x");
         assert_eq!(escape_heading("Using C#"), "Using C\\#");
     }
 
