@@ -46,7 +46,9 @@ fn off_topic_questions_are_refused_by_the_floor() {
         let r = s.query(&q.question, &QueryOptions::default()).unwrap();
         match r.answer {
             Answer::NoConfidentMatch { best_score } => assert!(best_score.unwrap() < r.floor),
-            Answer::Hits { hits } => panic!("{:?} answered with {:?} at {}", q.question, hits[0].source_path, hits[0].score),
+            Answer::Hits { hits } => {
+                panic!("{:?} answered with {:?} at {}", q.question, hits[0].source_path, hits[0].score)
+            }
         }
     }
 }
@@ -77,7 +79,15 @@ fn hits_carry_provenance_and_respect_k_dedupe_and_per_source_caps() {
 fn no_chunk_contains_site_chrome() {
     let store = Store::open_reader(fixture_store()).unwrap();
     let snap = Snapshot::open(&store, &store.head().unwrap().id).unwrap();
-    let chrome = ["We use cookies", "Skip to content", "Edit this page", "© 2026 Tidewater", "Accept all", "function(", "{ margin"];
+    let chrome = [
+        "We use cookies",
+        "Skip to content",
+        "Edit this page",
+        "© 2026 Tidewater",
+        "Accept all",
+        "function(",
+        "{ margin",
+    ];
     for i in 0..snap.chunks().len() {
         let c = snap.chunks().get(i).unwrap();
         if !c.source_path.ends_with(".html") {
@@ -105,7 +115,10 @@ fn query_vectors_from_another_model_or_dimension_are_refused() {
         }
         r => panic!("expected EmbeddingVersionMismatch, got {r:?}"),
     }
-    assert!(matches!(s.query_vector(&v[..100], &fp, &QueryOptions::default()), Err(Error::DimensionMismatch { expected: 384, found: 100 })));
+    assert!(matches!(
+        s.query_vector(&v[..100], &fp, &QueryOptions::default()),
+        Err(Error::DimensionMismatch { expected: 384, found: 100 })
+    ));
 }
 
 fn embedder_vec(text: &str) -> Vec<f32> {
@@ -139,7 +152,10 @@ fn rebuild_after_one_page_changes_embeds_only_that_page_and_rollback_restores() 
     let reader = Store::open_reader(&store).unwrap();
     assert_eq!(reader.head().unwrap().id, first.snapshot_id);
     let snap = Arc::new(Snapshot::open(&reader, &first.snapshot_id).unwrap());
-    let r = Searcher::new(snap, embedder()).unwrap().query("maximum pending jobs quota per queue", &QueryOptions { floor: Some(0.0), ..Default::default() }).unwrap();
+    let r = Searcher::new(snap, embedder())
+        .unwrap()
+        .query("maximum pending jobs quota per queue", &QueryOptions { floor: Some(0.0), ..Default::default() })
+        .unwrap();
     assert_eq!(r.snapshot_id, first.snapshot_id);
     for id in [&first.snapshot_id, &second.snapshot_id] {
         assert!(reader.verify(id).unwrap().ok);
@@ -152,7 +168,8 @@ fn bad_documents_are_reported_and_do_not_sink_the_build() {
     let site = dir.path().join("site");
     copy_tree(&fixture_site(), &site);
     copy_tree(&repo_root().join("fixtures/bad"), &site.join("bad"));
-    let report = ragsnap::rebuild(&dir.path().join("store"), &Config::default(), &source(&site), embedder().as_ref()).unwrap();
+    let report =
+        ragsnap::rebuild(&dir.path().join("store"), &Config::default(), &source(&site), embedder().as_ref()).unwrap();
     let failed: Vec<&str> = report.failed.iter().map(|f| f.path.as_str()).collect();
     assert!(failed.contains(&"bad/binary.html"), "{:?}", report.failed);
     let skipped: Vec<&str> = report.skipped.iter().map(|f| f.path.as_str()).collect();

@@ -38,7 +38,11 @@ pub fn copy_tree(from: &Path, to: &Path) {
 
 /// A source config for `dir`.
 pub fn source(dir: &Path) -> Vec<SourceConfig> {
-    vec![SourceConfig { dir: dir.to_path_buf(), url_prefix: Some("https://docs.tidewater.example/".into()), name: None }]
+    vec![SourceConfig {
+        dir: dir.to_path_buf(),
+        url_prefix: Some("https://docs.tidewater.example/".into()),
+        name: None,
+    }]
 }
 
 /// A store built from the fixture site once per process (read-only use only).
@@ -46,7 +50,8 @@ pub fn fixture_store() -> &'static Path {
     static S: OnceLock<PathBuf> = OnceLock::new();
     S.get_or_init(|| {
         let dir = tempfile::Builder::new().prefix("ragsnap-fixture-store").tempdir().unwrap().keep();
-        ragsnap::rebuild(&dir, &Config::default(), &source(&fixture_site()), embedder().as_ref()).expect("fixture rebuild");
+        ragsnap::rebuild(&dir, &Config::default(), &source(&fixture_site()), embedder().as_ref())
+            .expect("fixture rebuild");
         dir
     })
 }

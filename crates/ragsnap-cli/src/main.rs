@@ -19,8 +19,12 @@ const EXIT_VERIFY: u8 = 4;
 const EXIT_LOCKED: u8 = 5;
 
 #[derive(Parser, Debug)]
-#[command(name = "ragsnap", version, about = "Keep RAG indices honest: sanitize, chunk, embed with a pinned model, snapshot, query.",
-    after_help = "Examples:\n  ragsnap rebuild --source docs/\n  ragsnap query \"how do I configure retries?\" -k 3\n  ragsnap snapshots --json\n  ragsnap rollback --reason \"bad crawl\"\n  ragsnap verify --all\n\nExit codes: 0 ok, 1 error, 2 usage, 3 refused / no confident match, 4 verification failed, 5 store locked.")]
+#[command(
+    name = "ragsnap",
+    version,
+    about = "Keep RAG indices honest: sanitize, chunk, embed with a pinned model, snapshot, query.",
+    after_help = "Examples:\n  ragsnap rebuild --source docs/\n  ragsnap query \"how do I configure retries?\" -k 3\n  ragsnap snapshots --json\n  ragsnap rollback --reason \"bad crawl\"\n  ragsnap verify --all\n\nExit codes: 0 ok, 1 error, 2 usage, 3 refused / no confident match, 4 verification failed, 5 store locked."
+)]
 struct Cli {
     /// Store folder [env: RAGSNAP_STORE] [default: ./ragsnap-store]
     #[arg(long, global = true)]
@@ -206,7 +210,8 @@ fn main() -> ExitCode {
             _ => "debug",
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RAGSNAP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAGSNAP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     match run(cli) {
         Ok(Exit(code)) => ExitCode::from(code),
@@ -253,11 +258,15 @@ fn run(cli: Cli) -> Result<Exit> {
     let mut config = Config::discover(cli.config.as_deref())?;
     // Flags win over the environment, which wins over the file.
     config.runtime.ort_lib = cli.ort_lib.clone().or_else(|| env_path("RAGSNAP_ORT_LIB")).or(config.runtime.ort_lib);
-    config.runtime.model_dir = cli.model_dir.clone().or_else(|| env_path("RAGSNAP_MODEL_DIR")).or(config.runtime.model_dir);
+    config.runtime.model_dir =
+        cli.model_dir.clone().or_else(|| env_path("RAGSNAP_MODEL_DIR")).or(config.runtime.model_dir);
     let store_path = config.store_path(cli.store.as_deref());
     match cli.command {
         Command::Rebuild { source, url_prefix, json } => {
-            let sources: Vec<SourceConfig> = source.into_iter().map(|dir| SourceConfig { dir, url_prefix: url_prefix.clone(), name: None }).collect();
+            let sources: Vec<SourceConfig> = source
+                .into_iter()
+                .map(|dir| SourceConfig { dir, url_prefix: url_prefix.clone(), name: None })
+                .collect();
             let embedder = ragsnap::open_embedder(&config.runtime)?;
             let report = ragsnap::rebuild(&store_path, &config, &sources, embedder.as_ref())?;
             if json {
@@ -308,7 +317,13 @@ fn run(cli: Cli) -> Result<Exit> {
                     Answer::Hits { hits } => {
                         println!("snapshot {}  floor {:.2}", result.snapshot_id, result.floor);
                         for (i, h) in hits.iter().enumerate() {
-                            println!("{:>2}. {:.3}  {}  [{}]", i + 1, h.score, h.source_path, h.header_path.join(" > "));
+                            println!(
+                                "{:>2}. {:.3}  {}  [{}]",
+                                i + 1,
+                                h.score,
+                                h.source_path,
+                                h.header_path.join(" > ")
+                            );
                             let body: String = h.text.lines().skip(2).collect::<Vec<_>>().join(" ");
                             let short: String = body.chars().take(160).collect();
                             println!("    {short}{}", if body.chars().count() > 160 { "…" } else { "" });
@@ -332,7 +347,10 @@ fn run(cli: Cli) -> Result<Exit> {
             if json {
                 print_json(&list)?;
             } else {
-                println!("{:<2} {:<26} {:<21} {:<9} {:>6} {:>7} {:<24} {:>7}", "", "ID", "CREATED", "STATUS", "DOCS", "CHUNKS", "FINGERPRINT", "RECALL");
+                println!(
+                    "{:<2} {:<26} {:<21} {:<9} {:>6} {:>7} {:<24} {:>7}",
+                    "", "ID", "CREATED", "STATUS", "DOCS", "CHUNKS", "FINGERPRINT", "RECALL"
+                );
                 for s in &list {
                     println!(
                         "{:<2} {:<26} {:<21} {:<9} {:>6} {:>7} {:<24} {:>7.3}",
@@ -366,8 +384,23 @@ fn run(cli: Cli) -> Result<Exit> {
                 println!("parent       {}", m.parent_id.as_deref().unwrap_or("-"));
                 println!("created      {}", m.created_at);
                 println!("format       v{}  tool {}", m.format_version.0, m.tool_version);
-                println!("embedding    {}  (runtime {}, {} canaries)", m.fingerprint.id(), m.fingerprint.runtime_version, canaries);
-                println!("index        {} M={} ef_construction={} ef_search={} recall@{}={:.4} (target {:.2}, {} queries)", m.index.kind, m.index.m, m.index.ef_construction, m.index.ef_search, m.index.k, m.index.recall, m.index.target_recall, m.index.sample);
+                println!(
+                    "embedding    {}  (runtime {}, {} canaries)",
+                    m.fingerprint.id(),
+                    m.fingerprint.runtime_version,
+                    canaries
+                );
+                println!(
+                    "index        {} M={} ef_construction={} ef_search={} recall@{}={:.4} (target {:.2}, {} queries)",
+                    m.index.kind,
+                    m.index.m,
+                    m.index.ef_construction,
+                    m.index.ef_search,
+                    m.index.k,
+                    m.index.recall,
+                    m.index.target_recall,
+                    m.index.sample
+                );
                 println!("counts       {} documents, {} chunks", m.counts.documents, m.counts.chunks);
                 println!("source       {}", m.source_digest);
                 for f in &m.files {
@@ -439,7 +472,12 @@ fn run(cli: Cli) -> Result<Exit> {
                 for id in &rep.removed {
                     println!("{} {id}", if dry_run { "would remove" } else { "removed" });
                 }
-                println!("{} snapshot(s), {} bytes{}", rep.removed.len(), rep.bytes_freed, if dry_run { " (dry run)" } else { "" });
+                println!(
+                    "{} snapshot(s), {} bytes{}",
+                    rep.removed.len(),
+                    rep.bytes_freed,
+                    if dry_run { " (dry run)" } else { "" }
+                );
             }
             Ok(Exit(0))
         }
@@ -467,7 +505,9 @@ fn run(cli: Cli) -> Result<Exit> {
             }
             Ok(Exit(0))
         }
-        Command::Chunk { paths, markdown, model_tokens, json } => chunk_cmd(&config, &paths, markdown, model_tokens, json),
+        Command::Chunk { paths, markdown, model_tokens, json } => {
+            chunk_cmd(&config, &paths, markdown, model_tokens, json)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ragsnap", &mut std::io::stdout());
             Ok(Exit(0))
@@ -483,7 +523,11 @@ fn chunk_cmd(config: &Config, paths: &[PathBuf], markdown: bool, model_tokens: b
         None => chunk::approx_token_count(s),
     };
     let limits = IngestLimits { max_bytes: config.ingest.max_bytes };
-    let ccfg = ChunkConfig { target_tokens: config.chunker.target_tokens, max_tokens: config.chunker.max_tokens, min_tokens: config.chunker.min_tokens };
+    let ccfg = ChunkConfig {
+        target_tokens: config.chunker.target_tokens,
+        max_tokens: config.chunker.max_tokens,
+        min_tokens: config.chunker.min_tokens,
+    };
     let mut all = Vec::new();
     let mut failed = false;
     for p in paths {
@@ -507,7 +551,14 @@ fn chunk_cmd(config: &Config, paths: &[PathBuf], markdown: bool, model_tokens: b
                     all.push(serde_json::json!({ "path": name, "title": doc.title, "chunks": chunks }));
                 } else {
                     for c in &chunks {
-                        println!("── {}  [{} tokens, lines {}-{}]  {}", name, c.tokens, c.line_range.0, c.line_range.1, &c.content_id.as_str()[..12]);
+                        println!(
+                            "── {}  [{} tokens, lines {}-{}]  {}",
+                            name,
+                            c.tokens,
+                            c.line_range.0,
+                            c.line_range.1,
+                            &c.content_id.as_str()[..12]
+                        );
                         println!("{}\n", c.text);
                     }
                 }

@@ -38,7 +38,11 @@ fn operator_commands_end_to_end() {
     // Second snapshot from a changed page.
     let page = site.join("faq.html");
     let html = std::fs::read_to_string(&page).unwrap();
-    std::fs::write(&page, html.replacen("</main>", "<h2>Extra</h2><p>The dashboard supports a dark theme since 2.1.</p></main>", 1)).unwrap();
+    std::fs::write(
+        &page,
+        html.replacen("</main>", "<h2>Extra</h2><p>The dashboard supports a dark theme since 2.1.</p></main>", 1),
+    )
+    .unwrap();
     let o = run(&store, &["rebuild", "--source", s, "--json"]);
     assert_eq!(code(&o), 0);
     let second = json(&o)["snapshot_id"].as_str().unwrap().to_string();
@@ -97,7 +101,13 @@ fn a_second_writer_exits_5_naming_the_pid() {
     let site = site_copy(dir.path());
     // Hold the writer lock with a long rebuild's lock: take it directly with a child that sleeps.
     std::fs::create_dir_all(&store).unwrap();
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(store.join("LOCK")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(store.join("LOCK"))
+        .unwrap();
     lock.try_lock().unwrap();
     std::fs::write(store.join("LOCK"), format!("{}\n", std::process::id())).unwrap();
     let o = run(&store, &["rebuild", "--source", site.to_str().unwrap()]);
@@ -121,7 +131,15 @@ fn a_missing_runtime_names_make_setup() {
     let dir = tempfile::tempdir().unwrap();
     let site = site_copy(dir.path());
     let o = bin()
-        .args(["--store", dir.path().join("s").to_str().unwrap(), "--model-dir", "/nonexistent/model", "rebuild", "--source", site.to_str().unwrap()])
+        .args([
+            "--store",
+            dir.path().join("s").to_str().unwrap(),
+            "--model-dir",
+            "/nonexistent/model",
+            "rebuild",
+            "--source",
+            site.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&o), 1);

@@ -44,7 +44,13 @@ fn abort_at_every_step_of_the_commit_protocol() {
     ];
     for p in points {
         let before = ids(&store);
-        let o = bin().arg("--store").arg(&store).args(["rebuild", "--source", s]).env("RAGSNAP_FAILPOINT", p).output().unwrap();
+        let o = bin()
+            .arg("--store")
+            .arg(&store)
+            .args(["rebuild", "--source", s])
+            .env("RAGSNAP_FAILPOINT", p)
+            .output()
+            .unwrap();
         assert!(!o.status.success(), "{p}: the process must have died");
         let after = ids(&store);
         let mut allowed = vec![old.clone()];
@@ -58,9 +64,15 @@ fn abort_at_every_step_of_the_commit_protocol() {
         // The next writer cleans staging and unknown snapshot folders.
         assert_eq!(code(&run(&store, &["gc", "--keep", "100"])), 0);
         assert_eq!(leftovers(&store), 0, "{p}: staging not cleaned");
-        let on_disk: Vec<String> = std::fs::read_dir(store.join("snapshots")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let on_disk: Vec<String> = std::fs::read_dir(store.join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         let known = ids(&store);
-        assert!(on_disk.iter().all(|d| known.contains(d)), "{p}: orphan snapshot folder left: {on_disk:?} vs {known:?}");
+        assert!(
+            on_disk.iter().all(|d| known.contains(d)),
+            "{p}: orphan snapshot folder left: {on_disk:?} vs {known:?}"
+        );
     }
 }
 
@@ -84,7 +96,14 @@ fn sigkill_at_random_moments_never_harms_head() {
         let delay = seed % (span + span / 5);
         let before_head = head(&store).unwrap();
         let before = ids(&store);
-        let mut child = bin().arg("--store").arg(&store).args(["rebuild", "--source", s]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = bin()
+            .arg("--store")
+            .arg(&store)
+            .args(["rebuild", "--source", s])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(delay));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL

@@ -35,7 +35,8 @@ impl EmbeddingCache {
     pub fn open(path: &Path) -> Result<Self> {
         let err = |e: rusqlite::Error| EmbedError::Cache { path: path.to_path_buf(), message: e.to_string() };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| EmbedError::Cache { path: path.to_path_buf(), message: e.to_string() })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| EmbedError::Cache { path: path.to_path_buf(), message: e.to_string() })?;
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
@@ -55,7 +56,10 @@ impl EmbeddingCache {
             )
             .map_err(err)?;
         } else if version != SCHEMA_VERSION {
-            return Err(EmbedError::Cache { path: path.to_path_buf(), message: format!("schema version {version}, this build reads {SCHEMA_VERSION}") });
+            return Err(EmbedError::Cache {
+                path: path.to_path_buf(),
+                message: format!("schema version {version}, this build reads {SCHEMA_VERSION}"),
+            });
         }
         Ok(EmbeddingCache { path: path.to_path_buf(), conn: Mutex::new(conn) })
     }
@@ -97,7 +101,9 @@ impl EmbeddingCache {
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         {
             let mut stmt = tx
-                .prepare_cached("INSERT OR REPLACE INTO vectors (fingerprint, content_id, dims, vector) VALUES (?1, ?2, ?3, ?4)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO vectors (fingerprint, content_id, dims, vector) VALUES (?1, ?2, ?3, ?4)",
+                )
                 .map_err(|e| self.err(e))?;
             for (id, v) in items {
                 let blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -115,7 +121,11 @@ impl EmbeddingCache {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(CacheStats { fingerprint: r.get(0)?, vectors: r.get::<_, i64>(1)? as u64, bytes: r.get::<_, i64>(2)? as u64 })
+                Ok(CacheStats {
+                    fingerprint: r.get(0)?,
+                    vectors: r.get::<_, i64>(1)? as u64,
+                    bytes: r.get::<_, i64>(2)? as u64,
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
@@ -131,7 +141,8 @@ impl EmbeddingCache {
         };
         let mut deleted = 0u64;
         for fp in all.iter().filter(|f| !keep.contains(f)) {
-            deleted += conn.execute("DELETE FROM vectors WHERE fingerprint = ?1", [fp]).map_err(|e| self.err(e))? as u64;
+            deleted +=
+                conn.execute("DELETE FROM vectors WHERE fingerprint = ?1", [fp]).map_err(|e| self.err(e))? as u64;
         }
         Ok(deleted)
     }

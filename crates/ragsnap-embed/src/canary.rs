@@ -2,7 +2,7 @@
 //! against it. Identical model files can still give different vectors after a runtime or
 //! library upgrade; the canaries catch that before a single query is answered.
 
-use crate::{cosine, Embedder, EmbedError, Result};
+use crate::{cosine, EmbedError, Embedder, Result};
 use ragsnap_core::{Canary, EmbeddingFingerprint};
 
 /// Lowest cosine a re-embedded canary may have to its stored vector.

@@ -60,7 +60,10 @@ impl ModelDescriptor {
         let d: ModelDescriptor =
             toml::from_str(&text).map_err(|e| EmbedError::Descriptor { path: path.clone(), message: e.to_string() })?;
         if d.pooling != "mean" {
-            return Err(EmbedError::Descriptor { path, message: format!("pooling {:?} is not supported (only \"mean\")", d.pooling) });
+            return Err(EmbedError::Descriptor {
+                path,
+                message: format!("pooling {:?} is not supported (only \"mean\")", d.pooling),
+            });
         }
         if d.dims == 0 || d.max_tokens < 8 {
             return Err(EmbedError::Descriptor { path, message: "dims and max_tokens must be positive".into() });

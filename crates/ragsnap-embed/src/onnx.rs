@@ -1,4 +1,4 @@
-use crate::{Embedder, EmbedError, ModelDescriptor, Result, Runtime};
+use crate::{EmbedError, Embedder, ModelDescriptor, Result, Runtime};
 use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
 use ort::value::{Tensor, TensorElementType, ValueType};
 use ragsnap_core::{blake3_hex, EmbeddingFingerprint};
@@ -57,7 +57,8 @@ struct Counters {
 }
 
 /// The process-wide ONNX Runtime environment and the library it was loaded from.
-static ENVIRONMENT: OnceLock<std::result::Result<(PathBuf, ort::environment::Environment, String), String>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<std::result::Result<(PathBuf, ort::environment::Environment, String), String>> =
+    OnceLock::new();
 
 fn environment(lib: &Path) -> Result<(&'static ort::environment::Environment, &'static str)> {
     let canonical = lib.canonicalize().unwrap_or_else(|_| lib.to_path_buf());
@@ -72,7 +73,10 @@ fn environment(lib: &Path) -> Result<(&'static ort::environment::Environment, &'
             if *loaded != canonical {
                 return Err(EmbedError::Runtime {
                     path: canonical,
-                    message: format!("this process already loaded ONNX Runtime from {}; one runtime per process", loaded.display()),
+                    message: format!(
+                        "this process already loaded ONNX Runtime from {}; one runtime per process",
+                        loaded.display()
+                    ),
                 });
             }
             Ok((env, version.as_str()))
@@ -124,7 +128,8 @@ impl OnnxEmbedder {
         check_pin(&model_path, &descriptor.expected.model_blake3, &model_blake3)?;
         check_pin(&tok_path, &descriptor.expected.tokenizer_blake3, &tokenizer_blake3)?;
 
-        let mut counter = Tokenizer::from_bytes(&tok_bytes).map_err(|e| EmbedError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
+        let mut counter = Tokenizer::from_bytes(&tok_bytes)
+            .map_err(|e| EmbedError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
         counter.with_truncation(None).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         counter.with_padding(None);
         let mut tokenizer = counter.clone();
@@ -168,7 +173,15 @@ impl OnnxEmbedder {
             output: descriptor.output.clone(),
             runtime_version: runtime_version.to_string(),
         };
-        Ok(OnnxEmbedder { descriptor, fingerprint, tokenizer, counter, session: Mutex::new(session), options, counters: Counters::default() })
+        Ok(OnnxEmbedder {
+            descriptor,
+            fingerprint,
+            tokenizer,
+            counter,
+            session: Mutex::new(session),
+            options,
+            counters: Counters::default(),
+        })
     }
 
     /// The model's descriptor.
@@ -197,13 +210,15 @@ impl OnnxEmbedder {
             return Ok(Vec::new());
         }
         let started = Instant::now();
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let encodings =
+            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         let truncated = encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count();
         if truncated > 0 {
-            tracing::warn!(truncated, max_tokens = self.descriptor.max_tokens, "inputs truncated at the model's maximum length");
+            tracing::warn!(
+                truncated,
+                max_tokens = self.descriptor.max_tokens,
+                "inputs truncated at the model's maximum length"
+            );
         }
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         if bucketed {
@@ -233,7 +248,8 @@ impl OnnxEmbedder {
         let mut types = vec![0i64; rows * seq];
         let mut real = 0u64;
         for (r, e) in batch.iter().enumerate() {
-            for (j, ((&id, &m), &t)) in e.get_ids().iter().zip(e.get_attention_mask()).zip(e.get_type_ids()).enumerate() {
+            for (j, ((&id, &m), &t)) in e.get_ids().iter().zip(e.get_attention_mask()).zip(e.get_type_ids()).enumerate()
+            {
                 ids[r * seq + j] = i64::from(id);
                 mask[r * seq + j] = i64::from(m);
                 types[r * seq + j] = i64::from(t);
@@ -262,7 +278,10 @@ impl OnnxEmbedder {
             .try_extract_tensor::<f32>()
             .map_err(|e| EmbedError::Inference(e.to_string()))?;
         if shape.len() != 3 || shape[0] as usize != rows || shape[1] as usize != seq || shape[2] as usize != dims {
-            return Err(EmbedError::Inference(format!("output shape {:?}, expected [{rows}, {seq}, {dims}]", &shape[..])));
+            return Err(EmbedError::Inference(format!(
+                "output shape {:?}, expected [{rows}, {seq}, {dims}]",
+                &shape[..]
+            )));
         }
         let mut vectors = Vec::with_capacity(rows);
         for r in 0..rows {
@@ -330,7 +349,11 @@ fn read_piece(path: &Path, what: &'static str) -> Result<Vec<u8>> {
 
 fn check_pin(path: &Path, expected: &str, found: &str) -> Result<()> {
     if !expected.is_empty() && expected != found {
-        return Err(EmbedError::ChecksumMismatch { path: path.to_path_buf(), expected: expected.to_string(), found: found.to_string() });
+        return Err(EmbedError::ChecksumMismatch {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+        });
     }
     Ok(())
 }
@@ -348,14 +371,22 @@ fn check_io(session: &Session, d: &ModelDescriptor, path: &Path) -> Result<()> {
     }
     let Some(out) = session.outputs().iter().find(|o| o.name() == d.output) else {
         let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
-        return Err(EmbedError::ModelShape { path: path.to_path_buf(), message: format!("no output {:?} (model has {names:?})", d.output) });
+        return Err(EmbedError::ModelShape {
+            path: path.to_path_buf(),
+            message: format!("no output {:?} (model has {names:?})", d.output),
+        });
     };
     if let ValueType::Tensor { ty, shape, .. } = out.dtype() {
         let last = shape.last().copied().unwrap_or(-1);
         if *ty != TensorElementType::Float32 || shape.len() != 3 || (last >= 0 && last as usize != d.dims) {
             return Err(EmbedError::ModelShape {
                 path: path.to_path_buf(),
-                message: format!("output {:?} is {ty:?} {:?}, descriptor wants f32 [batch, seq, {}]", d.output, &shape[..], d.dims),
+                message: format!(
+                    "output {:?} is {ty:?} {:?}, descriptor wants f32 [batch, seq, {}]",
+                    d.output,
+                    &shape[..],
+                    d.dims
+                ),
             });
         }
     }

@@ -24,13 +24,27 @@ impl Runtime {
     /// Resolve both pieces; a missing one is an error that says to run `make setup`.
     pub fn resolve(ort_lib: Option<&Path>, model_dir: Option<&Path>) -> Result<Self> {
         let cache = cache_dir();
-        let ort_lib = pick(ort_lib, "RAGSNAP_ORT_LIB", || cache.as_ref().map(|c| c.join("onnxruntime").join(ORT_LIB_NAME)))
-            .ok_or_else(|| missing("ONNX Runtime library", Path::new(".cache/runtime/onnxruntime").join(ORT_LIB_NAME), "--ort-lib / RAGSNAP_ORT_LIB"))?;
+        let ort_lib =
+            pick(ort_lib, "RAGSNAP_ORT_LIB", || cache.as_ref().map(|c| c.join("onnxruntime").join(ORT_LIB_NAME)))
+                .ok_or_else(|| {
+                    missing(
+                        "ONNX Runtime library",
+                        Path::new(".cache/runtime/onnxruntime").join(ORT_LIB_NAME),
+                        "--ort-lib / RAGSNAP_ORT_LIB",
+                    )
+                })?;
         if !ort_lib.is_file() {
             return Err(missing("ONNX Runtime library", ort_lib, "--ort-lib / RAGSNAP_ORT_LIB"));
         }
-        let model_dir = pick(model_dir, "RAGSNAP_MODEL_DIR", || cache.as_ref().map(|c| c.join("models").join(DEFAULT_MODEL)))
-            .ok_or_else(|| missing("model directory", Path::new(".cache/runtime/models").join(DEFAULT_MODEL), "--model-dir / RAGSNAP_MODEL_DIR"))?;
+        let model_dir =
+            pick(model_dir, "RAGSNAP_MODEL_DIR", || cache.as_ref().map(|c| c.join("models").join(DEFAULT_MODEL)))
+                .ok_or_else(|| {
+                    missing(
+                        "model directory",
+                        Path::new(".cache/runtime/models").join(DEFAULT_MODEL),
+                        "--model-dir / RAGSNAP_MODEL_DIR",
+                    )
+                })?;
         if !model_dir.is_dir() {
             return Err(missing("model directory", model_dir, "--model-dir / RAGSNAP_MODEL_DIR"));
         }

@@ -45,8 +45,14 @@ fn vectors_match_the_python_onnxruntime_reference() {
         let c = cosine(&want, v);
         worst = worst.min(c);
         assert!(c >= 0.9999, "cosine {c} for {:?}", item["text"]);
-        let untruncated = item.get("untruncated_tokens").and_then(|t| t.as_u64()).unwrap_or(item["token_count"].as_u64().unwrap());
-        assert_eq!(e.count_tokens(item["text"].as_str().unwrap()) as u64, untruncated, "token count of {:?}", item["text"]);
+        let untruncated =
+            item.get("untruncated_tokens").and_then(|t| t.as_u64()).unwrap_or(item["token_count"].as_u64().unwrap());
+        assert_eq!(
+            e.count_tokens(item["text"].as_str().unwrap()) as u64,
+            untruncated,
+            "token count of {:?}",
+            item["text"]
+        );
     }
     let long = items.iter().filter(|t| t.get("untruncated_tokens").is_some()).count() as u64;
     assert!(long >= 1, "the reference must include a text over the model's maximum");
@@ -139,7 +145,11 @@ fn pinned_checksum_mismatch_missing_files_and_wrong_io_are_refused() {
     let desc = dir.path().join("model.toml");
     let text = std::fs::read_to_string(&desc).unwrap();
     let pinned = text.replace("model_blake3 = \"\"", &format!("model_blake3 = \"{}\"", "0".repeat(64)));
-    let pinned = if pinned == text { text.replace("[expected]", &format!("[expected]\nmodel_blake3 = \"{}\"", "0".repeat(64))) } else { pinned };
+    let pinned = if pinned == text {
+        text.replace("[expected]", &format!("[expected]\nmodel_blake3 = \"{}\"", "0".repeat(64)))
+    } else {
+        pinned
+    };
     std::fs::write(&desc, pinned).unwrap();
     let rt = Runtime { ort_lib: ort.clone(), model_dir: dir.path().to_path_buf() };
     assert!(matches!(OnnxEmbedder::load(&rt, OnnxOptions::default()), Err(EmbedError::ChecksumMismatch { .. })));
@@ -154,7 +164,9 @@ fn pinned_checksum_mismatch_missing_files_and_wrong_io_are_refused() {
     // Descriptor naming an output the model does not have.
     let dir = copy_model_dir();
     let desc = dir.path().join("model.toml");
-    let text = std::fs::read_to_string(&desc).unwrap().replace("output = \"last_hidden_state\"", "output = \"sentence_embedding\"");
+    let text = std::fs::read_to_string(&desc)
+        .unwrap()
+        .replace("output = \"last_hidden_state\"", "output = \"sentence_embedding\"");
     std::fs::write(&desc, text).unwrap();
     let rt = Runtime { ort_lib: ort, model_dir: dir.path().to_path_buf() };
     assert!(matches!(OnnxEmbedder::load(&rt, OnnxOptions::default()), Err(EmbedError::ModelShape { .. })));

@@ -80,8 +80,10 @@ impl HnswIndex {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let dir = tempfile::tempdir().map_err(|e| IndexError::Graph(e.to_string()))?;
         let name = self.graph.file_dump(dir.path(), "g").map_err(|e| IndexError::Graph(e.to_string()))?;
-        let graph = std::fs::read(dir.path().join(format!("{name}.hnsw.graph"))).map_err(|e| IndexError::Graph(e.to_string()))?;
-        let data = std::fs::read(dir.path().join(format!("{name}.hnsw.data"))).map_err(|e| IndexError::Graph(e.to_string()))?;
+        let graph = std::fs::read(dir.path().join(format!("{name}.hnsw.graph")))
+            .map_err(|e| IndexError::Graph(e.to_string()))?;
+        let data = std::fs::read(dir.path().join(format!("{name}.hnsw.data")))
+            .map_err(|e| IndexError::Graph(e.to_string()))?;
         let mut out = Vec::with_capacity(16 + graph.len() + data.len());
         out.extend_from_slice(&(graph.len() as u64).to_le_bytes());
         out.extend_from_slice(&graph);
@@ -112,8 +114,8 @@ impl HnswIndex {
             let io = io;
             io.load_hnsw::<f32, DotDistance>()
         }))
-            .map_err(|_| bad("the hnsw_rs loader panicked"))?
-            .map_err(|e| IndexError::Graph(e.to_string()))?;
+        .map_err(|_| bad("the hnsw_rs loader panicked"))?
+        .map_err(|e| IndexError::Graph(e.to_string()))?;
         let mut graph = loaded;
         graph.set_searching_mode(true);
         let n = graph.get_nb_point();

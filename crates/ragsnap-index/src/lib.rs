@@ -61,8 +61,11 @@ pub struct VectorSet {
 impl VectorSet {
     /// Wrap `data` (length a multiple of `dims`).
     pub fn new(dims: usize, data: Vec<f32>) -> Result<Self> {
-        if dims == 0 || data.len() % dims != 0 {
-            return Err(IndexError::Vectors(format!("{} floats is not a whole number of {dims}-dim vectors", data.len())));
+        if dims == 0 || !data.len().is_multiple_of(dims) {
+            return Err(IndexError::Vectors(format!(
+                "{} floats is not a whole number of {dims}-dim vectors",
+                data.len()
+            )));
         }
         Ok(VectorSet { dims, data })
     }

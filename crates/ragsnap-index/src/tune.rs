@@ -108,11 +108,8 @@ pub fn tune(set: Arc<VectorSet>, cfg: &TuneConfig) -> Result<(Index, TuneReport)
     let k = cfg.k.max(1);
     let rows = sample_rows(set.len(), cfg.sample, cfg.seed);
     let truth: Vec<Vec<(u32, f32)>> = rows.par_iter().map(|&r| exact_search(&set, set.get(r), k.max(2))).collect();
-    let top1: Vec<f32> = rows
-        .iter()
-        .zip(&truth)
-        .filter_map(|(&r, t)| t.iter().find(|(id, _)| *id as usize != r).map(|h| h.1))
-        .collect();
+    let top1: Vec<f32> =
+        rows.iter().zip(&truth).filter_map(|(&r, t)| t.iter().find(|(id, _)| *id as usize != r).map(|h| h.1)).collect();
     let top1_quantiles = quantiles(top1);
     let mut report = TuneReport {
         kind: IndexKind::Exact,

@@ -56,7 +56,9 @@ impl ArtifactKind {
 
     /// Parse a manifest kind name.
     pub fn from_name(s: &str) -> Option<Self> {
-        [ArtifactKind::Chunks, ArtifactKind::Vectors, ArtifactKind::Hnsw, ArtifactKind::Documents].into_iter().find(|k| k.name() == s)
+        [ArtifactKind::Chunks, ArtifactKind::Vectors, ArtifactKind::Hnsw, ArtifactKind::Documents]
+            .into_iter()
+            .find(|k| k.name() == s)
     }
 }
 
@@ -80,7 +82,14 @@ pub fn unframe<'a>(path: &Path, kind: ArtifactKind, bytes: &'a [u8]) -> Result<&
         return Err(StoreError::malformed(path, format!("{} bytes is shorter than an empty artifact", bytes.len())));
     }
     if &bytes[..8] != kind.magic() {
-        return Err(StoreError::malformed(path, format!("bad magic {:?}, expected {:?}", String::from_utf8_lossy(&bytes[..8]), String::from_utf8_lossy(kind.magic()))));
+        return Err(StoreError::malformed(
+            path,
+            format!(
+                "bad magic {:?}, expected {:?}",
+                String::from_utf8_lossy(&bytes[..8]),
+                String::from_utf8_lossy(kind.magic())
+            ),
+        ));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if !FormatVersion(version).is_readable() {

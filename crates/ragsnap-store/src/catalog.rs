@@ -132,10 +132,14 @@ impl Catalog {
     /// Open read-only (readers never write the catalog).
     pub fn open_ro(path: &Path) -> Result<Self> {
         if !path.exists() {
-            return Err(StoreError::Catalog { path: path.to_path_buf(), message: "no catalog: is this a ragsnap store? run `ragsnap rebuild` first".into() });
+            return Err(StoreError::Catalog {
+                path: path.to_path_buf(),
+                message: "no catalog: is this a ragsnap store? run `ragsnap rebuild` first".into(),
+            });
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|x| StoreError::Catalog { path: path.to_path_buf(), message: x.to_string() })?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|x| StoreError::Catalog { path: path.to_path_buf(), message: x.to_string() })?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(|x| StoreError::Catalog { path: path.to_path_buf(), message: x.to_string() })?;
         let c = Catalog { path: path.to_path_buf(), conn };
@@ -148,7 +152,10 @@ impl Catalog {
 
     /// Current head id.
     pub fn head_id(&self) -> Result<Option<String>> {
-        self.conn.query_row("SELECT snapshot_id FROM head WHERE one = 1", [], |r| r.get(0)).optional().map_err(|e| self.err(e))
+        self.conn
+            .query_row("SELECT snapshot_id FROM head WHERE one = 1", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     /// Every snapshot, in the order they were recorded (oldest first).
@@ -210,7 +217,15 @@ impl Catalog {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(HistoryEntry { seq: r.get(0)?, at: r.get(1)?, action: r.get(2)?, from_id: r.get(3)?, to_id: r.get(4)?, who: r.get(5)?, reason: r.get(6)? })
+                Ok(HistoryEntry {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    action: r.get(2)?,
+                    from_id: r.get(3)?,
+                    to_id: r.get(4)?,
+                    who: r.get(5)?,
+                    reason: r.get(6)?,
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
@@ -269,7 +284,10 @@ impl Catalog {
     /// Pin `id` under `tag` (replacing the tag's previous target).
     pub fn pin(&self, tag: &str, id: &str) -> Result<()> {
         self.conn
-            .execute("INSERT OR REPLACE INTO pins (tag, snapshot_id, created_at) VALUES (?1, ?2, ?3)", params![tag, id, rfc3339(unix_now())])
+            .execute(
+                "INSERT OR REPLACE INTO pins (tag, snapshot_id, created_at) VALUES (?1, ?2, ?3)",
+                params![tag, id, rfc3339(unix_now())],
+            )
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -287,7 +305,8 @@ fn who() -> String {
 }
 
 fn move_head(tx: &rusqlite::Transaction<'_>, id: &str, action: &str, reason: &str) -> rusqlite::Result<()> {
-    let from: Option<String> = tx.query_row("SELECT snapshot_id FROM head WHERE one = 1", [], |r| r.get(0)).optional()?;
+    let from: Option<String> =
+        tx.query_row("SELECT snapshot_id FROM head WHERE one = 1", [], |r| r.get(0)).optional()?;
     tx.execute("INSERT INTO head (one, snapshot_id) VALUES (1, ?1) ON CONFLICT(one) DO UPDATE SET snapshot_id = excluded.snapshot_id", [id])?;
     tx.execute(
         "INSERT INTO history (at, action, from_id, to_id, who, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

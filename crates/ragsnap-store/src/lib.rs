@@ -150,7 +150,8 @@ fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
 
 fn new_snapshot_id() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let salt = blake3::hash(format!("{}-{}-{:?}", std::process::id(), now.as_nanos(), std::thread::current().id()).as_bytes());
+    let salt =
+        blake3::hash(format!("{}-{}-{:?}", std::process::id(), now.as_nanos(), std::thread::current().id()).as_bytes());
     format!("s{}-{}", time::compact(now.as_secs() as i64), &salt.to_hex()[..6])
 }
 
@@ -163,7 +164,13 @@ impl Store {
             fs::create_dir_all(&p).map_err(|e| StoreError::io(&p, e))?;
         }
         let lock_path = root.join("LOCK");
-        let mut lock = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(|e| StoreError::io(&lock_path, e))?;
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| StoreError::io(&lock_path, e))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -317,7 +324,10 @@ impl Store {
         }
         let m = Manifest::parse(&mpath, &bytes)?;
         if m.snapshot_id != rec.id {
-            return Err(StoreError::ManifestRefused { path: mpath, message: format!("manifest is for {}, catalog row is {}", m.snapshot_id, rec.id) });
+            return Err(StoreError::ManifestRefused {
+                path: mpath,
+                message: format!("manifest is for {}, catalog row is {}", m.snapshot_id, rec.id),
+            });
         }
         Ok(m)
     }
@@ -370,7 +380,10 @@ impl Store {
                 Ok((found, n)) => {
                     rep.bytes += n;
                     if found != f.blake3 {
-                        rep.problems.push(Problem { file: f.name.clone(), message: format!("checksum mismatch: expected blake3 {}, found {found}", f.blake3) });
+                        rep.problems.push(Problem {
+                            file: f.name.clone(),
+                            message: format!("checksum mismatch: expected blake3 {}, found {found}", f.blake3),
+                        });
                         continue;
                     }
                 }
@@ -380,7 +393,8 @@ impl Store {
                 }
             }
             let kind = ArtifactKind::from_name(&f.kind).expect("checked by Manifest::parse");
-            let checked = artifact::read_file(&path, f.size).and_then(|b| artifact::unframe(&path, kind, &b).map(|_| ()));
+            let checked =
+                artifact::read_file(&path, f.size).and_then(|b| artifact::unframe(&path, kind, &b).map(|_| ()));
             if let Err(e) = checked {
                 rep.problems.push(Problem { file: f.name.clone(), message: e.to_string() });
             }
@@ -412,7 +426,10 @@ impl Store {
         let rep = self.verify(target)?;
         if !rep.ok {
             let list: Vec<String> = rep.problems.iter().map(|p| format!("{}: {}", p.file, p.message)).collect();
-            return Err(StoreError::Refused(format!("rollback target {target} failed verification: {}", list.join("; "))));
+            return Err(StoreError::Refused(format!(
+                "rollback target {target} failed verification: {}",
+                list.join("; ")
+            )));
         }
         if rec.fingerprint_id != head.fingerprint_id && !allow_model_change {
             return Err(StoreError::Refused(format!(
@@ -440,7 +457,10 @@ impl Store {
             .filter(|id| self.catalog.get(id).map(|r| r.status == "ready").unwrap_or(false))
             .filter(|id| Some(id.as_str()) != seen.first().map(String::as_str))
             .collect();
-        usable.get(steps.saturating_sub(1)).map(|s| (*s).clone()).ok_or_else(|| StoreError::Refused(format!("no head {steps} step(s) back in the history")))
+        usable
+            .get(steps.saturating_sub(1))
+            .map(|s| (*s).clone())
+            .ok_or_else(|| StoreError::Refused(format!("no head {steps} step(s) back in the history")))
     }
 
     /// Make snapshot `id` head (the nightly job's force-promotion of a rejected build).
@@ -448,7 +468,10 @@ impl Store {
         self.require_writer()?;
         let rec = self.catalog.get(id)?;
         if rec.status == "rejected" && !force {
-            return Err(StoreError::Refused(format!("snapshot {id} was rejected ({}); pass --force to promote it anyway", rec.reason.unwrap_or_default())));
+            return Err(StoreError::Refused(format!(
+                "snapshot {id} was rejected ({}); pass --force to promote it anyway",
+                rec.reason.unwrap_or_default()
+            )));
         }
         if rec.status == "collected" {
             return Err(StoreError::Refused(format!("snapshot {id} was garbage-collected")));
@@ -467,7 +490,8 @@ impl Store {
         let all = self.catalog.list()?;
         let now = time::unix_now();
         // The catalog lists snapshots in the order they were recorded; the newest come last.
-        let newest: Vec<&str> = all.iter().rev().filter(|s| s.status == "ready").take(keep).map(|s| s.id.as_str()).collect();
+        let newest: Vec<&str> =
+            all.iter().rev().filter(|s| s.status == "ready").take(keep).map(|s| s.id.as_str()).collect();
         let mut rep = GcReport { dry_run, ..GcReport::default() };
         for s in all.iter().filter(|s| s.status != "collected") {
             let why = if s.is_head {
@@ -486,7 +510,13 @@ impl Store {
                 continue;
             }
             let lease_path = self.root.join("leases").join(format!("{}.lease", s.id));
-            let lease = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lease_path).map_err(|e| StoreError::io(&lease_path, e))?;
+            let lease = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lease_path)
+                .map_err(|e| StoreError::io(&lease_path, e))?;
             if lease.try_lock().is_err() {
                 rep.kept.push((s.id.clone(), "open by a reader".into()));
                 continue;
@@ -521,7 +551,12 @@ impl Staging {
         let bytes = artifact::frame(kind, payload);
         let path = self.dir.join(name);
         fsio::write_synced(&path, &bytes).map_err(|e| StoreError::io(&path, e))?;
-        let entry = FileEntry { name: name.to_string(), kind: kind.name().to_string(), size: bytes.len() as u64, blake3: blake3::hash(&bytes).to_hex().to_string() };
+        let entry = FileEntry {
+            name: name.to_string(),
+            kind: kind.name().to_string(),
+            size: bytes.len() as u64,
+            blake3: blake3::hash(&bytes).to_hex().to_string(),
+        };
         self.files.push(entry.clone());
         failpoint(&format!("after-artifact-{}", kind.name()));
         Ok(entry)
@@ -536,7 +571,10 @@ impl Staging {
 fn check_regular(path: &Path, max: u64) -> Result<()> {
     let md = fs::symlink_metadata(path).map_err(|e| StoreError::io(path, e))?;
     if !md.file_type().is_file() {
-        return Err(StoreError::ManifestRefused { path: path.to_path_buf(), message: "not a regular file (symlinks are refused)".into() });
+        return Err(StoreError::ManifestRefused {
+            path: path.to_path_buf(),
+            message: "not a regular file (symlinks are refused)".into(),
+        });
     }
     if max != u64::MAX && md.len() != max {
         return Err(StoreError::malformed(path, format!("size is {} bytes, the manifest says {max}", md.len())));

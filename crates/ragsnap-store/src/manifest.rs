@@ -131,7 +131,8 @@ impl Manifest {
         // Peek at the version before the full parse, so an old or future manifest gets the
         // version error rather than a field error.
         let peek: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| refuse(format!("not JSON: {e}")))?;
-        let version = peek.get("format_version").and_then(|v| v.as_u64()).ok_or_else(|| refuse("no format_version".into()))?;
+        let version =
+            peek.get("format_version").and_then(|v| v.as_u64()).ok_or_else(|| refuse("no format_version".into()))?;
         let version = u32::try_from(version).map_err(|_| refuse(format!("format_version {version}")))?;
         if !FormatVersion(version).is_readable() {
             return Err(StoreError::UnsupportedVersion {

@@ -70,7 +70,10 @@ pub fn decode_vectors(path: &Path, payload: &[u8], expect_rows: usize, expect_di
     let dims = u32::from_le_bytes(payload[..4].try_into().expect("4")) as usize;
     let rows = u64::from_le_bytes(payload[4..12].try_into().expect("8"));
     if dims != expect_dims || rows != expect_rows as u64 {
-        return Err(StoreError::malformed(path, format!("{rows} vectors of {dims} dims; the manifest says {expect_rows} of {expect_dims}")));
+        return Err(StoreError::malformed(
+            path,
+            format!("{rows} vectors of {dims} dims; the manifest says {expect_rows} of {expect_dims}"),
+        ));
     }
     let body = &payload[12..];
     if body.len() as u64 != rows * dims as u64 * 4 {
@@ -117,7 +120,10 @@ impl ChunkTable {
         let payload_len = len - (HEADER_LEN + FOOTER_LEN) as u64;
         let count = u64::from_le_bytes(head[HEADER_LEN..].try_into().expect("8"));
         if count != expect_rows as u64 || 8 + count.saturating_mul(16) > payload_len {
-            return Err(StoreError::malformed(path, format!("chunk table holds {count} rows; the manifest says {expect_rows}")));
+            return Err(StoreError::malformed(
+                path,
+                format!("chunk table holds {count} rows; the manifest says {expect_rows}"),
+            ));
         }
         let mut table = vec![0u8; count as usize * 16];
         file.read_exact_at(&mut table, (HEADER_LEN + 8) as u64).map_err(|e| StoreError::io(path, e))?;
@@ -147,7 +153,8 @@ impl ChunkTable {
 
     /// Read chunk `row`.
     pub fn get(&self, row: usize) -> Result<Chunk> {
-        let &(off, n) = self.entries.get(row).ok_or_else(|| StoreError::malformed(&self.path, format!("no chunk row {row}")))?;
+        let &(off, n) =
+            self.entries.get(row).ok_or_else(|| StoreError::malformed(&self.path, format!("no chunk row {row}")))?;
         let mut buf = vec![0u8; n as usize];
         self.file.read_exact_at(&mut buf, off).map_err(|e| StoreError::io(&self.path, e))?;
         serde_json::from_slice(&buf).map_err(|e| StoreError::malformed(&self.path, format!("chunk row {row}: {e}")))

@@ -39,7 +39,14 @@ fn publish(store: &mut Store, n: usize, model: &str, promote: bool) -> String {
     let mut st = store.stage().unwrap();
     let chunks: Vec<Chunk> = (0..n).map(chunk).collect();
     let rows: Vec<Vec<f32>> = (0..n).map(|i| vec![i as f32, 1.0, 0.0, 0.5]).collect();
-    let docs = vec![DocumentEntry { source_path: "p0.html".into(), content_blake3: "h".into(), url: None, title: None, first_chunk: 0, chunk_count: n as u32 }];
+    let docs = vec![DocumentEntry {
+        source_path: "p0.html".into(),
+        content_blake3: "h".into(),
+        url: None,
+        title: None,
+        first_chunk: 0,
+        chunk_count: n as u32,
+    }];
     st.write_artifact("documents.json.bin", ArtifactKind::Documents, &serde_json::to_vec(&docs).unwrap()).unwrap();
     st.write_artifact("chunks.bin", ArtifactKind::Chunks, &tables::encode_chunks(&chunks)).unwrap();
     st.write_artifact("vectors.bin", ArtifactKind::Vectors, &tables::encode_vectors(4, &rows)).unwrap();
@@ -56,7 +63,16 @@ fn publish(store: &mut Store, n: usize, model: &str, promote: bool) -> String {
         chunker: ChunkerInfo { version: 1, target_tokens: 200, max_tokens: 256, min_tokens: 32 },
         fingerprint: fingerprint(model),
         canaries: vec![Canary { text: "c".into(), vector: vec![1.0, 0.0, 0.0, 0.0] }],
-        index: IndexInfo { kind: "exact".into(), m: 0, ef_construction: 0, ef_search: 0, recall: 1.0, target_recall: 0.98, sample: n, k: 10 },
+        index: IndexInfo {
+            kind: "exact".into(),
+            m: 0,
+            ef_construction: 0,
+            ef_search: 0,
+            recall: 1.0,
+            target_recall: 0.98,
+            sample: n,
+            k: 10,
+        },
         counts: Counts { documents: 1, chunks: n, vectors: n },
         calibration: Calibration::default(),
         files: vec![],
@@ -105,7 +121,10 @@ fn every_flipped_bit_is_reported_by_verify_and_refused_by_open() {
             std::fs::write(f, &b).unwrap();
             let rep = s.verify(&id).unwrap();
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
-            assert!(!rep.ok && rep.problems.iter().any(|p| p.file == name), "flip of bit {bit} in {name} not reported: {rep:?}");
+            assert!(
+                !rep.ok && rep.problems.iter().any(|p| p.file == name),
+                "flip of bit {bit} in {name} not reported: {rep:?}"
+            );
             assert!(s.open_snapshot(&id).is_err(), "open must refuse a corrupted snapshot ({name} bit {bit})");
             trials += 1;
         }
@@ -141,10 +160,19 @@ fn rewrite_manifest(s: &Store, id: &str, edit: impl Fn(&mut serde_json::Value)) 
 #[test]
 fn hostile_manifests_are_refused_without_reading_outside_the_store() {
     for (what, edit) in [
-        ("traversal", Box::new(|v: &mut serde_json::Value| v["files"][0]["name"] = "../../../etc/passwd".into()) as Box<dyn Fn(&mut serde_json::Value)>),
+        (
+            "traversal",
+            Box::new(|v: &mut serde_json::Value| v["files"][0]["name"] = "../../../etc/passwd".into())
+                as Box<dyn Fn(&mut serde_json::Value)>,
+        ),
         ("absolute", Box::new(|v: &mut serde_json::Value| v["files"][0]["name"] = "/etc/passwd".into())),
         ("future version", Box::new(|v: &mut serde_json::Value| v["format_version"] = 99.into())),
-        ("unknown feature", Box::new(|v: &mut serde_json::Value| v["reader_features"].as_array_mut().unwrap().push("zstd-chunks".into()))),
+        (
+            "unknown feature",
+            Box::new(|v: &mut serde_json::Value| {
+                v["reader_features"].as_array_mut().unwrap().push("zstd-chunks".into())
+            }),
+        ),
         ("huge size", Box::new(|v: &mut serde_json::Value| v["files"][0]["size"] = u64::MAX.into())),
     ] {
         let d = tempfile::tempdir().unwrap();
@@ -156,7 +184,10 @@ fn hostile_manifests_are_refused_without_reading_outside_the_store() {
         // Even with a matching digest (an attacker who also rewrote the catalog), parsing refuses.
         let bytes = std::fs::read(&mpath).unwrap();
         let err = Manifest::parse(&mpath, &bytes).unwrap_err();
-        assert!(matches!(err, StoreError::ManifestRefused { .. } | StoreError::UnsupportedVersion { .. }), "{what}: {err}");
+        assert!(
+            matches!(err, StoreError::ManifestRefused { .. } | StoreError::UnsupportedVersion { .. }),
+            "{what}: {err}"
+        );
     }
 }
 

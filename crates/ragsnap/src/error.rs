@@ -70,7 +70,9 @@ pub enum Error {
 impl From<EmbedError> for Error {
     fn from(e: EmbedError) -> Self {
         match e {
-            EmbedError::EmbeddingVersionMismatch { index, embedder } => Error::EmbeddingVersionMismatch { index, embedder },
+            EmbedError::EmbeddingVersionMismatch { index, embedder } => {
+                Error::EmbeddingVersionMismatch { index, embedder }
+            }
             EmbedError::EmbeddingDrift { canary, cosine, min } => Error::EmbeddingDrift { canary, cosine, min },
             other => Error::Embed(other),
         }

@@ -49,6 +49,10 @@ use std::sync::Arc;
 /// come from `RAGSNAP_ORT_LIB` / `RAGSNAP_MODEL_DIR`, then from the `make setup` cache.
 pub fn open_embedder(runtime: &config::RuntimeConfig) -> Result<Arc<OnnxEmbedder>> {
     let rt = embed::Runtime::resolve(runtime.ort_lib.as_deref(), runtime.model_dir.as_deref())?;
-    let opts = OnnxOptions { intra_threads: runtime.intra_threads, batch_size: runtime.batch_size.max(1), ..OnnxOptions::default() };
+    let opts = OnnxOptions {
+        intra_threads: runtime.intra_threads,
+        batch_size: runtime.batch_size.max(1),
+        ..OnnxOptions::default()
+    };
     Ok(Arc::new(OnnxEmbedder::load(&rt, opts)?))
 }

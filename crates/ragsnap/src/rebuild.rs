@@ -111,11 +111,19 @@ pub fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-fn read_doc(display: &str, abs: &Path, limits: &IngestLimits) -> (String, std::result::Result<SanitizedDoc, DocFailure>) {
+fn read_doc(
+    display: &str,
+    abs: &Path,
+    limits: &IngestLimits,
+) -> (String, std::result::Result<SanitizedDoc, DocFailure>) {
     let fail = |kind: &str, error: String| DocFailure { path: display.to_string(), kind: kind.to_string(), error };
     match std::fs::metadata(abs) {
         Ok(md) if md.len() > limits.max_bytes => {
-            let e = ragsnap_chunk::IngestError::TooLarge { path: display.to_string(), size: md.len(), limit: limits.max_bytes };
+            let e = ragsnap_chunk::IngestError::TooLarge {
+                path: display.to_string(),
+                size: md.len(),
+                limit: limits.max_bytes,
+            };
             return (String::new(), Err(fail("too_large", e.to_string())));
         }
         Ok(_) => {}
@@ -135,7 +143,12 @@ fn elapsed(t: Instant) -> f64 {
 }
 
 /// Rebuild from `sources` (or the config's) into the store at `store_root`, and promote.
-pub fn rebuild(store_root: &Path, config: &Config, sources: &[SourceConfig], embedder: &dyn Embedder) -> Result<RebuildReport> {
+pub fn rebuild(
+    store_root: &Path,
+    config: &Config,
+    sources: &[SourceConfig],
+    embedder: &dyn Embedder,
+) -> Result<RebuildReport> {
     let mut report = RebuildReport { fingerprint_id: embedder.fingerprint().id(), ..Default::default() };
     let sources: Vec<SourceConfig> = if sources.is_empty() { config.sources.clone() } else { sources.to_vec() };
     if sources.is_empty() {
@@ -156,7 +169,9 @@ pub fn rebuild(store_root: &Path, config: &Config, sources: &[SourceConfig], emb
         for (rel, abs) in list_files(&s.dir)? {
             let display = match (&s.name, sources.len() > 1) {
                 (Some(n), _) => format!("{n}/{rel}"),
-                (None, true) => format!("{}/{rel}", s.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+                (None, true) => {
+                    format!("{}/{rel}", s.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+                }
                 (None, false) => rel,
             };
             files.push((display, abs, s.url_prefix.clone()));
@@ -176,7 +191,7 @@ pub fn rebuild(store_root: &Path, config: &Config, sources: &[SourceConfig], emb
             h.update(l.path.as_bytes());
             h.update(&[0]);
             h.update(l.content_blake3.as_bytes());
-            h.update(&[b'\n']);
+            h.update(b"\n");
         }
         h.finalize().to_hex().to_string()
     };
@@ -200,7 +215,11 @@ pub fn rebuild(store_root: &Path, config: &Config, sources: &[SourceConfig], emb
     // 3. Chunk with the model's own token counter.
     let t = Instant::now();
     let max_tokens = config.chunker.max_tokens.min(embedder.fingerprint().max_tokens);
-    let ccfg = ChunkConfig { target_tokens: config.chunker.target_tokens.min(max_tokens), max_tokens, min_tokens: config.chunker.min_tokens };
+    let ccfg = ChunkConfig {
+        target_tokens: config.chunker.target_tokens.min(max_tokens),
+        max_tokens,
+        min_tokens: config.chunker.min_tokens,
+    };
     let count = |s: &str| embedder.count_tokens(s);
     let per_doc: Vec<Vec<Chunk>> = sanitized
         .par_iter()
@@ -214,7 +233,11 @@ pub fn rebuild(store_root: &Path, config: &Config, sources: &[SourceConfig], emb
     let mut documents: Vec<DocumentEntry> = Vec::new();
     for ((d, (_, hash, _)), cs) in sanitized.iter().zip(&docs).zip(per_doc) {
         if cs.is_empty() {
-            report.skipped.push(DocFailure { path: d.source_path.clone(), kind: "empty".into(), error: format!("{}: no content left after sanitising", d.source_path) });
+            report.skipped.push(DocFailure {
+                path: d.source_path.clone(),
+                kind: "empty".into(),
+                error: format!("{}: no content left after sanitising", d.source_path),
+            });
             continue;
         }
         documents.push(DocumentEntry {
@@ -228,7 +251,11 @@ pub fn rebuild(store_root: &Path, config: &Config, sources: &[SourceConfig], emb
         chunks.extend(cs);
     }
     if chunks.is_empty() {
-        return Err(Error::Invalid(format!("the sources produced no chunks ({} files seen, {} failed)", report.files_seen, report.failed.len())));
+        return Err(Error::Invalid(format!(
+            "the sources produced no chunks ({} files seen, {} failed)",
+            report.files_seen,
+            report.failed.len()
+        )));
     }
     report.documents_indexed = documents.len();
     report.chunks = chunks.len();
@@ -258,7 +285,8 @@ pub fn rebuild(store_root: &Path, config: &Config, sources: &[SourceConfig], emb
     for batch in misses.chunks(256) {
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
         let vs = embedder.embed(&texts)?;
-        let items: Vec<(&ContentId, &[f32])> = batch.iter().zip(&vs).map(|(c, v)| (&c.content_id, v.as_slice())).collect();
+        let items: Vec<(&ContentId, &[f32])> =
+            batch.iter().zip(&vs).map(|(c, v)| (&c.content_id, v.as_slice())).collect();
         cache.put_many(&fp_id, &items)?;
         for (c, v) in batch.iter().zip(vs) {
             vectors.insert(c.content_id.clone(), v);
@@ -299,7 +327,12 @@ pub fn rebuild(store_root: &Path, config: &Config, sources: &[SourceConfig], emb
         created_at: time::rfc3339(now),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         source_digest,
-        chunker: ChunkerInfo { version: ragsnap_chunk::CHUNKER_VERSION, target_tokens: ccfg.target_tokens, max_tokens: ccfg.max_tokens, min_tokens: ccfg.min_tokens },
+        chunker: ChunkerInfo {
+            version: ragsnap_chunk::CHUNKER_VERSION,
+            target_tokens: ccfg.target_tokens,
+            max_tokens: ccfg.max_tokens,
+            min_tokens: ccfg.min_tokens,
+        },
         fingerprint: fp,
         canaries,
         index: IndexInfo {
@@ -317,7 +350,11 @@ pub fn rebuild(store_root: &Path, config: &Config, sources: &[SourceConfig], emb
         files: Vec::new(),
     };
     let written = (|| -> Result<()> {
-        staging.write_artifact("documents.json.bin", ArtifactKind::Documents, &serde_json::to_vec(&documents).expect("serialises"))?;
+        staging.write_artifact(
+            "documents.json.bin",
+            ArtifactKind::Documents,
+            &serde_json::to_vec(&documents).expect("serialises"),
+        )?;
         staging.write_artifact("chunks.bin", ArtifactKind::Chunks, &tables::encode_chunks(&chunks))?;
         staging.write_artifact("vectors.bin", ArtifactKind::Vectors, &tables::encode_vectors(fp_dims, &rows))?;
         if let ragsnap_index::Index::Hnsw(h) = &index {

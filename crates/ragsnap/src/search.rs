@@ -91,7 +91,10 @@ pub struct Searcher {
 
 impl std::fmt::Debug for Searcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Searcher").field("snapshot", &self.snapshot.id()).field("embedder", &self.embedder.fingerprint().id()).finish()
+        f.debug_struct("Searcher")
+            .field("snapshot", &self.snapshot.id())
+            .field("embedder", &self.embedder.fingerprint().id())
+            .finish()
     }
 }
 
@@ -114,12 +117,18 @@ impl Searcher {
             return Err(Error::Invalid("empty query".into()));
         }
         check_k(opts)?;
-        let v = self.embedder.embed(&[text])?.pop().ok_or_else(|| Error::Invalid("embedder returned nothing".into()))?;
+        let v =
+            self.embedder.embed(&[text])?.pop().ok_or_else(|| Error::Invalid("embedder returned nothing".into()))?;
         self.search(&v, opts)
     }
 
     /// Search with a vector the caller embedded; `fingerprint` must be the snapshot's.
-    pub fn query_vector(&self, vector: &[f32], fingerprint: &EmbeddingFingerprint, opts: &QueryOptions) -> Result<QueryResult> {
+    pub fn query_vector(
+        &self,
+        vector: &[f32],
+        fingerprint: &EmbeddingFingerprint,
+        opts: &QueryOptions,
+    ) -> Result<QueryResult> {
         let m = self.snapshot.manifest();
         if fingerprint != &m.fingerprint {
             return Err(Error::EmbeddingVersionMismatch { index: m.fingerprint.id(), embedder: fingerprint.id() });
@@ -166,7 +175,14 @@ impl Searcher {
                 continue;
             }
             *count += 1;
-            hits.push(Hit { score, text: c.text, source_path: c.source_path, url: c.url, header_path: c.header_path, content_id: c.content_id });
+            hits.push(Hit {
+                score,
+                text: c.text,
+                source_path: c.source_path,
+                url: c.url,
+                header_path: c.header_path,
+                content_id: c.content_id,
+            });
         }
         let answer = if hits.is_empty() { Answer::NoConfidentMatch { best_score } } else { Answer::Hits { hits } };
         Ok(QueryResult { snapshot_id: snap.id().to_string(), fingerprint_id: m.fingerprint.id(), floor, answer })

@@ -3,7 +3,9 @@
 
 use crate::{Error, Result};
 use ragsnap_index::{HnswIndex, HnswParams, Index, VectorSet};
-use ragsnap_store::{tables, ArtifactKind, ChunkTable, DocumentEntry, Lease, Manifest, OpenedSnapshot, Store, StoreError};
+use ragsnap_store::{
+    tables, ArtifactKind, ChunkTable, DocumentEntry, Lease, Manifest, OpenedSnapshot, Store, StoreError,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -45,7 +47,8 @@ impl Snapshot {
         let chunk_path = opened.path(ArtifactKind::Chunks).ok_or_else(|| missing(ArtifactKind::Chunks))?;
         let chunks = ChunkTable::open(&chunk_path, m.counts.chunks)?;
         let doc_path = opened.path(ArtifactKind::Documents).ok_or_else(|| missing(ArtifactKind::Documents))?;
-        let doc_payload = opened.read_payload(ArtifactKind::Documents)?.ok_or_else(|| missing(ArtifactKind::Documents))?;
+        let doc_payload =
+            opened.read_payload(ArtifactKind::Documents)?.ok_or_else(|| missing(ArtifactKind::Documents))?;
         let documents = tables::decode_documents(&doc_path, &doc_payload)?;
         let index = match m.index.kind.as_str() {
             "exact" => Index::Exact(vectors.clone()),
