@@ -99,6 +99,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What changed between two snapshots (documents, chunk counts, model, parameters).
+    Diff {
+        /// Older snapshot.
+        a: String,
+        /// Newer snapshot (default: head).
+        b: Option<String>,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Move head back to an earlier snapshot (verified first; never deletes).
     Rollback {
         /// Target snapshot.
@@ -405,6 +415,45 @@ fn run(cli: Cli) -> Result<Exit> {
                 println!("source       {}", m.source_digest);
                 for f in &m.files {
                     println!("file         {:<20} {:<10} {:>10} B  {}", f.name, f.kind, f.size, &f.blake3[..16]);
+                }
+            }
+            Ok(Exit(0))
+        }
+        Command::Diff { a, b, json } => {
+            let store = Store::open_reader(&store_path)?;
+            let b = match b {
+                Some(b) => b,
+                None => store.head()?.id,
+            };
+            let d = ragsnap::diff(&store, &a, &b)?;
+            if json {
+                print_json(&d)?;
+            } else {
+                println!("{} -> {}", d.a, d.b);
+                println!(
+                    "documents  {} -> {}  (+{} -{} ~{} ={})",
+                    d.documents.0,
+                    d.documents.1,
+                    d.added.len(),
+                    d.removed.len(),
+                    d.changed.len(),
+                    d.unchanged
+                );
+                println!("chunks     {} -> {}", d.chunks.0, d.chunks.1);
+                if d.fingerprint.0 != d.fingerprint.1 {
+                    println!("embedding  {} -> {}", d.fingerprint.0, d.fingerprint.1);
+                }
+                for (k, (x, y)) in &d.settings {
+                    println!("{k:<10} {x} -> {y}");
+                }
+                for p in &d.added {
+                    println!("  + {p}");
+                }
+                for p in &d.removed {
+                    println!("  - {p}");
+                }
+                for p in &d.changed {
+                    println!("  ~ {p}");
                 }
             }
             Ok(Exit(0))

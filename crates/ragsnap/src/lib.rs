@@ -25,12 +25,15 @@
 //! ```
 
 pub mod config;
+mod diff;
 mod error;
+mod reader;
 pub mod rebuild;
 mod search;
 mod snapshot;
 
 pub use config::Config;
+pub use diff::{diff, SnapshotDiff};
 pub use error::{Error, Result};
 pub use ragsnap_chunk as chunk;
 pub use ragsnap_core as core;
@@ -39,6 +42,7 @@ pub use ragsnap_embed::{Embedder, OnnxEmbedder, OnnxOptions};
 pub use ragsnap_index as index;
 pub use ragsnap_store as store;
 pub use ragsnap_store::Store;
+pub use reader::Reader;
 pub use rebuild::{rebuild, RebuildReport};
 pub use search::{Answer, Hit, QueryOptions, QueryResult, Searcher, DEFAULT_MAX_K, FALLBACK_FLOOR};
 pub use snapshot::{open_head, Snapshot};
