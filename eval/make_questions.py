@@ -151,7 +151,7 @@ def build(index_path, per_kind, concepts):
         pages = sorted(set(pages))
         if any(not x.startswith(("library/", "reference/", "c-api/", "tutorial/", "howto/", "using/", "faq/",
                                 "extending/")) for x in pages):
-            continue  # only pages of the eval corpus; whatsnew/ is excluded from it (see README)
+            continue  # targets: reference pages (not whatsnew/, distutils/, top-level pages); see README
         if len(pages) > 3:
             continue  # too generic to label
         if qual is not None and parent is None:

@@ -1,1 +1,155 @@
-fn main() {}
+//! Ingest benchmark: sanitise + boilerplate removal + chunking of every page of a corpus held
+//! in memory, on a rayon pool of `--threads` threads.
+//!
+//! ```text
+//! bench_ingest --corpus DIR --threads N [--tokens approx|model] [--reps 3]
+//!              [--dump-sample FILE --sample 5000]
+//! ```
+//!
+//! Stages, as `ragsnap::rebuild` runs them: `ragsnap_chunk::ingest` per page (parallel), then
+//! `remove_boilerplate` over the corpus (sequential), then `chunk_doc` per page (parallel) with
+//! either `approx_token_count` or the model's tokenizer (`OnnxEmbedder::count_tokens`, what a
+//! real rebuild uses). Pages are read before the clock starts. Prints one JSON object with the
+//! median of `--reps` runs.
+//!
+//! `--dump-sample` writes the embedding benchmark's input: a seeded sample of distinct prose
+//! chunks of 20–256 model tokens (at most half their lines inside code fences), as a JSON array.
+
+use ragsnap::chunk::{
+    approx_token_count, chunk_doc, ingest, remove_boilerplate, BoilerplateConfig, ChunkConfig, IngestLimits,
+};
+use ragsnap::embed::Embedder;
+use ragsnap::{OnnxEmbedder, OnnxOptions};
+use ragsnap_benches::{emit, html_pages, load_average, median, pool, runtime, Args, Rng};
+use rayon::prelude::*;
+use serde_json::json;
+use std::time::Instant;
+
+fn main() {
+    let args = Args::parse();
+    let corpus = args.path("corpus");
+    let threads: usize = args.num("threads", 1);
+    let reps: usize = args.num("reps", 3);
+    let tokens = args.get("tokens").unwrap_or("approx").to_string();
+    let pages: Vec<(String, Vec<u8>)> = html_pages(&corpus)
+        .expect("corpus")
+        .into_iter()
+        .map(|(rel, abs)| (rel, std::fs::read(abs).expect("read page")))
+        .collect();
+    assert!(!pages.is_empty(), "no .html pages under {}", corpus.display());
+    let bytes: usize = pages.iter().map(|p| p.1.len()).sum();
+
+    let embedder = match tokens.as_str() {
+        "approx" => None,
+        "model" => Some(
+            OnnxEmbedder::load(&runtime(), OnnxOptions { intra_threads: 1, ..OnnxOptions::default() })
+                .expect("load the model's tokenizer"),
+        ),
+        other => panic!("--tokens approx|model, not {other:?}"),
+    };
+    let counter = |s: &str| match &embedder {
+        Some(e) => e.count_tokens(s),
+        None => approx_token_count(s),
+    };
+    let limits = IngestLimits::default();
+    let ccfg = ChunkConfig::default();
+    let bp = BoilerplateConfig::default();
+    let workers = pool(threads);
+
+    let mut runs = Vec::new();
+    let mut last_chunks = Vec::new();
+    for _ in 0..reps.max(1) {
+        let t_all = Instant::now();
+        let t = Instant::now();
+        let mut docs: Vec<_> = workers
+            .install(|| pages.par_iter().map(|(path, b)| ingest(path, b, &limits)).filter_map(Result::ok).collect());
+        let sanitize = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let report = remove_boilerplate(&mut docs, &bp);
+        let boilerplate = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let chunks: Vec<Vec<ragsnap::core::Chunk>> = workers.install(|| {
+            docs.par_iter()
+                .map(|d| {
+                    let url = format!("https://docs.python.org/3.11/{}", d.source_path);
+                    chunk_doc(d, Some(&url), &ccfg, &counter)
+                })
+                .collect()
+        });
+        let chunk = t.elapsed().as_secs_f64();
+        let total = t_all.elapsed().as_secs_f64();
+        runs.push((total, sanitize, boilerplate, chunk, docs.len(), report.blocks_removed));
+        last_chunks = chunks.into_iter().flatten().collect();
+    }
+    let mut totals: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    let total = median(&mut totals);
+    let mid = runs.iter().min_by(|a, b| (a.0 - total).abs().total_cmp(&(b.0 - total).abs())).expect("a run");
+    let chunk_tokens: usize = last_chunks.iter().map(|c| c.tokens).sum();
+    emit(&json!({
+        "bench": "ingest",
+        "impl": "ragsnap",
+        "tokens": tokens,
+        "threads": threads,
+        "reps": reps,
+        "docs": pages.len(),
+        "docs_with_content": mid.4,
+        "bytes": bytes,
+        "secs": total,
+        "secs_all_runs": runs.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "stage_secs": {"sanitize": mid.1, "boilerplate": mid.2, "chunk": mid.3},
+        "docs_per_s": pages.len() as f64 / total,
+        "mb_per_s": bytes as f64 / 1e6 / total,
+        "chunks": last_chunks.len(),
+        "mean_chunk_tokens": chunk_tokens as f64 / last_chunks.len().max(1) as f64,
+        "boilerplate_blocks_removed": mid.5,
+        "load": load_average(),
+    }));
+
+    if let Some(out) = args.get("dump-sample") {
+        assert!(embedder.is_some(), "--dump-sample needs --tokens model (the 20–256 bounds are model tokens)");
+        let want: usize = args.num("sample", 5000);
+        let mut seen = std::collections::HashSet::new();
+        let mut prose: Vec<(String, usize)> = last_chunks
+            .iter()
+            .filter(|c| (20..=256).contains(&c.tokens) && code_share(&c.text) <= 0.5)
+            .filter(|c| seen.insert(c.text.clone()))
+            .map(|c| (c.text.clone(), c.tokens))
+            .collect();
+        let eligible = prose.len();
+        Rng::new(0xbe7c_4001).shuffle(&mut prose);
+        prose.truncate(want);
+        let mut toks: Vec<f64> = prose.iter().map(|p| p.1 as f64).collect();
+        let texts: Vec<&str> = prose.iter().map(|p| p.0.as_str()).collect();
+        std::fs::write(out, serde_json::to_vec(&texts).expect("json")).expect("write sample");
+        emit(&json!({
+            "bench": "embed-sample",
+            "eligible": eligible,
+            "texts": texts.len(),
+            "tokens_total": toks.iter().sum::<f64>(),
+            "tokens_mean": toks.iter().sum::<f64>() / toks.len().max(1) as f64,
+            "tokens_median": median(&mut toks),
+            "tokens_min": toks.first().copied(),
+            "tokens_max": toks.last().copied(),
+            "path": out,
+        }));
+    }
+}
+
+/// Share of a chunk's body lines that sit inside ``` fences.
+fn code_share(text: &str) -> f64 {
+    let body = text.split_once("\n\n").map_or(text, |(_, b)| b);
+    let (mut inside, mut code, mut all) = (false, 0usize, 0usize);
+    for line in body.lines() {
+        if line.trim_start().starts_with("```") {
+            inside = !inside;
+            code += 1;
+            all += 1;
+            continue;
+        }
+        all += 1;
+        if inside {
+            code += 1;
+        }
+    }
+    code as f64 / all.max(1) as f64
+}

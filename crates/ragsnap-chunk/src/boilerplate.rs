@@ -30,6 +30,9 @@ pub struct BoilerplateReport {
     pub blocks_removed: usize,
     /// Distinct block texts judged boilerplate.
     pub distinct_blocks: usize,
+    /// Block occurrences seen, summed over all documents (the denominator of the boilerplate share).
+    #[serde(default)]
+    pub blocks_total: usize,
     /// The most widespread boilerplate blocks (text truncated to 80 characters)
     /// and the number of pages each occurred on; at most 10, most pages first.
     pub top: Vec<(String, usize)>,
@@ -108,7 +111,8 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
     let threshold = (cfg.min_share * docs.len() as f64).max(cfg.min_pages as f64);
     let boiler: HashMap<&str, (usize, (usize, usize))> =
         pages.into_iter().filter(|(_, (n, _))| *n >= cfg.min_pages && *n as f64 >= threshold).collect();
-    let mut report = BoilerplateReport { distinct_blocks: boiler.len(), ..Default::default() };
+    let blocks_total = parsed.iter().map(|p| p.units.len()).sum();
+    let mut report = BoilerplateReport { distinct_blocks: boiler.len(), blocks_total, ..Default::default() };
     if boiler.is_empty() {
         return report;
     }

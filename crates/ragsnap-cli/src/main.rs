@@ -1,7 +1,8 @@
 //! `ragsnap`: build, query, verify and roll back RAG index snapshots.
 //!
 //! Exit codes: 0 ok · 1 error · 2 usage · 3 refused (no confident match, embedding mismatch or
-//! drift, a refused rollback) · 4 verification failed / corrupted snapshot · 5 store locked.
+//! drift, a refused rollback) · 4 verification failed / corrupted snapshot · 5 store locked ·
+//! 6 rebuild rejected by a gate (kept as a rejected snapshot; head unchanged) · 130 interrupted.
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
@@ -11,19 +12,22 @@ use ragsnap::{Answer, Config, Error, QueryOptions, Searcher, Snapshot, Store};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_REFUSED: u8 = 3;
 const EXIT_VERIFY: u8 = 4;
 const EXIT_LOCKED: u8 = 5;
+const EXIT_REJECTED: u8 = 6;
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "ragsnap",
     version,
     about = "Keep RAG indices honest: sanitize, chunk, embed with a pinned model, snapshot, query.",
-    after_help = "Examples:\n  ragsnap rebuild --source docs/\n  ragsnap query \"how do I configure retries?\" -k 3\n  ragsnap snapshots --json\n  ragsnap rollback --reason \"bad crawl\"\n  ragsnap verify --all\n\nExit codes: 0 ok, 1 error, 2 usage, 3 refused / no confident match, 4 verification failed, 5 store locked."
+    after_help = "Examples:\n  ragsnap rebuild --source docs/\n  ragsnap query \"how do I configure retries?\" -k 3\n  ragsnap snapshots --json\n  ragsnap rollback --reason \"bad crawl\"\n  ragsnap verify --all\n\nExit codes: 0 ok, 1 error, 2 usage, 3 refused / no confident match, 4 verification failed, 5 store locked,\n6 rebuild rejected by a gate (head unchanged), 130 interrupted."
 )]
 struct Cli {
     /// Store folder [env: RAGSNAP_STORE] [default: ./ragsnap-store]
@@ -58,6 +62,15 @@ enum Command {
         /// URL prefix for documents of --source.
         #[arg(long)]
         url_prefix: Option<String>,
+        /// Accept an embedding model different from head's (everything is re-embedded).
+        #[arg(long)]
+        allow_model_change: bool,
+        /// golden.jsonl of questions with their expected source page (overrides [gates] golden).
+        #[arg(long)]
+        golden: Option<PathBuf>,
+        /// Write Prometheus textfile-collector metrics here (atomically).
+        #[arg(long)]
+        metrics_file: Option<PathBuf>,
         /// Print the report as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -238,6 +251,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             return match err {
                 Error::EmbeddingVersionMismatch { .. } | Error::EmbeddingDrift { .. } => EXIT_REFUSED,
                 Error::Store(s) => store_code(s),
+                Error::Cancelled => EXIT_INTERRUPTED,
                 _ => EXIT_ERROR,
             };
         }
@@ -272,20 +286,33 @@ fn run(cli: Cli) -> Result<Exit> {
         cli.model_dir.clone().or_else(|| env_path("RAGSNAP_MODEL_DIR")).or(config.runtime.model_dir);
     let store_path = config.store_path(cli.store.as_deref());
     match cli.command {
-        Command::Rebuild { source, url_prefix, json } => {
+        Command::Rebuild { source, url_prefix, allow_model_change, golden, metrics_file, json } => {
             let sources: Vec<SourceConfig> = source
                 .into_iter()
                 .map(|dir| SourceConfig { dir, url_prefix: url_prefix.clone(), name: None })
                 .collect();
+            if golden.is_some() {
+                config.gates.golden = golden;
+            }
+            let cancel = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, cancel.clone()).context("installing signal handlers")?;
+            }
             let embedder = ragsnap::open_embedder(&config.runtime)?;
-            let report = ragsnap::rebuild(&store_path, &config, &sources, embedder.as_ref())?;
+            let opts = ragsnap::RebuildOptions { sources, allow_model_change, cancel: Some(&cancel) };
+            let report = ragsnap::rebuild_with(&store_path, &config, &opts, embedder.as_ref())?;
+            if let Some(path) = &metrics_file {
+                ragsnap::core::fsio::write_atomic(path, ragsnap::prometheus_metrics(&report).as_bytes())
+                    .with_context(|| format!("writing metrics to {}", path.display()))?;
+            }
             if json {
                 print_json(&report)?;
             }
             if !cli.quiet {
                 eprintln!(
-                    "ragsnap: snapshot {} promoted: {} documents, {} chunks ({} embedded, {} from cache), {} failed, {} skipped; index {} (recall {:.3}); {:.1}s",
+                    "ragsnap: snapshot {} {}: {} documents, {} chunks ({} embedded, {} from cache), {} failed, {} skipped; index {} (recall {:.3}); {:.1}s",
                     report.snapshot_id,
+                    if report.promoted { "promoted" } else { "REJECTED (head unchanged)" },
                     report.documents_indexed,
                     report.chunks,
                     report.cache_misses,
@@ -299,8 +326,21 @@ fn run(cli: Cli) -> Result<Exit> {
                 for f in &report.failed {
                     eprintln!("ragsnap:   failed {}: {}", f.path, f.error);
                 }
+                for g in &report.gates {
+                    eprintln!(
+                        "ragsnap:   gate {:<18} {}  {:.4} (threshold {:.4})  {}",
+                        g.name,
+                        if g.passed { "pass" } else { "FAIL" },
+                        g.value,
+                        g.threshold,
+                        g.detail
+                    );
+                }
+                for p in &report.changed_during_run {
+                    eprintln!("ragsnap:   {p} changed while the build ran; the version read was indexed");
+                }
             }
-            Ok(Exit(0))
+            Ok(Exit(if report.promoted { 0 } else { EXIT_REJECTED }))
         }
         Command::Query { text, k, floor, floor_percentile, ef, snapshot, json } => {
             let store = Store::open_reader(&store_path)?;

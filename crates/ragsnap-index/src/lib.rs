@@ -16,7 +16,7 @@ mod hnsw;
 mod tune;
 
 pub use hnsw::{DotDistance, HnswIndex, HnswParams};
-pub use tune::{tune, IndexKind, TuneConfig, TuneReport};
+pub use tune::{tune, tune_best_effort, IndexKind, TuneConfig, TuneReport};
 
 use std::sync::Arc;
 

@@ -105,6 +105,25 @@ fn quantiles(mut v: Vec<f32>) -> Vec<f32> {
 /// smallest `ef_search` reaching the target is chosen; if none does, the result is
 /// [`IndexError::RecallNotReached`] with the best recall seen.
 pub fn tune(set: Arc<VectorSet>, cfg: &TuneConfig) -> Result<(Index, TuneReport)> {
+    let (index, report) = tune_best_effort(set, cfg)?;
+    if report.recall >= cfg.target_recall {
+        return Ok((index, report));
+    }
+    let p = report.params.unwrap_or(HnswParams { m: 0, ef_construction: 0 });
+    Err(IndexError::RecallNotReached {
+        target: cfg.target_recall,
+        best: report.recall,
+        k: report.k,
+        m: p.m,
+        ef_construction: p.ef_construction,
+        ef_search: report.ef_search,
+    })
+}
+
+/// Like [`tune`], but when the target is out of reach return the best configuration seen
+/// (its recall in the report is below the target) so a caller can gate on it and keep the
+/// build for inspection.
+pub fn tune_best_effort(set: Arc<VectorSet>, cfg: &TuneConfig) -> Result<(Index, TuneReport)> {
     let k = cfg.k.max(1);
     let rows = sample_rows(set.len(), cfg.sample, cfg.seed);
     let truth: Vec<Vec<(u32, f32)>> = rows.par_iter().map(|&r| exact_search(&set, set.get(r), k.max(2))).collect();
@@ -126,9 +145,10 @@ pub fn tune(set: Arc<VectorSet>, cfg: &TuneConfig) -> Result<(Index, TuneReport)
         return Ok((Index::Exact(set), report));
     }
     let truth_sets: Vec<HashSet<u32>> = truth.iter().map(|t| t.iter().take(k).map(|h| h.0).collect()).collect();
-    let mut best: Option<(f64, HnswParams, usize)> = None;
+    let mut best: Option<(f64, HnswParams, usize, HnswIndex)> = None;
     for params in &cfg.ladder {
         let graph = HnswIndex::build(&set, *params)?;
+        let mut graph_best: Option<(f64, usize)> = None;
         for &ef in cfg.ef_candidates.iter().filter(|&&ef| ef >= k) {
             let hits: usize = rows
                 .par_iter()
@@ -137,27 +157,29 @@ pub fn tune(set: Arc<VectorSet>, cfg: &TuneConfig) -> Result<(Index, TuneReport)
                 .sum();
             let recall = hits as f64 / (rows.len() * k).max(1) as f64;
             report.attempts.push((params.m, params.ef_construction, ef, recall));
-            if best.is_none_or(|(b, _, _)| recall > b) {
-                best = Some((recall, *params, ef));
+            if graph_best.is_none_or(|(b, _)| recall > b) {
+                graph_best = Some((recall, ef));
             }
             if recall >= cfg.target_recall {
-                report.kind = IndexKind::Hnsw;
-                report.params = Some(*params);
-                report.ef_search = ef;
-                report.recall = recall;
-                return Ok((Index::Hnsw(graph), report));
+                break;
             }
         }
+        let Some((recall, ef)) = graph_best else { continue };
+        if best.as_ref().is_none_or(|b| recall > b.0) {
+            best = Some((recall, *params, ef, graph));
+        }
+        if recall >= cfg.target_recall {
+            break;
+        }
     }
-    let (best, p, ef) = best.unwrap_or((0.0, HnswParams { m: 0, ef_construction: 0 }, 0));
-    Err(IndexError::RecallNotReached {
-        target: cfg.target_recall,
-        best,
-        k,
-        m: p.m,
-        ef_construction: p.ef_construction,
-        ef_search: ef,
-    })
+    let Some((recall, params, ef, graph)) = best else {
+        return Err(IndexError::Graph("no HNSW parameters to try (empty ladder or ef candidates below k)".into()));
+    };
+    report.kind = IndexKind::Hnsw;
+    report.params = Some(params);
+    report.ef_search = ef;
+    report.recall = recall;
+    Ok((Index::Hnsw(graph), report))
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub enum ArtifactKind {
     Hnsw,
     /// Document list (JSON payload).
     Documents,
+    /// The build report (JSON payload); not needed to answer queries.
+    Report,
 }
 
 impl ArtifactKind {
@@ -41,6 +43,7 @@ impl ArtifactKind {
             ArtifactKind::Vectors => b"RSNPVECS",
             ArtifactKind::Hnsw => b"RSNPHNSW",
             ArtifactKind::Documents => b"RSNPDOCS",
+            ArtifactKind::Report => b"RSNPRPRT",
         }
     }
 
@@ -51,12 +54,13 @@ impl ArtifactKind {
             ArtifactKind::Vectors => "vectors",
             ArtifactKind::Hnsw => "hnsw",
             ArtifactKind::Documents => "documents",
+            ArtifactKind::Report => "report",
         }
     }
 
     /// Parse a manifest kind name.
     pub fn from_name(s: &str) -> Option<Self> {
-        [ArtifactKind::Chunks, ArtifactKind::Vectors, ArtifactKind::Hnsw, ArtifactKind::Documents]
+        [ArtifactKind::Chunks, ArtifactKind::Vectors, ArtifactKind::Hnsw, ArtifactKind::Documents, ArtifactKind::Report]
             .into_iter()
             .find(|k| k.name() == s)
     }

@@ -26,6 +26,51 @@ pub struct Config {
     pub index: TuneConfig,
     /// Query defaults.
     pub query: QueryDefaults,
+    /// Gates a build must pass before it is promoted.
+    pub gates: GateConfig,
+}
+
+/// `[gates]`: what a nightly build must pass to replace head. Each is reported with its
+/// measured value and threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateConfig {
+    /// Most of head's documents (or chunks) a build may lose, as a share.
+    pub max_removed_share: f64,
+    /// Most documents that may fail to parse, as a share of documents read.
+    pub max_failure_share: f64,
+    /// Most probe queries one chunk text may appear in the top 10 of, as a share; for small
+    /// corpora the bound is raised to 8 × 10 / chunks (chance alone puts every chunk in 10 / chunks
+    /// of the top-10 lists, and broad mixed-topic chunks reach several times that).
+    pub max_hub_share: f64,
+    /// Probe queries sampled from the snapshot's own chunks for the hubness gate.
+    pub hub_probes: usize,
+    /// Most of the corpus's blocks that may be boilerplate, as a share.
+    pub max_boilerplate_share: f64,
+    /// Optional `golden.jsonl`: `{"question": ..., "expected_source": ...}` per line.
+    pub golden: Option<PathBuf>,
+    /// `k` of the golden recall@k.
+    pub golden_k: usize,
+    /// Largest allowed drop of golden recall@k versus head.
+    pub golden_tolerance: f64,
+    /// Fingerprint id the build must have (default: head's). Override with `--allow-model-change`.
+    pub pin_fingerprint: Option<String>,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig {
+            max_removed_share: 0.20,
+            max_failure_share: 0.05,
+            max_hub_share: 0.05,
+            hub_probes: 200,
+            max_boilerplate_share: 0.50,
+            golden: None,
+            golden_k: 5,
+            golden_tolerance: 0.05,
+            pin_fingerprint: None,
+        }
+    }
 }
 
 /// `[runtime]`.

@@ -62,6 +62,9 @@ pub enum Error {
         /// OS error.
         source: std::io::Error,
     },
+    /// A rebuild was interrupted (SIGINT/SIGTERM); head is untouched and staging was cleaned.
+    #[error("interrupted: the build was stopped before it was published; head is unchanged")]
+    Cancelled,
     /// A request that cannot be served as asked (bad k, empty query, no documents...).
     #[error("{0}")]
     Invalid(String),

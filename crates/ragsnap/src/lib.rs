@@ -43,7 +43,7 @@ pub use ragsnap_index as index;
 pub use ragsnap_store as store;
 pub use ragsnap_store::Store;
 pub use reader::Reader;
-pub use rebuild::{rebuild, RebuildReport};
+pub use rebuild::{prometheus_metrics, rebuild, rebuild_with, GateResult, RebuildOptions, RebuildReport};
 pub use search::{Answer, Hit, QueryOptions, QueryResult, Searcher, DEFAULT_MAX_K, FALLBACK_FLOOR};
 pub use snapshot::{open_head, Snapshot};
 

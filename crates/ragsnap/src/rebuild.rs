@@ -1,5 +1,6 @@
 //! The rebuild pipeline: read sources → sanitise → drop corpus boilerplate → chunk → embed
-//! (cache misses only) → tune the index → stage → publish and promote.
+//! (cache misses only) → tune the index → run the gates → stage → publish, and promote only when
+//! every gate passed. A rejected build is kept (status `rejected`, not head) with its report.
 
 use crate::config::{Config, SourceConfig};
 use crate::{Error, Result};
@@ -14,8 +15,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// A document that could not be indexed, and why.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -65,6 +67,42 @@ pub struct RebuildReport {
     pub timings: BTreeMap<String, f64>,
     /// Embedding fingerprint id.
     pub fingerprint_id: String,
+    /// Inputs cut at the model's maximum length (the chunker keeps this at zero).
+    pub truncated_inputs: usize,
+    /// Every gate, with its measured value and threshold.
+    pub gates: Vec<GateResult>,
+    /// Why the build was rejected (empty when promoted).
+    pub rejected_because: Vec<String>,
+    /// Source files whose size or modification time changed while the build ran; the snapshot
+    /// holds the content that was read (its hash is in the documents list), and the next run
+    /// picks up the new content.
+    pub changed_during_run: Vec<String>,
+}
+
+/// One gate's verdict.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GateResult {
+    /// Gate name.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// Measured value.
+    pub value: f64,
+    /// Threshold it was compared with.
+    pub threshold: f64,
+    /// Human explanation.
+    pub detail: String,
+}
+
+/// How to run a rebuild.
+#[derive(Default)]
+pub struct RebuildOptions<'a> {
+    /// Sources (empty: the config's).
+    pub sources: Vec<SourceConfig>,
+    /// Accept an embedding fingerprint different from head's (or the pinned one).
+    pub allow_model_change: bool,
+    /// Set by a signal handler: stop at the next safe point, leave head alone, clean staging.
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 struct Loaded {
@@ -142,23 +180,59 @@ fn elapsed(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-/// Rebuild from `sources` (or the config's) into the store at `store_root`, and promote.
+/// Rebuild from `sources` (or the config's) into the store at `store_root`; promote when every
+/// gate passes.
 pub fn rebuild(
     store_root: &Path,
     config: &Config,
     sources: &[SourceConfig],
     embedder: &dyn Embedder,
 ) -> Result<RebuildReport> {
+    rebuild_with(store_root, config, &RebuildOptions { sources: sources.to_vec(), ..Default::default() }, embedder)
+}
+
+fn check_cancel(cancel: Option<&AtomicBool>) -> Result<()> {
+    if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+        return Err(Error::Cancelled);
+    }
+    Ok(())
+}
+
+struct HeadInfo {
+    manifest: ragsnap_store::Manifest,
+    documents: Vec<DocumentEntry>,
+    snapshot: Option<crate::Snapshot>,
+}
+
+fn load_head(store: &Store) -> Result<Option<HeadInfo>> {
+    let Some(id) = store.catalog().head_id()? else { return Ok(None) };
+    let snapshot = crate::Snapshot::open(store, &id)?;
+    Ok(Some(HeadInfo {
+        manifest: snapshot.manifest().clone(),
+        documents: snapshot.documents().to_vec(),
+        snapshot: Some(snapshot),
+    }))
+}
+
+/// Rebuild with explicit options.
+pub fn rebuild_with(
+    store_root: &Path,
+    config: &Config,
+    opts: &RebuildOptions<'_>,
+    embedder: &dyn Embedder,
+) -> Result<RebuildReport> {
     let mut report = RebuildReport { fingerprint_id: embedder.fingerprint().id(), ..Default::default() };
-    let sources: Vec<SourceConfig> = if sources.is_empty() { config.sources.clone() } else { sources.to_vec() };
+    let sources: Vec<SourceConfig> =
+        if opts.sources.is_empty() { config.sources.clone() } else { opts.sources.clone() };
     if sources.is_empty() {
         return Err(Error::Invalid("no sources: pass --source DIR or add [[sources]] to ragsnap.toml".into()));
     }
     let t_all = Instant::now();
     let mut store = Store::open_writer(store_root)?;
     report.parent_id = store.catalog().head_id()?;
+    let head = load_head(&store)?;
 
-    // 1. Read and sanitise every document.
+    // 1. Read and sanitise every document; remember each file's size and mtime as read.
     let t = Instant::now();
     let limits = IngestLimits { max_bytes: config.ingest.max_bytes };
     let mut files = Vec::new();
@@ -178,6 +252,8 @@ pub fn rebuild(
         }
     }
     report.files_seen = files.len();
+    let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+    let stamps: Vec<_> = files.iter().map(|(_, abs, _)| stamp(abs)).collect();
     let loaded: Vec<Loaded> = files
         .par_iter()
         .map(|(display, abs, prefix)| {
@@ -185,6 +261,7 @@ pub fn rebuild(
             Loaded { path: display.clone(), url_prefix: prefix.clone(), content_blake3, result }
         })
         .collect();
+    check_cancel(opts.cancel)?;
     let source_digest = {
         let mut h = blake3::Hasher::new();
         for l in &loaded {
@@ -260,12 +337,13 @@ pub fn rebuild(
     report.documents_indexed = documents.len();
     report.chunks = chunks.len();
     report.timings.insert("chunk".into(), elapsed(t));
+    check_cancel(opts.cancel)?;
 
-    // 4. Embed cache misses only.
+    // 4. Embed cache misses only, one cache transaction per batch.
     let t = Instant::now();
     let fp = embedder.fingerprint().clone();
-    let fp_dims = fp.dims;
     let fp_id = fp.id();
+    let fp_dims = fp.dims;
     let cache = EmbeddingCache::open(&store_root.join("cache").join("embeddings.sqlite"))?;
     let mut unique: Vec<&Chunk> = Vec::new();
     {
@@ -283,7 +361,9 @@ pub fn rebuild(
     let misses: Vec<&Chunk> = unique.iter().copied().filter(|c| !vectors.contains_key(&c.content_id)).collect();
     report.cache_misses = misses.len();
     for batch in misses.chunks(256) {
+        check_cancel(opts.cancel)?;
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
+        report.truncated_inputs += texts.iter().filter(|t| embedder.count_tokens(t) > fp.max_tokens).count();
         let vs = embedder.embed(&texts)?;
         let items: Vec<(&ContentId, &[f32])> =
             batch.iter().zip(&vs).map(|(c, v)| (&c.content_id, v.as_slice())).collect();
@@ -293,14 +373,16 @@ pub fn rebuild(
         }
     }
     let rows: Vec<Vec<f32>> = chunks.iter().map(|c| vectors[&c.content_id].clone()).collect();
+    drop(vectors);
     let canaries = canary::compute(embedder)?;
     report.timings.insert("embed".into(), elapsed(t));
+    check_cancel(opts.cancel)?;
 
     // 5. Index, tuned against exact search.
     let t = Instant::now();
     let flat: Vec<f32> = rows.iter().flatten().copied().collect();
     let set = Arc::new(VectorSet::new(fp.dims, flat)?);
-    let (index, tuned) = ragsnap_index::tune(set, &config.index)?;
+    let (index, tuned) = ragsnap_index::tune_best_effort(set.clone(), &config.index)?;
     report.index_kind = match tuned.kind {
         IndexKind::Exact => "exact".into(),
         IndexKind::Hnsw => "hnsw".into(),
@@ -308,9 +390,38 @@ pub fn rebuild(
     report.recall = tuned.recall;
     report.ef_search = tuned.ef_search;
     report.timings.insert("index".into(), elapsed(t));
+    check_cancel(opts.cancel)?;
 
-    // 6. Stage, publish, promote.
+    // 6. Gates.
     let t = Instant::now();
+    let ctx = GateContext {
+        config,
+        opts,
+        head: head.as_ref(),
+        embedder,
+        documents: &documents,
+        chunks: &chunks,
+        index: &index,
+        set: &set,
+        ef: tuned.ef_search,
+    };
+    report.gates = run_gates(&ctx, &report, &tuned)?;
+    report.rejected_because =
+        report.gates.iter().filter(|g| !g.passed).map(|g| format!("{}: {}", g.name, g.detail)).collect();
+    report.timings.insert("gates".into(), elapsed(t));
+    report.changed_during_run = files
+        .iter()
+        .zip(&stamps)
+        .filter(|((_, abs, _), before)| stamp(abs) != **before)
+        .map(|((display, _, _), _)| display.clone())
+        .collect();
+    drop(head);
+    check_cancel(opts.cancel)?;
+
+    // 7. Stage, publish; promote only when every gate passed.
+    let t = Instant::now();
+    let promote = report.rejected_because.is_empty();
+    report.promoted = promote;
     let mut staging = store.stage()?;
     report.snapshot_id = staging.id.clone();
     let mut features = vec!["chunk-table-v1".to_string(), "vectors-f32le".to_string(), "documents-json".to_string()];
@@ -349,6 +460,8 @@ pub fn rebuild(
         calibration: Calibration { top1_quantiles: tuned.top1_quantiles.clone() },
         files: Vec::new(),
     };
+    report.timings.insert("stage".into(), elapsed(t));
+    report.timings.insert("total".into(), elapsed(t_all));
     let written = (|| -> Result<()> {
         staging.write_artifact(
             "documents.json.bin",
@@ -360,15 +473,277 @@ pub fn rebuild(
         if let ragsnap_index::Index::Hnsw(h) = &index {
             staging.write_artifact("index.hnsw", ArtifactKind::Hnsw, &h.to_bytes()?)?;
         }
-        Ok(())
+        staging.write_artifact(
+            "report.json.bin",
+            ArtifactKind::Report,
+            &serde_json::to_vec_pretty(&report).expect("serialises"),
+        )?;
+        check_cancel(opts.cancel)
     })();
     if let Err(e) = written {
         let _ = staging.abandon();
         return Err(e);
     }
-    store.publish(staging, manifest, true, "nightly rebuild")?;
-    report.promoted = true;
-    report.timings.insert("publish".into(), elapsed(t));
+    let reason = if promote { "all gates passed".to_string() } else { report.rejected_because.join("; ") };
+    store.publish(staging, manifest, promote, &reason)?;
     report.timings.insert("total".into(), elapsed(t_all));
     Ok(report)
+}
+
+struct GateContext<'a> {
+    config: &'a Config,
+    opts: &'a RebuildOptions<'a>,
+    head: Option<&'a HeadInfo>,
+    embedder: &'a dyn Embedder,
+    documents: &'a [DocumentEntry],
+    chunks: &'a [Chunk],
+    index: &'a ragsnap_index::Index,
+    set: &'a VectorSet,
+    ef: usize,
+}
+
+fn gate(name: &str, passed: bool, value: f64, threshold: f64, detail: String) -> GateResult {
+    GateResult { name: name.into(), passed, value, threshold, detail }
+}
+
+/// Golden questions: recall@k of the expected page.
+fn golden_recall(
+    questions: &[(String, String)],
+    vectors: &[Vec<f32>],
+    k: usize,
+    search: &dyn Fn(&[f32]) -> Vec<String>,
+) -> f64 {
+    if questions.is_empty() {
+        return 1.0;
+    }
+    let hits =
+        questions.iter().zip(vectors).filter(|((_, want), v)| search(v).iter().take(k).any(|p| p == want)).count();
+    hits as f64 / questions.len() as f64
+}
+
+/// Pages of the top hits for `v` (one entry per distinct page, best first).
+fn pages(index: &ragsnap_index::Index, ef: usize, v: &[f32], page_of: &dyn Fn(u32) -> Option<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (row, _) in index.search(v, 50, ef.max(50)) {
+        if let Some(p) = page_of(row) {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn load_golden(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| Error::Config { path: path.to_path_buf(), message: format!("line {}: {e}", n + 1) })?;
+        let q = v.get("question").and_then(|q| q.as_str());
+        let want = v.get("expected_source").and_then(|q| q.as_str());
+        if let (Some(q), Some(w)) = (q, want) {
+            out.push((q.to_string(), w.to_string()));
+        }
+    }
+    Ok(out)
+}
+
+fn run_gates(
+    ctx: &GateContext<'_>,
+    report: &RebuildReport,
+    tuned: &ragsnap_index::TuneReport,
+) -> Result<Vec<GateResult>> {
+    let g = &ctx.config.gates;
+    let mut out = Vec::new();
+
+    out.push(gate(
+        "recall",
+        tuned.recall >= tuned.target_recall,
+        tuned.recall,
+        tuned.target_recall,
+        format!("recall@{} {:.4} on {} sample queries ({})", tuned.k, tuned.recall, tuned.sample, report.index_kind),
+    ));
+
+    let fp_id = ctx.embedder.fingerprint().id();
+    let pinned = g.pin_fingerprint.clone().or_else(|| ctx.head.map(|h| h.manifest.fingerprint.id()));
+    match pinned {
+        Some(p) if p != fp_id && !ctx.opts.allow_model_change => out.push(gate(
+            "fingerprint",
+            false,
+            0.0,
+            1.0,
+            format!("embedding {fp_id} differs from the pinned {p}; pass --allow-model-change to switch models (everything is then re-embedded)"),
+        )),
+        Some(p) => out.push(gate("fingerprint", true, 1.0, 1.0, if p == fp_id { format!("{fp_id} as pinned") } else { format!("{p} -> {fp_id}, allowed") })),
+        None => out.push(gate("fingerprint", true, 1.0, 1.0, format!("{fp_id} (first build, nothing pinned)"))),
+    }
+
+    if let Some(h) = ctx.head {
+        let now: std::collections::HashSet<&str> = ctx.documents.iter().map(|d| d.source_path.as_str()).collect();
+        let removed = h.documents.iter().filter(|d| !now.contains(d.source_path.as_str())).count();
+        let doc_share = removed as f64 / h.documents.len().max(1) as f64;
+        let chunk_share =
+            (h.manifest.counts.chunks.saturating_sub(ctx.chunks.len())) as f64 / h.manifest.counts.chunks.max(1) as f64;
+        let share = doc_share.max(chunk_share);
+        out.push(gate(
+            "shrinkage",
+            share <= g.max_removed_share,
+            share,
+            g.max_removed_share,
+            format!(
+                "{removed} of head's {} documents removed; chunks {} -> {}",
+                h.documents.len(),
+                h.manifest.counts.chunks,
+                ctx.chunks.len()
+            ),
+        ));
+    }
+
+    let attempted = report.failed.len() + ctx.documents.len();
+    let fail_share = report.failed.len() as f64 / attempted.max(1) as f64;
+    out.push(gate(
+        "document_failures",
+        fail_share <= g.max_failure_share,
+        fail_share,
+        g.max_failure_share,
+        format!("{} of {attempted} documents failed (quarantined, retried next run)", report.failed.len()),
+    ));
+
+    let bp = &report.boilerplate;
+    let bp_share = bp.blocks_removed as f64 / bp.blocks_total.max(1) as f64;
+    out.push(gate(
+        "boilerplate",
+        bp_share <= g.max_boilerplate_share,
+        bp_share,
+        g.max_boilerplate_share,
+        format!("{} of {} blocks were site boilerplate and were dropped", bp.blocks_removed, bp.blocks_total),
+    ));
+
+    // Hubness: one chunk text in the top 10 of too many probes.
+    let golden = match &g.golden {
+        Some(p) => load_golden(p)?,
+        None => Vec::new(),
+    };
+    let golden_vectors = if golden.is_empty() {
+        Vec::new()
+    } else {
+        let qs: Vec<&str> = golden.iter().map(|(q, _)| q.as_str()).collect();
+        ctx.embedder.embed(&qs)?
+    };
+    let n = ctx.set.len();
+    let step = (n / g.hub_probes.max(1)).max(1);
+    let mut probes: Vec<(Option<usize>, &[f32])> =
+        (0..n).step_by(step).take(g.hub_probes).map(|r| (Some(r), ctx.set.get(r))).collect();
+    probes.extend(golden_vectors.iter().map(|v| (None, v.as_slice())));
+    let mut appearances: HashMap<&ContentId, usize> = HashMap::new();
+    for (own, v) in &probes {
+        let mut seen = std::collections::HashSet::new();
+        for (row, _) in
+            ctx.index.search(v, 11, ctx.ef.max(11)).into_iter().filter(|(r, _)| Some(*r as usize) != *own).take(10)
+        {
+            let id = &ctx.chunks[row as usize].content_id;
+            if seen.insert(id) {
+                *appearances.entry(id).or_default() += 1;
+            }
+        }
+    }
+    let (hub, count) = appearances
+        .iter()
+        .max_by_key(|(id, c)| (**c, std::cmp::Reverse(id.as_str())))
+        .map(|(id, c)| ((*id).clone(), *c))
+        .unwrap_or((ContentId::of_text(""), 0));
+    let hub_share = count as f64 / probes.len().max(1) as f64;
+    let hub_bound = g.max_hub_share.max(8.0 * 10.0 / n.max(1) as f64);
+    let hub_text = ctx
+        .chunks
+        .iter()
+        .find(|c| c.content_id == hub)
+        .map(|c| c.text.chars().take(80).collect::<String>())
+        .unwrap_or_default();
+    out.push(gate(
+        "hubness",
+        hub_share <= hub_bound,
+        hub_share,
+        hub_bound,
+        format!("most frequent top-10 chunk appears for {count} of {} probes: {hub_text:?}", probes.len()),
+    ));
+
+    if !golden.is_empty() {
+        let k = g.golden_k.max(1);
+        let page_of_new = |row: u32| {
+            ctx.documents
+                .iter()
+                .find(|d| row >= d.first_chunk && row < d.first_chunk + d.chunk_count)
+                .map(|d| d.source_path.clone())
+        };
+        let new_recall = golden_recall(&golden, &golden_vectors, k, &|v| pages(ctx.index, ctx.ef, v, &page_of_new));
+        let head_recall = match ctx.head.and_then(|h| h.snapshot.as_ref()) {
+            Some(hs) if hs.manifest().fingerprint == *ctx.embedder.fingerprint() => {
+                let page_of_head = |row: u32| {
+                    hs.documents()
+                        .iter()
+                        .find(|d| row >= d.first_chunk && row < d.first_chunk + d.chunk_count)
+                        .map(|d| d.source_path.clone())
+                };
+                Some(golden_recall(&golden, &golden_vectors, k, &|v| {
+                    pages(hs.index(), hs.manifest().index.ef_search, v, &page_of_head)
+                }))
+            }
+            _ => None,
+        };
+        let drop = head_recall.map(|h| h - new_recall).unwrap_or(0.0);
+        out.push(gate(
+            "golden_queries",
+            drop <= g.golden_tolerance,
+            new_recall,
+            head_recall.map(|h| h - g.golden_tolerance).unwrap_or(0.0),
+            format!(
+                "page recall@{k} on {} golden questions: {new_recall:.3} (head {})",
+                golden.len(),
+                head_recall.map(|h| format!("{h:.3}")).unwrap_or_else(|| "n/a".into())
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Prometheus text-format metrics for a rebuild, for the node_exporter textfile collector.
+pub fn prometheus_metrics(report: &RebuildReport) -> String {
+    let mut m = String::new();
+    let mut put = |name: &str, help: &str, value: f64, labels: &str| {
+        m.push_str(&format!(
+            "# HELP ragsnap_{name} {help}\n# TYPE ragsnap_{name} gauge\nragsnap_{name}{labels} {value}\n"
+        ));
+    };
+    put(
+        "rebuild_promoted",
+        "1 when the last rebuild was promoted to head, 0 when a gate rejected it",
+        f64::from(u8::from(report.promoted)),
+        "",
+    );
+    put("rebuild_timestamp_seconds", "When the last rebuild finished", time::unix_now() as f64, "");
+    put("rebuild_files_seen", "Files found in the sources", report.files_seen as f64, "");
+    put("rebuild_documents_indexed", "Documents that produced chunks", report.documents_indexed as f64, "");
+    put("rebuild_documents_failed", "Documents that failed and were quarantined", report.failed.len() as f64, "");
+    put("rebuild_documents_skipped", "Files skipped (unsupported or empty)", report.skipped.len() as f64, "");
+    put("rebuild_chunks", "Chunks in the snapshot", report.chunks as f64, "");
+    put("rebuild_cache_hits", "Vectors reused from the embedding cache", report.cache_hits as f64, "");
+    put("rebuild_cache_misses", "Vectors computed by the model", report.cache_misses as f64, "");
+    put("rebuild_recall", "Measured recall@k of the index", report.recall, "");
+    put(
+        "rebuild_boilerplate_blocks_removed",
+        "Boilerplate blocks dropped",
+        report.boilerplate.blocks_removed as f64,
+        "",
+    );
+    for (stage, secs) in &report.timings {
+        m.push_str(&format!("ragsnap_rebuild_stage_seconds{{stage=\"{stage}\"}} {secs}\n"));
+    }
+    for g in &report.gates {
+        m.push_str(&format!("ragsnap_rebuild_gate_passed{{gate=\"{}\"}} {}\n", g.name, u8::from(g.passed)));
+        m.push_str(&format!("ragsnap_rebuild_gate_value{{gate=\"{}\"}} {}\n", g.name, g.value));
+        m.push_str(&format!("ragsnap_rebuild_gate_threshold{{gate=\"{}\"}} {}\n", g.name, g.threshold));
+    }
+    m
 }

@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# ragsnap benchmarks (`make bench`, after `make setup`). See benches/README.md for what each
+# number means and the results measured on the reference machine.
+#
+#   bash benches/run.sh                 # everything: ingest embed rebuild index query, then tables
+#   bash benches/run.sh embed           # one part (several may be named); missing inputs are made
+#   bash benches/run.sh report          # print the tables from the last results only
+#
+# Inputs made on demand (all under the git-ignored benches/.data/):
+#   corpus     Debian's python3.11-doc pages (installed with apt-get when missing), copied to
+#              .data/pydoc so the rebuild bench can edit 1% of them
+#   venv       benches/.venv with the pinned Python tools of benches/requirements.txt
+#   sample     5,000 prose chunks for the embedding bench (made by the ingest part)
+#   store      .data/store, the python3.11-doc store (made by the rebuild part)
+#
+# Sizes can be lowered for a quick smoke run, e.g. EMBED_TEXTS=500 SYNTH_N=20000 bash benches/run.sh
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+DATA="$HERE/.data"
+RESULTS="$DATA/results"
+VENV="$HERE/.venv"
+PY="$VENV/bin/python"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET/release"
+DOC_HTML=/usr/share/doc/python3.11/html
+CORPUS="$DATA/pydoc"
+STORE="$DATA/store"
+SAMPLE="$DATA/embed-texts.json"
+export RAGSNAP_CACHE="${RAGSNAP_CACHE:-$ROOT/.cache/runtime}"
+MODEL_DIR="$RAGSNAP_CACHE/models/minilm-l6-int8"
+
+EMBED_TEXTS="${EMBED_TEXTS:-5000}"        # texts of the headline embedding runs
+EMBED_EXPLORE="${EMBED_EXPLORE:-1000}"    # texts of the batch / opt-level / process exploration
+SYNTH_N="${SYNTH_N:-100000}"              # synthetic index size
+HNSW_M="${HNSW_M:-16}"
+HNSW_EFC="${HNSW_EFC:-200}"
+QUERIES="${QUERIES:-1000}"
+
+log() { printf '\n== %s  [load %s]\n' "$*" "$(cut -d' ' -f1-3 /proc/loadavg)" >&2; }
+die() { echo "benches/run.sh: $*" >&2; exit 1; }
+
+# Run a command, append its JSON lines to results/<part>.jsonl, and echo them.
+record() {
+  local part="$1"; shift
+  local out
+  out="$("$@")" || die "failed: $*"
+  printf '%s\n' "$out" | grep '^{' | tee -a "$RESULTS/$part.jsonl" >&2
+}
+
+# ---------------------------------------------------------------------------------------------
+ensure_runtime() {
+  [[ -f "$MODEL_DIR/model.onnx" && -f "$RAGSNAP_CACHE/onnxruntime/libonnxruntime.so.1.31.1" ]] \
+    || die "runtime pieces missing under $RAGSNAP_CACHE: run \`make setup\` first"
+}
+
+ensure_corpus() {
+  if [[ ! -d "$DOC_HTML" ]]; then
+    log "installing Debian's python3.11-doc"
+    local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq python3.11-doc >/dev/null \
+      || die "could not install python3.11-doc"
+  fi
+  if [[ ! -f "$CORPUS/.complete" ]]; then
+    log "copying the python3.11-doc pages to $CORPUS"
+    rm -rf "$CORPUS"; mkdir -p "$CORPUS"
+    (cd "$DOC_HTML" && find . -name '*.html' -type f -print0 | xargs -0 cp --parents -t "$CORPUS")
+    touch "$CORPUS/.complete"
+  fi
+}
+
+ensure_venv() {
+  if [[ ! -x "$PY" ]] || ! cmp -s "$HERE/requirements.txt" "$VENV/.requirements.txt"; then
+    log "making $VENV (pinned: benches/requirements.txt)"
+    rm -rf "$VENV"
+    "${PYTHON:-python3}" -m venv "$VENV"
+    "$PY" -m pip install -q --disable-pip-version-check -r "$HERE/requirements.txt"
+    cp "$HERE/requirements.txt" "$VENV/.requirements.txt"
+  fi
+}
+
+ensure_build() {
+  if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
+    log "cargo build --release -p ragsnap-benches -p ragsnap-cli (target $TARGET)"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet -p ragsnap-benches -p ragsnap-cli)
+  fi
+}
+
+setup() {
+  mkdir -p "$RESULTS"
+  ensure_runtime
+  ensure_corpus
+  ensure_venv
+  ensure_build
+}
+
+ensure_sample() {
+  [[ -f "$SAMPLE" ]] && return
+  log "making the embedding sample (model-token chunking of the corpus)"
+  record sample "$BIN/bench_ingest" --corpus "$CORPUS" --threads 2 --tokens model --reps 1 \
+    --dump-sample "$SAMPLE" --sample 5000
+}
+
+ensure_store() {
+  [[ -f "$STORE/catalog.sqlite" ]] && return
+  log "no store yet: running the rebuild part first"
+  part_rebuild
+}
+
+# ---------------------------------------------------------------------------------------------
+part_ingest() {
+  : >"$RESULTS/ingest.jsonl"
+  printf '%s\n' "$CORPUS"/**/*.html >/dev/null 2>&1 || true
+  (cd "$CORPUS" && find "$CORPUS" -name '*.html' -type f | LC_ALL=C sort) >"$DATA/pages.txt"
+  for t in 1 2; do
+    log "ingest: ragsnap, approx_token_count, $t thread(s), median of 3"
+    RAYON_NUM_THREADS=$t record ingest "$BIN/bench_ingest" --corpus "$CORPUS" --threads $t --tokens approx --reps 3
+  done
+  for t in 1 2; do
+    log "ingest: ragsnap, model tokenizer, $t thread(s), median of 3"
+    RAYON_NUM_THREADS=$t record ingest "$BIN/bench_ingest" --corpus "$CORPUS" --threads $t --tokens model --reps 3
+  done
+  for p in 1 2; do
+    log "ingest: trafilatura + MarkdownHeaderTextSplitter, $p process(es)"
+    record ingest "$PY" "$HERE/python/ingest_ref.py" --pages "$DATA/pages.txt" --procs $p
+  done
+  if [[ ! -f "$SAMPLE" ]]; then ensure_sample; fi
+}
+
+embed_pair() {  # threads batch opt limit [extra rust args]
+  local t=$1 b=$2 o=$3 n=$4; shift 4
+  RAYON_NUM_THREADS=$t record embed "$BIN/bench_embed" --texts "$SAMPLE" --limit "$n" \
+    --threads $t --batch $b --opt $o --dump "$DATA/vectors-rust.f32" "$@"
+  RAYON_NUM_THREADS=$t record embed "$PY" "$HERE/python/embed_ref.py" --model-dir "$MODEL_DIR" \
+    --texts "$SAMPLE" --limit "$n" --threads $t --batch $b --opt $o --compare "$DATA/vectors-rust.f32" "$@"
+}
+
+part_embed() {
+  ensure_sample
+  : >"$RESULTS/embed.jsonl"
+  for t in 1 2; do
+    log "embed: $EMBED_TEXTS texts, $t thread(s), batch 32, opt 3, bucketed: ragsnap then Python"
+    embed_pair $t 32 3 "$EMBED_TEXTS"
+  done
+  log "embed: naive batching (the sample's own order), 2 threads, $EMBED_TEXTS texts"
+  embed_pair 2 32 3 "$EMBED_TEXTS" --naive
+  for b in 16 64; do
+    log "embed: batch $b, 2 threads, $EMBED_EXPLORE texts"
+    embed_pair 2 $b 3 "$EMBED_EXPLORE"
+  done
+  log "embed: batch 32, 2 threads, $EMBED_EXPLORE texts (baseline of the exploration)"
+  embed_pair 2 32 3 "$EMBED_EXPLORE"
+  for o in 0 1 2; do
+    log "embed: optimisation level $o, 2 threads, $EMBED_EXPLORE texts"
+    RAYON_NUM_THREADS=2 record embed "$BIN/bench_embed" --texts "$SAMPLE" --limit "$EMBED_EXPLORE" \
+      --threads 2 --batch 32 --opt $o
+  done
+  log "embed: 2 processes x 1 thread, $EMBED_EXPLORE texts"
+  RAYON_NUM_THREADS=1 record embed "$BIN/bench_embed" --texts "$SAMPLE" --limit "$EMBED_EXPLORE" \
+    --procs 2 --threads 1 --batch 32 --opt 3
+}
+
+part_rebuild() {
+  : >"$RESULTS/rebuild.jsonl"
+  local work="$DATA/rebuild-src"
+  rm -rf "$STORE" "$work"
+  cp -r "$CORPUS" "$work"; rm -f "$work/.complete"
+  log "rebuild: full (empty store, empty embedding cache)"
+  rebuild_once full "$work"
+  # 1% of the pages (every 100th in sorted order) get a new paragraph in their main content.
+  local changed=0
+  while IFS= read -r f; do
+    sed -i '0,/role="main">/s//role="main"><p>Benchmark edit: this page changed for the incremental rebuild.<\/p>/' "$f"
+    changed=$((changed + 1))
+  done < <(find "$work" -name '*.html' -type f | LC_ALL=C sort | awk 'NR % 100 == 1')
+  log "rebuild: incremental ($changed pages changed)"
+  rebuild_once incremental "$work" "$changed"
+}
+
+rebuild_once() {  # label dir [changed]
+  local label=$1 dir=$2 changed=${3:-0} t0 t1
+  t0=$(date +%s.%N)
+  (cd "$DATA" && "$BIN/ragsnap" --quiet --store "$STORE" rebuild --source "$dir" \
+     --url-prefix https://docs.python.org/3.11/ --json) >"$DATA/rebuild-$label.json" \
+    || die "ragsnap rebuild ($label) failed"
+  t1=$(date +%s.%N)
+  "$PY" - "$DATA/rebuild-$label.json" "$label" "$changed" "$t0" "$t1" <<'EOF' | tee -a "$RESULTS/rebuild.jsonl" >&2
+import json, sys
+rep = json.load(open(sys.argv[1]))
+load = open("/proc/loadavg").read().split()[:3]
+print(json.dumps({"bench": "rebuild", "label": sys.argv[2], "pages_changed": int(sys.argv[3]),
+  "wall_secs": float(sys.argv[5]) - float(sys.argv[4]), "timings": rep["timings"],
+  "files_seen": rep["files_seen"], "documents_indexed": rep["documents_indexed"], "chunks": rep["chunks"],
+  "distinct_chunks": rep["distinct_chunks"], "cache_hits": rep["cache_hits"], "cache_misses": rep["cache_misses"],
+  "index_kind": rep["index_kind"], "recall": rep["recall"], "ef_search": rep["ef_search"], "load": " ".join(load)}))
+EOF
+}
+
+index_on() {  # data-dir label
+  local d=$1 label=$2
+  log "index ($label): ragsnap HnswIndex (hnsw_rs + DotDistance), M=$HNSW_M efc=$HNSW_EFC"
+  record index "$BIN/bench_index" run --data "$d" --dist ragsnap --m $HNSW_M --efc $HNSW_EFC
+  log "index ($label): hnswlib"
+  record index "$PY" "$HERE/python/index_ref.py" --lib hnswlib --data "$d" --m $HNSW_M --efc $HNSW_EFC
+  log "index ($label): faiss IndexHNSWFlat (inner product)"
+  record index "$PY" "$HERE/python/index_ref.py" --lib faiss --data "$d" --m $HNSW_M --efc $HNSW_EFC
+  log "index ($label): hnsw_rs + local SIMD dot (the proposed DotDistance)"
+  record index "$BIN/bench_index" run --data "$d" --dist fast --m $HNSW_M --efc $HNSW_EFC
+  log "index ($label): distance profile"
+  record index "$BIN/bench_index" profile --data "$d" --m $HNSW_M --efc $HNSW_EFC --efs 64,128
+}
+
+part_index() {
+  ensure_store
+  : >"$RESULTS/index.jsonl"
+  log "index: preparing vectors (real: the store's head snapshot; synthetic: $SYNTH_N clustered)"
+  record index "$BIN/bench_index" prepare-real --store "$STORE" --out "$DATA/vec-real" --queries 1000
+  [[ -f "$DATA/vec-synth-$SYNTH_N/meta.json" ]] \
+    || record index "$BIN/bench_index" prepare-synth --out "$DATA/vec-synth-$SYNTH_N" --n "$SYNTH_N"
+  index_on "$DATA/vec-real" real
+  index_on "$DATA/vec-synth-$SYNTH_N" synthetic
+}
+
+part_query() {
+  ensure_store
+  : >"$RESULTS/query.jsonl"
+  log "query: snapshot open (first in a new process, then warm)"
+  record query "$BIN/bench_query" open --store "$STORE" --reps 10
+  log "query: verify"
+  record query "$BIN/bench_query" verify --store "$STORE" --reps 3
+  log "query: rollback"
+  record query "$BIN/bench_query" rollback --store "$STORE" --reps 3
+  log "query: latency, single thread, $QUERIES queries"
+  RAYON_NUM_THREADS=1 record query "$BIN/bench_query" latency --store "$STORE" --queries "$QUERIES"
+  log "query: peak RSS of open + $QUERIES queries"
+  RAYON_NUM_THREADS=1 record query "$BIN/bench_query" rss --store "$STORE" --queries "$QUERIES"
+  log "query: ragsnap CLI, one query (process start to exit)"
+  local t0 t1
+  t0=$(date +%s.%N)
+  (cd "$DATA" && "$BIN/ragsnap" --quiet --store "$STORE" query "how do I read a file line by line?" >/dev/null) || true
+  t1=$(date +%s.%N)
+  echo "{\"bench\": \"cli-query\", \"wall_secs\": $(echo "$t1 - $t0" | bc -l 2>/dev/null || echo 0)}" \
+    | tee -a "$RESULTS/query.jsonl" >&2
+}
+
+report() {
+  "$PY" "$HERE/python/report.py" "$RESULTS" | tee "$RESULTS/tables.md"
+}
+
+# ---------------------------------------------------------------------------------------------
+main() {
+  local parts=("$@")
+  [[ ${#parts[@]} -gt 0 ]] || parts=(ingest embed rebuild index query)
+  if [[ "${parts[*]}" == "report" ]]; then report; return; fi
+  local started; started=$(date +%s)
+  setup
+  echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
+  for p in "${parts[@]}"; do
+    case "$p" in
+      ingest | embed | rebuild | index | query) "part_$p" ;;
+      report) ;;
+      *) die "unknown part $p (ingest embed rebuild index query report)" ;;
+    esac
+  done
+  log "done in $(( $(date +%s) - started )) s"
+  report
+}
+
+main "$@"

@@ -1,0 +1,133 @@
+//! The nightly job over five nights of a changing source, with real parts throughout.
+
+use ragsnap::config::GateConfig;
+use ragsnap::{Config, RebuildOptions, Snapshot, Store};
+use ragsnap_tests::*;
+use std::path::Path;
+
+fn night(store: &Path, cfg: &Config, site: &Path) -> ragsnap::RebuildReport {
+    let opts = RebuildOptions { sources: source(site), ..Default::default() };
+    ragsnap::rebuild_with(store, cfg, &opts, embedder().as_ref()).unwrap()
+}
+
+fn html_pages(site: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = ragsnap::rebuild::list_files(site)
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p)
+        .filter(|p| p.extension().is_some_and(|e| e == "html"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn inject_before_main_end(page: &Path, html: &str) {
+    let s = std::fs::read_to_string(page)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&std::fs::read(page).unwrap()).into_owned());
+    let marker = ["</main>", "</article>", "</div>\n</div>"].into_iter().find(|m| s.contains(m)).unwrap_or("</body>");
+    std::fs::write(page, s.replacen(marker, &format!("{html}{marker}"), 1)).unwrap();
+}
+
+fn head(store: &Path) -> String {
+    Store::open_reader(store).unwrap().head().unwrap().id
+}
+
+#[test]
+fn five_nights() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    copy_tree(&fixture_site(), &site);
+    let store = dir.path().join("store");
+    let cfg = Config {
+        gates: GateConfig { golden: Some(repo_root().join("fixtures/queries.jsonl")), ..Default::default() },
+        ..Default::default()
+    };
+
+    // Night 1: full build.
+    let n1 = night(&store, &cfg, &site);
+    assert!(n1.promoted, "{:?}", n1.rejected_because);
+    assert_eq!(n1.cache_hits, 0);
+
+    // Night 2: one page changed; only its changed chunks are embedded.
+    inject_before_main_end(&site.join("guide/workers.html"), "<h2>Graceful drain</h2><p>Send SIGUSR1 to a worker to stop reserving new jobs while it finishes the ones it holds.</p>");
+    let n2 = night(&store, &cfg, &site);
+    assert!(n2.promoted, "{:?}", n2.rejected_because);
+    assert!(n2.cache_misses >= 1 && n2.cache_misses <= 3, "night 2 embedded {} chunks", n2.cache_misses);
+    assert_eq!(n2.cache_hits + n2.cache_misses, n2.distinct_chunks);
+
+    // Night 3: a template change puts a big promotional footer inside every page's content.
+    let footer = "<section class=\"promo\"><h2>Try Tidewater Cloud</h2>\
+        <p>Tidewater Cloud runs your queues for you, with automatic backups, managed upgrades and a dashboard for every team in your organisation.</p>\
+        <p>Start a free thirty day trial today and move your first production queue over in less than an hour with our migration assistant.</p>\
+        <p>Enterprise plans include single sign-on, audit logs, a dedicated support engineer and a ninety-nine point nine five percent uptime commitment.</p></section>";
+    for p in html_pages(&site) {
+        inject_before_main_end(&p, footer);
+    }
+    let n3 = night(&store, &cfg, &site);
+    assert!(n3.promoted, "{:?}", n3.rejected_because);
+    assert!(n3.boilerplate.blocks_removed >= 3 * 15, "footer blocks removed: {:?}", n3.boilerplate);
+    let reader = Store::open_reader(&store).unwrap();
+    let snap = Snapshot::open(&reader, &n3.snapshot_id).unwrap();
+    for i in 0..snap.chunks().len() {
+        let c = snap.chunks().get(i).unwrap();
+        assert!(
+            !c.text.contains("free thirty day trial") && !c.text.contains("Tidewater Cloud runs your queues"),
+            "footer reached the index in {}",
+            c.source_path
+        );
+    }
+    drop(snap);
+
+    // Night 4: half the source disappears; the shrinkage gate rejects the build, head stays.
+    let pages = html_pages(&site);
+    for p in pages.iter().step_by(2) {
+        std::fs::remove_file(p).unwrap();
+    }
+    let n4 = night(&store, &cfg, &site);
+    assert!(!n4.promoted);
+    let g = n4.gates.iter().find(|g| g.name == "shrinkage").unwrap();
+    assert!(!g.passed && g.value > 0.4, "{g:?}");
+    assert_eq!(head(&store), n3.snapshot_id);
+    let rec = reader.catalog().get(&n4.snapshot_id).unwrap();
+    assert_eq!(rec.status, "rejected");
+    assert!(rec.reason.unwrap().contains("shrinkage"));
+    // The rejected snapshot keeps its report.
+    let opened = reader.open_snapshot(&n4.snapshot_id).unwrap();
+    let stored: serde_json::Value =
+        serde_json::from_slice(&opened.read_payload(ragsnap::store::ArtifactKind::Report).unwrap().unwrap()).unwrap();
+    assert_eq!(stored["promoted"], false);
+    drop(opened);
+
+    // Night 5: the pages come back, but three answer pages are replaced by unrelated text:
+    // golden recall drops and the build is rejected.
+    copy_tree(&fixture_site(), &site);
+    for p in html_pages(&site) {
+        inject_before_main_end(&p, footer);
+    }
+    let filler = "<main><h1>Garden notes</h1><h2>Tomatoes</h2><p>Tomato seedlings want warmth, steady watering and a stake once they reach knee height; pinch out side shoots every week.</p>\
+        <h2>Compost</h2><p>Turn the heap every fortnight, keep it as damp as a wrung-out sponge, and mix green cuttings with brown leaves in equal parts.</p></main>";
+    for page in ["guide/retries.html", "config/tls.html", "api/http.html", "ops/metrics.html"] {
+        std::fs::write(
+            site.join(page),
+            format!("<html><head><title>Garden notes</title></head><body>{filler}</body></html>"),
+        )
+        .unwrap();
+    }
+    let n5 = night(&store, &cfg, &site);
+    assert!(!n5.promoted, "golden regression must be rejected: {:?}", n5.gates);
+    let g = n5.gates.iter().find(|g| g.name == "golden_queries").unwrap();
+    assert!(!g.passed, "{g:?}");
+    assert_eq!(head(&store), n3.snapshot_id);
+
+    // The operator inspects night 4's rejected build, force-promotes it, then rolls back.
+    let mut w = Store::open_writer(&store).unwrap();
+    assert!(w.promote(&n4.snapshot_id, false, "try").is_err(), "a rejected build needs --force");
+    w.promote(&n4.snapshot_id, true, "source was trimmed on purpose").unwrap();
+    assert_eq!(w.head().unwrap().id, n4.snapshot_id);
+    let back = w.previous_head(1).unwrap();
+    assert_eq!(back, n3.snapshot_id);
+    w.rollback(&back, "trim was a mistake after all", false).unwrap();
+    assert_eq!(w.head().unwrap().id, n3.snapshot_id);
+    let actions: Vec<String> = w.catalog().history().unwrap().into_iter().map(|h| h.action).collect();
+    assert_eq!(actions, ["promote", "promote", "promote", "force-promote", "rollback"]);
+}
