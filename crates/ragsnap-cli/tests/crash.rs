@@ -122,3 +122,109 @@ fn sigkill_at_random_moments_never_harms_head() {
     let o = run(&store, &["verify", "--all", "--json"]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+/// Append a unique sentence to every HTML page so the next build has real embedding work.
+fn touch_every_page(site: &Path, tag: &str) {
+    let mut stack = vec![site.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "html") {
+                let s = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+                let note =
+                    format!("<p>Revision note {tag}: this page was reviewed for the {tag} documentation sweep.</p>");
+                let s = if s.contains("</main>") {
+                    s.replacen("</main>", &format!("{note}</main>"), 1)
+                } else {
+                    s.replacen("</body>", &format!("{note}</body>"), 1)
+                };
+                std::fs::write(&p, s).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_leaves_head_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site_copy(dir.path());
+    let store = dir.path().join("store");
+    let s = site.to_str().unwrap();
+    assert_eq!(code(&run(&store, &["rebuild", "--source", s])), 0);
+    let old = head(&store).unwrap();
+    touch_every_page(&site, "sigterm");
+    let child = bin()
+        .arg("--store")
+        .arg(&store)
+        .args(["rebuild", "--source", s])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert_eq!(head(&store).as_deref(), Some(old.as_str()));
+    assert_eq!(leftovers(&store), 0, "staging cleaned on the way out");
+    assert_eq!(ids(&store).len(), 1);
+}
+
+#[test]
+fn a_full_disk_fails_the_build_and_keeps_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site_copy(dir.path());
+    let work = dir.path().join("work");
+    assert_eq!(code(&run(&work, &["rebuild", "--source", site.to_str().unwrap()])), 0);
+    let old = head(&work).unwrap();
+    touch_every_page(&site, "diskfull");
+    // A real full disk where this machine lets us mount a small tmpfs; a simulated ENOSPC otherwise.
+    let mnt = dir.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let used: u64 = walk_size(&work);
+    let size = format!("size={}k", used / 1024 + 300);
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let store = if mounted { mnt.join("store") } else { work.clone() };
+    if mounted {
+        copy_tree(&work, &store);
+    }
+    let mut cmd = bin();
+    cmd.arg("--store").arg(&store).args(["rebuild", "--source", site.to_str().unwrap()]);
+    if !mounted {
+        cmd.env("RAGSNAP_FAILPOINT", "enospc-vectors");
+    }
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("No space left on device")
+            || err.contains("os error 28")
+            || err.contains("database or disk is full"),
+        "{err}"
+    );
+    assert_eq!(head(&store).as_deref(), Some(old.as_str()));
+    let v = run(&store, &["verify"]);
+    assert_eq!(code(&v), 0, "{}", String::from_utf8_lossy(&v.stdout));
+    if mounted {
+        let _ = std::process::Command::new("umount").arg(&mnt).status();
+    }
+    eprintln!("full disk via {}", if mounted { "a real tmpfs" } else { "a simulated ENOSPC" });
+}
+
+fn walk_size(p: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        let md = e.metadata().unwrap();
+        total += if md.is_dir() { walk_size(&e.path()) } else { md.len() };
+    }
+    total
+}

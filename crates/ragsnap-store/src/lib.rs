@@ -550,6 +550,10 @@ impl Staging {
         }
         let bytes = artifact::frame(kind, payload);
         let path = self.dir.join(name);
+        if std::env::var_os("RAGSNAP_FAILPOINT").is_some_and(|v| v == format!("enospc-{}", kind.name()).as_str()) {
+            // Simulated full disk, for tests on machines where a small tmpfs cannot be mounted.
+            return Err(StoreError::io(&path, std::io::Error::from_raw_os_error(28)));
+        }
         fsio::write_synced(&path, &bytes).map_err(|e| StoreError::io(&path, e))?;
         let entry = FileEntry {
             name: name.to_string(),
