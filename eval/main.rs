@@ -66,7 +66,6 @@ fn parse_args() -> Result<Args> {
 
 #[derive(Clone, Debug, Deserialize)]
 struct Question {
-    id: String,
     kind: String,
     style: String,
     split: String,
@@ -257,7 +256,6 @@ fn main() -> Result<()> {
         .zip(vecs[runs.len()..].iter())
         .map(|(q, v)| Run {
             q: Question {
-                id: String::new(),
                 kind: "offtopic".into(),
                 style: "natural".into(),
                 split: "-".into(),
@@ -273,7 +271,13 @@ fn main() -> Result<()> {
 
     // Fusion sweep, chosen on the dev split only.
     let groups = |r: &Run| -> Vec<String> {
-        vec!["all".into(), r.q.style.clone(), r.q.split.clone(), format!("{}/{}", r.q.split, r.q.style)]
+        vec![
+            "all".into(),
+            r.q.style.clone(),
+            r.q.split.clone(),
+            format!("{}/{}", r.q.split, r.q.style),
+            format!("kind:{}", r.q.kind),
+        ]
     };
     let vectors = snapshot.vectors();
     let eval_cfg = |cfg: &FusionConfig, split: &str| -> Metric {

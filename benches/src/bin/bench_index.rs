@@ -114,7 +114,7 @@ fn prepare_synth(args: &Args) {
         })
         .collect();
     let sigma = 1.0 / (dims as f64).sqrt();
-    let mut point = |rng: &mut Rng| {
+    let point = |rng: &mut Rng| {
         let c = &centres[rng.below(clusters)];
         let mut v: Vec<f32> = c.iter().map(|x| x + (rng.normal() * sigma) as f32).collect();
         unit(&mut v);

@@ -58,6 +58,7 @@ fn main() {
 
     let mut runs = Vec::new();
     let mut last_chunks = Vec::new();
+    let mut slowest: Vec<serde_json::Value> = Vec::new();
     for _ in 0..reps.max(1) {
         let t_all = Instant::now();
         let t = Instant::now();
@@ -68,18 +69,24 @@ fn main() {
         let report = remove_boilerplate(&mut docs, &bp);
         let boilerplate = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let chunks: Vec<Vec<ragsnap::core::Chunk>> = workers.install(|| {
+        let chunks: Vec<(f64, Vec<ragsnap::core::Chunk>)> = workers.install(|| {
             docs.par_iter()
                 .map(|d| {
                     let url = format!("https://docs.python.org/3.11/{}", d.source_path);
-                    chunk_doc(d, Some(&url), &ccfg, &counter)
+                    let t = Instant::now();
+                    let c = chunk_doc(d, Some(&url), &ccfg, &counter);
+                    (t.elapsed().as_secs_f64(), c)
                 })
                 .collect()
         });
         let chunk = t.elapsed().as_secs_f64();
         let total = t_all.elapsed().as_secs_f64();
         runs.push((total, sanitize, boilerplate, chunk, docs.len(), report.blocks_removed));
-        last_chunks = chunks.into_iter().flatten().collect();
+        let mut per_doc: Vec<(f64, &str, usize)> =
+            chunks.iter().zip(&docs).map(|((s, _), d)| (*s, d.source_path.as_str(), d.markdown.len())).collect();
+        per_doc.sort_by(|a, b| b.0.total_cmp(&a.0));
+        slowest = per_doc.iter().take(5).map(|(s, p, n)| json!({"page": p, "markdown_bytes": n, "chunk_secs": s})).collect();
+        last_chunks = chunks.into_iter().flat_map(|(_, c)| c).collect();
     }
     let mut totals: Vec<f64> = runs.iter().map(|r| r.0).collect();
     let total = median(&mut totals);
@@ -102,6 +109,8 @@ fn main() {
         "chunks": last_chunks.len(),
         "mean_chunk_tokens": chunk_tokens as f64 / last_chunks.len().max(1) as f64,
         "boilerplate_blocks_removed": mid.5,
+        "slowest_pages_to_chunk": slowest,
+        "padding_model": (tokens == "model").then(|| padding_model(&last_chunks)),
         "load": load_average(),
     }));
 
@@ -133,6 +142,33 @@ fn main() {
             "path": out,
         }));
     }
+}
+
+/// Padding the model would be fed for these chunks (document order, batches of 32) under three
+/// batching schemes: none (document order), bucketing inside windows of 256 texts (what
+/// `rebuild` does: it calls `embed` per 256 cache misses), and one sort over all texts.
+fn padding_model(chunks: &[ragsnap::core::Chunk]) -> serde_json::Value {
+    let lens: Vec<usize> = chunks.iter().map(|c| c.tokens.min(256)).collect();
+    let padded = |order: &[usize]| -> usize {
+        order.chunks(32).map(|b| b.iter().max().copied().unwrap_or(0) * b.len()).sum()
+    };
+    let real: usize = lens.iter().sum();
+    let naive = padded(&lens);
+    let windows: usize = lens
+        .chunks(256)
+        .map(|w| {
+            let mut w = w.to_vec();
+            w.sort_unstable();
+            padded(&w)
+        })
+        .sum();
+    let mut all = lens.clone();
+    all.sort_unstable();
+    let global = padded(&all);
+    let share = |p: usize| (p - real) as f64 / p as f64;
+    json!({"real_tokens": real, "padding_share_naive": share(naive), "padding_share_windows_256": share(windows),
+           "padding_share_global_sort": share(global), "fed_tokens_naive": naive, "fed_tokens_windows_256": windows,
+           "fed_tokens_global_sort": global})
 }
 
 /// Share of a chunk's body lines that sit inside ``` fences.
