@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use ragsnap::config::SourceConfig;
 use ragsnap::store::StoreError;
 use ragsnap::{Answer, Config, Error, QueryOptions, Searcher, Snapshot, Store};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -299,8 +299,34 @@ fn run(cli: Cli) -> Result<Exit> {
                 signal_hook::flag::register(sig, cancel.clone()).context("installing signal handlers")?;
             }
             let embedder = ragsnap::open_embedder(&config.runtime)?;
-            let opts = ragsnap::RebuildOptions { sources, allow_model_change, cancel: Some(&cancel) };
-            let report = ragsnap::rebuild_with(&store_path, &config, &opts, embedder.as_ref())?;
+            // A progress bar only for a person watching: never in cron logs or pipes.
+            let bar = (!cli.quiet && std::io::stderr().is_terminal()).then(|| {
+                let b = indicatif::ProgressBar::new(0);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {msg:<8} [{bar:30}] {pos}/{len} {elapsed}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                b
+            });
+            let on_progress = |stage: &str, done: u64, total: u64| {
+                if let Some(b) = &bar {
+                    b.set_message(stage.to_string());
+                    b.set_length(total);
+                    b.set_position(done);
+                }
+            };
+            let opts = ragsnap::RebuildOptions {
+                sources,
+                allow_model_change,
+                cancel: Some(&cancel),
+                progress: Some(&on_progress),
+            };
+            let result = ragsnap::rebuild_with(&store_path, &config, &opts, embedder.as_ref());
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            let report = result?;
             if let Some(path) = &metrics_file {
                 ragsnap::core::fsio::write_atomic(path, ragsnap::prometheus_metrics(&report).as_bytes())
                     .with_context(|| format!("writing metrics to {}", path.display()))?;

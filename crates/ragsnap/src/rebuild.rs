@@ -103,6 +103,9 @@ pub struct RebuildOptions<'a> {
     pub allow_model_change: bool,
     /// Set by a signal handler: stop at the next safe point, leave head alone, clean staging.
     pub cancel: Option<&'a AtomicBool>,
+    /// Called as the build moves: (stage, done, total). Stages: `read`, `embed`, `index`,
+    /// `gates`, `publish`; `embed` reports chunks embedded so far.
+    pub progress: Option<&'a (dyn Fn(&str, u64, u64) + Sync)>,
 }
 
 struct Loaded {
@@ -252,6 +255,12 @@ pub fn rebuild_with(
         }
     }
     report.files_seen = files.len();
+    let progress = |stage: &str, done: usize, total: usize| {
+        if let Some(p) = opts.progress {
+            p(stage, done as u64, total as u64);
+        }
+    };
+    progress("read", 0, files.len());
     let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
     let stamps: Vec<_> = files.iter().map(|(_, abs, _)| stamp(abs)).collect();
     let loaded: Vec<Loaded> = files
@@ -360,8 +369,10 @@ pub fn rebuild_with(
     report.cache_hits = vectors.len();
     let misses: Vec<&Chunk> = unique.iter().copied().filter(|c| !vectors.contains_key(&c.content_id)).collect();
     report.cache_misses = misses.len();
-    for batch in misses.chunks(256) {
+    progress("embed", 0, misses.len());
+    for (i, batch) in misses.chunks(256).enumerate() {
         check_cancel(opts.cancel)?;
+        progress("embed", i * 256, misses.len());
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
         report.truncated_inputs += texts.iter().filter(|t| embedder.count_tokens(t) > fp.max_tokens).count();
         let vs = embedder.embed(&texts)?;
@@ -379,6 +390,7 @@ pub fn rebuild_with(
     check_cancel(opts.cancel)?;
 
     // 5. Index, tuned against exact search.
+    progress("index", 0, 1);
     let t = Instant::now();
     let flat: Vec<f32> = rows.iter().flatten().copied().collect();
     let set = Arc::new(VectorSet::new(fp.dims, flat)?);
@@ -393,6 +405,7 @@ pub fn rebuild_with(
     check_cancel(opts.cancel)?;
 
     // 6. Gates.
+    progress("gates", 0, 1);
     let t = Instant::now();
     let ctx = GateContext {
         config,
@@ -419,6 +432,7 @@ pub fn rebuild_with(
     check_cancel(opts.cancel)?;
 
     // 7. Stage, publish; promote only when every gate passed.
+    progress("publish", 0, 1);
     let t = Instant::now();
     let promote = report.rejected_because.is_empty();
     report.promoted = promote;
