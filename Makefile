@@ -15,9 +15,11 @@ help:
 	@echo "make test   fetch the runtime, fmt + clippy + all tests"
 	@echo "make bench  benchmarks (see benches/README.md)"
 
-## Fetch and verify ONNX Runtime and the default model (pinned by sha256) into .cache/runtime.
+## Fetch and verify ONNX Runtime and the default model (pinned by sha256) into .cache/runtime,
+## and unpack Debian's python3.11-doc (the real-corpus test and the benchmarks) into .cache/corpus.
 setup:
 	@$(PYTHON) scripts/fetch_runtime.py --cache "$(CACHE)"
+	@bash scripts/fetch_corpus.sh >/dev/null
 
 build:
 	$(CARGO) build --release -p ragsnap-cli
