@@ -163,3 +163,56 @@ fn chunk_and_completions() {
     assert_eq!(code(&o), 0);
     assert!(String::from_utf8_lossy(&o.stdout).contains("ragsnap"));
 }
+
+#[test]
+fn rejected_rebuild_exits_6_writes_metrics_and_can_be_diffed_and_force_promoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site_copy(dir.path());
+    let store = dir.path().join("store");
+    let s = site.to_str().unwrap();
+    assert_eq!(code(&run(&store, &["rebuild", "--source", s])), 0);
+    let good = head(&store).unwrap();
+    for page in [
+        "guide/queues.html",
+        "guide/retries.html",
+        "guide/scheduling.html",
+        "guide/workers.html",
+        "guide/rate-limits.html",
+        "ops/backups.html",
+        "ops/metrics.html",
+        "ops/upgrading.html",
+    ] {
+        std::fs::remove_file(site.join(page)).unwrap();
+    }
+    let metrics = dir.path().join("ragsnap.prom");
+    let o = run(&store, &["rebuild", "--source", s, "--json", "--metrics-file", metrics.to_str().unwrap()]);
+    assert_eq!(code(&o), 6, "{}", String::from_utf8_lossy(&o.stderr));
+    let rep = json(&o);
+    assert_eq!(rep["promoted"], false);
+    let bad = rep["snapshot_id"].as_str().unwrap().to_string();
+    assert!(rep["gates"].as_array().unwrap().iter().any(|g| g["name"] == "shrinkage" && g["passed"] == false));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("REJECTED"));
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(prom.contains("ragsnap_rebuild_promoted 0"), "{prom}");
+    assert!(prom.contains("ragsnap_rebuild_gate_passed{gate=\"shrinkage\"} 0"), "{prom}");
+    assert_eq!(head(&store).as_deref(), Some(good.as_str()));
+
+    let o = run(&store, &["diff", &good, &bad, "--json"]);
+    assert_eq!(code(&o), 0);
+    let d = json(&o);
+    assert_eq!(d["removed"].as_array().unwrap().len(), 8);
+    assert!(d["added"].as_array().unwrap().is_empty());
+    let o = run(&store, &["diff", &good, &bad]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("- guide/queues.html"));
+
+    let o = run(&store, &["promote", &bad]);
+    assert_eq!(code(&o), 3, "a rejected build is refused without --force");
+    let o = run(&store, &["promote", &bad, "--force", "--reason", "pages moved on purpose"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(head(&store).as_deref(), Some(bad.as_str()));
+
+    let o = run(&store, &["cache", "prune", "--keep-fingerprints", "nothing@00000000"]);
+    assert_eq!(code(&o), 0);
+    let o = run(&store, &["cache", "stats", "--json"]);
+    assert!(json(&o).as_array().unwrap().is_empty(), "prune removed every other fingerprint");
+}
