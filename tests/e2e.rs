@@ -180,3 +180,24 @@ fn bad_documents_are_reported_and_do_not_sink_the_build() {
         assert!(f.error.contains(&f.path), "error must name the file: {f:?}");
     }
 }
+
+#[test]
+fn an_unchanged_rebuild_makes_no_model_calls_for_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    // A private embedder, so other tests' queries do not move its counters.
+    let e = ragsnap::open_embedder(&Config::default().runtime).unwrap();
+    let first = ragsnap::rebuild(&store, &Config::default(), &source(&fixture_site()), e.as_ref()).unwrap();
+    assert_eq!(first.truncated_inputs, 0, "the chunker keeps every chunk within the model's maximum");
+    let padding = e.stats().padding_tokens as f64 / (e.stats().tokens + e.stats().padding_tokens) as f64;
+    assert!(padding <= 0.05, "length bucketing keeps padding within 5% (was {padding:.3})");
+    let c0 = e.stats().model_calls;
+    ragsnap::embed::canary::compute(e.as_ref()).unwrap();
+    let canary_calls = e.stats().model_calls - c0;
+    let calls = e.stats().model_calls;
+    let second = ragsnap::rebuild(&store, &Config::default(), &source(&fixture_site()), e.as_ref()).unwrap();
+    assert_eq!(second.cache_misses, 0);
+    assert_eq!(second.cache_hits, first.distinct_chunks);
+    // The only model work left is re-embedding the canaries.
+    assert_eq!(e.stats().model_calls - calls, canary_calls);
+}

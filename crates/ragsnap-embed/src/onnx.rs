@@ -226,7 +226,12 @@ impl OnnxEmbedder {
             order.sort_by_key(|&i| encodings[i].len());
         }
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(self.options.batch_size.max(1)) {
+        let batches = if bucketed {
+            length_buckets(&order, |i| encodings[i].len(), self.options.batch_size.max(1), MAX_PADDING_SHARE)
+        } else {
+            order.chunks(self.options.batch_size.max(1)).map(<[usize]>::to_vec).collect()
+        };
+        for batch in &batches {
             let refs: Vec<&Encoding> = batch.iter().map(|&i| &encodings[i]).collect();
             let vectors = self.run_batch(&refs)?;
             for (&i, v) in batch.iter().zip(vectors) {
@@ -337,6 +342,38 @@ impl Embedder for OnnxEmbedder {
     }
 }
 
+/// Most padding a length bucket may carry, as a share of its tokens.
+pub const MAX_PADDING_SHARE: f64 = 0.05;
+
+/// Cut `order` (sorted by ascending length) into batches of at most `max_batch` items whose
+/// padding to the longest member stays within `max_padding` of the batch's tokens.
+fn length_buckets(
+    order: &[usize],
+    len: impl Fn(usize) -> usize,
+    max_batch: usize,
+    max_padding: f64,
+) -> Vec<Vec<usize>> {
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut sum = 0usize;
+    for &i in order {
+        let l = len(i).max(1);
+        let n = current.len() + 1;
+        let padded = n * l; // sorted ascending, so the newcomer is the longest
+        let fits = current.len() < max_batch && (padded - (sum + l)) as f64 <= max_padding * padded as f64;
+        if !fits && !current.is_empty() {
+            batches.push(std::mem::take(&mut current));
+            sum = 0;
+        }
+        current.push(i);
+        sum += l;
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
 fn read_piece(path: &Path, what: &'static str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -391,4 +428,26 @@ fn check_io(session: &Session, d: &ModelDescriptor, path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_buckets;
+
+    #[test]
+    fn buckets_keep_padding_under_the_bound_and_cover_every_item_once() {
+        let lens: Vec<usize> = (0..500).map(|i| 5 + (i * 37) % 250).collect();
+        let mut order: Vec<usize> = (0..lens.len()).collect();
+        order.sort_by_key(|&i| lens[i]);
+        let batches = length_buckets(&order, |i| lens[i], 32, 0.05);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..500).collect::<Vec<_>>());
+        for b in &batches {
+            assert!(b.len() <= 32);
+            let max = b.iter().map(|&i| lens[i]).max().unwrap();
+            let sum: usize = b.iter().map(|&i| lens[i]).sum();
+            assert!((b.len() * max - sum) as f64 <= 0.05 * (b.len() * max) as f64);
+        }
+    }
 }

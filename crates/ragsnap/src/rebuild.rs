@@ -370,9 +370,11 @@ pub fn rebuild_with(
     let misses: Vec<&Chunk> = unique.iter().copied().filter(|c| !vectors.contains_key(&c.content_id)).collect();
     report.cache_misses = misses.len();
     progress("embed", 0, misses.len());
-    for (i, batch) in misses.chunks(256).enumerate() {
+    // Large groups let length bucketing pack batches tightly; each group is one cache transaction.
+    const GROUP: usize = 2048;
+    for (i, batch) in misses.chunks(GROUP).enumerate() {
         check_cancel(opts.cancel)?;
-        progress("embed", i * 256, misses.len());
+        progress("embed", i * GROUP, misses.len());
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
         report.truncated_inputs += texts.iter().filter(|t| embedder.count_tokens(t) > fp.max_tokens).count();
         let vs = embedder.embed(&texts)?;
