@@ -89,4 +89,15 @@ fn refresh_during_concurrent_queries() {
     }
     eprintln!("answers per snapshot: {per_snapshot:?} in {:?}", start.elapsed());
     assert_eq!(reader.snapshot_id(), b);
+
+    // Rollback restores the matching lexical index: the identifier only B has is found
+    // lexically on B and nowhere on A.
+    let lexical = QueryOptions { mode: ragsnap::Mode::Lexical, ..Default::default() };
+    assert!(matches!(reader.query("zq_overflow_pending", &lexical).unwrap().answer, Answer::Hits { .. }));
+    let mut s = store_w.take().unwrap();
+    s.rollback(&a, "lexical check", false).unwrap();
+    assert!(reader.refresh().unwrap());
+    let r = reader.query("zq_overflow_pending", &lexical).unwrap();
+    assert_eq!(r.snapshot_id, a);
+    assert!(matches!(r.answer, Answer::NoConfidentMatch { .. }), "{r:?}");
 }

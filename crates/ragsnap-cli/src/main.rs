@@ -91,6 +91,12 @@ enum Command {
         /// HNSW ef_search (default: the tuned value).
         #[arg(long)]
         ef: Option<usize>,
+        /// Retrieval mode: dense, lexical or hybrid.
+        #[arg(long, default_value = "hybrid")]
+        mode: ragsnap::Mode,
+        /// Lexical support floor: share of the query's IDF mass a chunk must contain.
+        #[arg(long)]
+        lexical_floor: Option<f32>,
         /// Query this snapshot instead of head.
         #[arg(long)]
         snapshot: Option<String>,
@@ -368,7 +374,7 @@ fn run(cli: Cli) -> Result<Exit> {
             }
             Ok(Exit(if report.promoted { 0 } else { EXIT_REJECTED }))
         }
-        Command::Query { text, k, floor, floor_percentile, ef, snapshot, json } => {
+        Command::Query { text, k, floor, floor_percentile, ef, mode, lexical_floor, snapshot, json } => {
             let store = Store::open_reader(&store_path)?;
             let id = match snapshot {
                 Some(id) => id,
@@ -378,12 +384,15 @@ fn run(cli: Cli) -> Result<Exit> {
             let embedder = ragsnap::open_embedder(&config.runtime)?;
             let searcher = Searcher::new(snap, embedder)?;
             let opts = QueryOptions {
+                mode,
+                lexical_floor,
                 k: k.unwrap_or(config.query.k),
                 max_k: config.query.max_k,
                 floor: floor.or(config.query.floor),
                 floor_percentile,
                 ef,
                 max_per_source: config.query.max_per_source,
+                ..QueryOptions::default()
             };
             let result = searcher.query(&text, &opts)?;
             if json {

@@ -33,6 +33,8 @@ pub enum ArtifactKind {
     Documents,
     /// The build report (JSON payload); not needed to answer queries.
     Report,
+    /// The lexical (BM25) index over the chunk texts.
+    Lexical,
 }
 
 impl ArtifactKind {
@@ -44,6 +46,7 @@ impl ArtifactKind {
             ArtifactKind::Hnsw => b"RSNPHNSW",
             ArtifactKind::Documents => b"RSNPDOCS",
             ArtifactKind::Report => b"RSNPRPRT",
+            ArtifactKind::Lexical => b"RSNPLEXI",
         }
     }
 
@@ -55,14 +58,22 @@ impl ArtifactKind {
             ArtifactKind::Hnsw => "hnsw",
             ArtifactKind::Documents => "documents",
             ArtifactKind::Report => "report",
+            ArtifactKind::Lexical => "lexical",
         }
     }
 
     /// Parse a manifest kind name.
     pub fn from_name(s: &str) -> Option<Self> {
-        [ArtifactKind::Chunks, ArtifactKind::Vectors, ArtifactKind::Hnsw, ArtifactKind::Documents, ArtifactKind::Report]
-            .into_iter()
-            .find(|k| k.name() == s)
+        [
+            ArtifactKind::Chunks,
+            ArtifactKind::Vectors,
+            ArtifactKind::Hnsw,
+            ArtifactKind::Documents,
+            ArtifactKind::Report,
+            ArtifactKind::Lexical,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
     }
 }
 

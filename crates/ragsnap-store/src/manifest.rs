@@ -10,7 +10,8 @@ pub const MANIFEST_FILE: &str = "MANIFEST.json";
 /// Largest manifest this build will read.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// Reader features this build understands; a manifest naming any other is refused.
-pub const KNOWN_READER_FEATURES: &[&str] = &["chunk-table-v1", "vectors-f32le", "hnsw-rs-dump-0.3", "documents-json"];
+pub const KNOWN_READER_FEATURES: &[&str] =
+    &["chunk-table-v1", "vectors-f32le", "hnsw-rs-dump-0.3", "documents-json", "lexical-bm25-v1"];
 /// Writer features this build understands.
 pub const KNOWN_WRITER_FEATURES: &[&str] = &["staged-rename-commit"];
 

@@ -40,11 +40,12 @@ pub use ragsnap_core as core;
 pub use ragsnap_embed as embed;
 pub use ragsnap_embed::{Embedder, OnnxEmbedder, OnnxOptions};
 pub use ragsnap_index as index;
+pub use ragsnap_lexical as lexical;
 pub use ragsnap_store as store;
 pub use ragsnap_store::Store;
 pub use reader::Reader;
 pub use rebuild::{prometheus_metrics, rebuild, rebuild_with, GateResult, RebuildOptions, RebuildReport};
-pub use search::{Answer, Hit, QueryOptions, QueryResult, Searcher, DEFAULT_MAX_K, FALLBACK_FLOOR};
+pub use search::{Answer, Hit, Mode, QueryOptions, QueryResult, Searcher, Signals, DEFAULT_MAX_K, FALLBACK_FLOOR};
 pub use snapshot::{open_head, Snapshot};
 
 use std::sync::Arc;

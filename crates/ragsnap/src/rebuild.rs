@@ -403,6 +403,8 @@ pub fn rebuild_with(
     };
     report.recall = tuned.recall;
     report.ef_search = tuned.ef_search;
+    // The lexical index over the same chunks, rows aligned with the chunk table.
+    let lexical = ragsnap_lexical::LexicalIndex::from_chunks(&chunks);
     report.timings.insert("index".into(), elapsed(t));
     check_cancel(opts.cancel)?;
 
@@ -440,7 +442,12 @@ pub fn rebuild_with(
     report.promoted = promote;
     let mut staging = store.stage()?;
     report.snapshot_id = staging.id.clone();
-    let mut features = vec!["chunk-table-v1".to_string(), "vectors-f32le".to_string(), "documents-json".to_string()];
+    let mut features = vec![
+        "chunk-table-v1".to_string(),
+        "vectors-f32le".to_string(),
+        "documents-json".to_string(),
+        "lexical-bm25-v1".to_string(),
+    ];
     if tuned.kind == IndexKind::Hnsw {
         features.push("hnsw-rs-dump-0.3".into());
     }
@@ -489,6 +496,7 @@ pub fn rebuild_with(
         if let ragsnap_index::Index::Hnsw(h) = &index {
             staging.write_artifact("index.hnsw", ArtifactKind::Hnsw, &h.to_bytes()?)?;
         }
+        staging.write_artifact("lexical.bin", ArtifactKind::Lexical, &lexical.to_bytes())?;
         staging.write_artifact(
             "report.json.bin",
             ArtifactKind::Report,

@@ -16,6 +16,7 @@ pub struct Snapshot {
     vectors: Arc<VectorSet>,
     index: Index,
     documents: Vec<DocumentEntry>,
+    lexical: Option<ragsnap_lexical::LexicalIndex>,
     _lease: Lease,
 }
 
@@ -64,8 +65,29 @@ impl Snapshot {
                 }))
             }
         };
+        // Snapshots written before the lexical index existed have none; hybrid queries on them
+        // fall back to dense retrieval and say so.
+        let lexical = match opened.read_payload(ArtifactKind::Lexical)? {
+            Some(payload) => Some(ragsnap_lexical::LexicalIndex::from_bytes(&payload).map_err(|e| {
+                Error::Store(StoreError::Malformed {
+                    path: opened.path(ArtifactKind::Lexical).unwrap_or_default(),
+                    message: e.to_string(),
+                })
+            })?),
+            None => None,
+        };
+        if lexical.as_ref().is_some_and(|l| l.len() != m.counts.chunks) {
+            return Err(Error::Store(StoreError::Malformed {
+                path: opened.path(ArtifactKind::Lexical).unwrap_or_default(),
+                message: format!(
+                    "lexical index has {} rows; the snapshot has {} chunks",
+                    lexical.as_ref().map_or(0, |l| l.len()),
+                    m.counts.chunks
+                ),
+            }));
+        }
         let OpenedSnapshot { manifest, lease, .. } = opened;
-        Ok(Snapshot { manifest, chunks, vectors, index, documents, _lease: lease })
+        Ok(Snapshot { manifest, chunks, vectors, index, documents, lexical, _lease: lease })
     }
 
     /// Snapshot id.
@@ -96,6 +118,11 @@ impl Snapshot {
     /// Its documents.
     pub fn documents(&self) -> &[DocumentEntry] {
         &self.documents
+    }
+
+    /// Its lexical index (absent in snapshots written before lexical retrieval existed).
+    pub fn lexical(&self) -> Option<&ragsnap_lexical::LexicalIndex> {
+        self.lexical.as_ref()
     }
 }
 
