@@ -400,14 +400,28 @@ fn run(cli: Cli) -> Result<Exit> {
             } else {
                 match &result.answer {
                     Answer::Hits { hits } => {
-                        println!("snapshot {}  floor {:.2}", result.snapshot_id, result.floor);
+                        println!(
+                            "snapshot {}  mode {:?}  floor {:.2}{}",
+                            result.snapshot_id,
+                            result.mode,
+                            result.floor,
+                            result.lexical_floor.map(|l| format!(" (lexical {l:.2})")).unwrap_or_default()
+                        );
                         for (i, h) in hits.iter().enumerate() {
+                            let mut why = Vec::new();
+                            if let Some(c) = h.signals.dense_score {
+                                why.push(format!("cosine {c:.3}"));
+                            }
+                            if let Some(c) = h.signals.lexical_coverage {
+                                why.push(format!("lexical {c:.2}"));
+                            }
                             println!(
-                                "{:>2}. {:.3}  {}  [{}]",
+                                "{:>2}. {}  [{}]  {}; supported by {}",
                                 i + 1,
-                                h.score,
                                 h.source_path,
-                                h.header_path.join(" > ")
+                                h.header_path.join(" > "),
+                                why.join(", "),
+                                h.signals.supported_by.join(" + ")
                             );
                             let body: String = h.text.lines().skip(2).collect::<Vec<_>>().join(" ");
                             let short: String = body.chars().take(160).collect();
