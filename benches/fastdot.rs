@@ -130,12 +130,15 @@ mod x86 {
     }
 }
 
-/// `max(0, 1 − dot)` with the runtime-dispatched [`dot`]: a drop-in for `DotDistance`.
+/// `max(0, 1 − dot)` with the runtime-dispatched [`dot`]: a drop-in for `DotDistance`. It also
+/// counts its calls on the calling thread ([`counted_evals`]), which costs one thread-local
+/// increment (about a nanosecond, against tens for the dot product itself).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FastDotDistance;
 
 impl Distance<f32> for FastDotDistance {
     fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
+        EVALS.with(|c| c.set(c.get() + 1));
         (1.0 - dot(va, vb)).max(0.0)
     }
 }
@@ -144,19 +147,7 @@ thread_local! {
     static EVALS: Cell<u64> = const { Cell::new(0) };
 }
 
-/// `ragsnap_index::DotDistance` that also counts its calls on the calling thread, to learn how
-/// many distance evaluations a search makes.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CountingDotDistance;
-
-impl Distance<f32> for CountingDotDistance {
-    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        EVALS.with(|c| c.set(c.get() + 1));
-        ragsnap::index::DotDistance.eval(va, vb)
-    }
-}
-
-/// Distance evaluations counted on this thread so far.
+/// Distance evaluations [`FastDotDistance`] made on this thread so far.
 pub fn counted_evals() -> u64 {
     EVALS.with(Cell::get)
 }

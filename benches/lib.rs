@@ -65,6 +65,18 @@ fn proc_status_kib(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system, all threads) this process has used so far, from
+/// `/proc/self/stat` (10 ms resolution). Next to wall time it shows how much of a run was lost
+/// to other processes on a shared machine.
+pub fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Print one JSON object on a line of its own on stdout (what `run.sh` collects).
 pub fn emit(v: &serde_json::Value) {
     let mut out = std::io::stdout().lock();

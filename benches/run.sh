@@ -13,12 +13,14 @@
 #   sample     5,000 prose chunks for the embedding bench (made by the ingest part)
 #   store      .data/store, the python3.11-doc store (made by the rebuild part)
 #
-# Sizes can be lowered for a quick smoke run, e.g. EMBED_TEXTS=500 SYNTH_N=20000 bash benches/run.sh
+# Sizes can be lowered for a quick smoke run (numbers then mean nothing), e.g.
+#   BENCH_DATA=/tmp/smoke REBUILD_PAGES=40 EMBED_TEXTS=100 EMBED_EXPLORE=50 SYNTH_N=5000 QUERIES=100 \
+#     bash benches/run.sh
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-DATA="$HERE/.data"
+DATA="${BENCH_DATA:-$HERE/.data}"
 RESULTS="$DATA/results"
 VENV="$HERE/.venv"
 PY="$VENV/bin/python"
@@ -37,6 +39,7 @@ SYNTH_N="${SYNTH_N:-100000}"              # synthetic index size
 HNSW_M="${HNSW_M:-16}"
 HNSW_EFC="${HNSW_EFC:-200}"
 QUERIES="${QUERIES:-1000}"
+REBUILD_PAGES="${REBUILD_PAGES:-}"         # empty: every page (smoke runs may take the first N)
 
 log() { printf '\n== %s  [load %s]\n' "$*" "$(cut -d' ' -f1-3 /proc/loadavg)" >&2; }
 die() { echo "benches/run.sh: $*" >&2; exit 1; }
@@ -111,15 +114,14 @@ ensure_store() {
 # ---------------------------------------------------------------------------------------------
 part_ingest() {
   : >"$RESULTS/ingest.jsonl"
-  printf '%s\n' "$CORPUS"/**/*.html >/dev/null 2>&1 || true
-  (cd "$CORPUS" && find "$CORPUS" -name '*.html' -type f | LC_ALL=C sort) >"$DATA/pages.txt"
+  find "$CORPUS" -name '*.html' -type f | LC_ALL=C sort >"$DATA/pages.txt"
   for t in 1 2; do
     log "ingest: ragsnap, approx_token_count, $t thread(s), median of 3"
     RAYON_NUM_THREADS=$t record ingest "$BIN/bench_ingest" --corpus "$CORPUS" --threads $t --tokens approx --reps 3
   done
   for t in 1 2; do
-    log "ingest: ragsnap, model tokenizer, $t thread(s), median of 3"
-    RAYON_NUM_THREADS=$t record ingest "$BIN/bench_ingest" --corpus "$CORPUS" --threads $t --tokens model --reps 3
+    log "ingest: ragsnap, model tokenizer (what rebuild uses), $t thread(s), 1 run"
+    RAYON_NUM_THREADS=$t record ingest "$BIN/bench_ingest" --corpus "$CORPUS" --threads $t --tokens model --reps 1
   done
   for p in 1 2; do
     log "ingest: trafilatura + MarkdownHeaderTextSplitter, $p process(es)"
@@ -143,29 +145,33 @@ part_embed() {
     log "embed: $EMBED_TEXTS texts, $t thread(s), batch 32, opt 3, bucketed: ragsnap then Python"
     embed_pair $t 32 3 "$EMBED_TEXTS"
   done
-  log "embed: naive batching (the sample's own order), 2 threads, $EMBED_TEXTS texts"
-  embed_pair 2 32 3 "$EMBED_TEXTS" --naive
-  for b in 16 64; do
+  # Exploration, ragsnap only, on the first $EMBED_EXPLORE texts of the same sample, 2 threads.
+  local x=(--texts "$SAMPLE" --limit "$EMBED_EXPLORE")
+  for b in 32 16 64; do
     log "embed: batch $b, 2 threads, $EMBED_EXPLORE texts"
-    embed_pair 2 $b 3 "$EMBED_EXPLORE"
+    RAYON_NUM_THREADS=2 record embed "$BIN/bench_embed" "${x[@]}" --threads 2 --batch $b --opt 3
   done
-  log "embed: batch 32, 2 threads, $EMBED_EXPLORE texts (baseline of the exploration)"
-  embed_pair 2 32 3 "$EMBED_EXPLORE"
+  log "embed: naive batching (the sample's shuffled order), 2 threads, $EMBED_EXPLORE texts"
+  RAYON_NUM_THREADS=2 record embed "$BIN/bench_embed" "${x[@]}" --threads 2 --batch 32 --opt 3 --naive
   for o in 0 1 2; do
-    log "embed: optimisation level $o, 2 threads, $EMBED_EXPLORE texts"
-    RAYON_NUM_THREADS=2 record embed "$BIN/bench_embed" --texts "$SAMPLE" --limit "$EMBED_EXPLORE" \
-      --threads 2 --batch 32 --opt $o
+    log "embed: graph optimisation level $o, 2 threads, $EMBED_EXPLORE texts"
+    RAYON_NUM_THREADS=2 record embed "$BIN/bench_embed" "${x[@]}" --threads 2 --batch 32 --opt $o
   done
   log "embed: 2 processes x 1 thread, $EMBED_EXPLORE texts"
-  RAYON_NUM_THREADS=1 record embed "$BIN/bench_embed" --texts "$SAMPLE" --limit "$EMBED_EXPLORE" \
-    --procs 2 --threads 1 --batch 32 --opt 3
+  RAYON_NUM_THREADS=1 record embed "$BIN/bench_embed" "${x[@]}" --procs 2 --threads 1 --batch 32 --opt 3
 }
 
 part_rebuild() {
   : >"$RESULTS/rebuild.jsonl"
   local work="$DATA/rebuild-src"
   rm -rf "$STORE" "$work"
-  cp -r "$CORPUS" "$work"; rm -f "$work/.complete"
+  if [[ -n "$REBUILD_PAGES" ]]; then
+    mkdir -p "$work"
+    (cd "$CORPUS" && find . -name '*.html' -type f | LC_ALL=C sort | head -n "$REBUILD_PAGES" \
+      | xargs cp --parents -t "$work")
+  else
+    cp -r "$CORPUS" "$work"; rm -f "$work/.complete"
+  fi
   log "rebuild: full (empty store, empty embedding cache)"
   rebuild_once full "$work"
   # 1% of the pages (every 100th in sorted order) get a new paragraph in their main content.
@@ -205,10 +211,8 @@ index_on() {  # data-dir label
   record index "$PY" "$HERE/python/index_ref.py" --lib hnswlib --data "$d" --m $HNSW_M --efc $HNSW_EFC
   log "index ($label): faiss IndexHNSWFlat (inner product)"
   record index "$PY" "$HERE/python/index_ref.py" --lib faiss --data "$d" --m $HNSW_M --efc $HNSW_EFC
-  log "index ($label): hnsw_rs + local SIMD dot (the proposed DotDistance)"
+  log "index ($label): hnsw_rs + local SIMD dot (the proposed DotDistance), with distance costs"
   record index "$BIN/bench_index" run --data "$d" --dist fast --m $HNSW_M --efc $HNSW_EFC
-  log "index ($label): distance profile"
-  record index "$BIN/bench_index" profile --data "$d" --m $HNSW_M --efc $HNSW_EFC --efs 64,128
 }
 
 part_index() {
@@ -236,12 +240,18 @@ part_query() {
   log "query: peak RSS of open + $QUERIES queries"
   RAYON_NUM_THREADS=1 record query "$BIN/bench_query" rss --store "$STORE" --queries "$QUERIES"
   log "query: ragsnap CLI, one query (process start to exit)"
-  local t0 t1
-  t0=$(date +%s.%N)
-  (cd "$DATA" && "$BIN/ragsnap" --quiet --store "$STORE" query "how do I read a file line by line?" >/dev/null) || true
-  t1=$(date +%s.%N)
-  echo "{\"bench\": \"cli-query\", \"wall_secs\": $(echo "$t1 - $t0" | bc -l 2>/dev/null || echo 0)}" \
-    | tee -a "$RESULTS/query.jsonl" >&2
+  "$PY" - "$BIN/ragsnap" "$STORE" "$DATA" <<'EOF' | tee -a "$RESULTS/query.jsonl" >&2
+import json, subprocess, sys, time
+exe, store, cwd = sys.argv[1:4]
+walls = []
+for _ in range(3):
+    t = time.perf_counter()
+    subprocess.run([exe, "--quiet", "--store", store, "query", "how do I read a file line by line?"],
+                   cwd=cwd, stdout=subprocess.DEVNULL, check=False)
+    walls.append(time.perf_counter() - t)
+print(json.dumps({"bench": "cli-query", "wall_secs": sorted(walls)[1], "runs": walls,
+                  "load": " ".join(open("/proc/loadavg").read().split()[:3])}))
+EOF
 }
 
 report() {

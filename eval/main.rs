@@ -73,6 +73,9 @@ struct Question {
     pages: Vec<String>,
 }
 
+/// A retrieval mode: a question's ranked rows.
+type Ranker<'a> = Box<dyn Fn(&Run) -> Vec<u32> + 'a>;
+
 /// Everything measured for one question.
 struct Run {
     q: Question,
@@ -303,7 +306,7 @@ fn main() -> Result<()> {
     eprintln!("best fusion on dev: rrf_k {} lexical weight {}", best.rrf_k, best.lexical_weight);
 
     // Metrics per mode and group.
-    let modes: Vec<(String, Box<dyn Fn(&Run) -> Vec<u32>>)> = vec![
+    let modes: Vec<(String, Ranker)> = vec![
         ("dense".into(), Box::new(|r: &Run| r.dense.iter().map(|x| x.0).collect())),
         ("lexical".into(), Box::new(|r: &Run| r.lexical.iter().map(|x| x.row).collect())),
         ("hybrid rrf k=60".into(), Box::new(|r: &Run| hybrid_rows(r, &FusionConfig::default(), None, vectors))),

@@ -106,9 +106,11 @@ def main() -> int:
     emb.run_secs = 0.0
     emb.tokens = emb.padding = emb.calls = 0
 
+    c0 = time.process_time()
     t0 = time.perf_counter()
     vecs = emb.embed(texts, not args.naive)
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
 
     out = {
         "impl": "python",
@@ -123,10 +125,12 @@ def main() -> int:
         "model_calls": emb.calls,
         "load_secs": load_secs,
         "wall_secs": wall,
+        "cpu_secs": cpu,
         "run_secs": emb.run_secs,
         "chunks_per_s": len(texts) / wall,
         "tokens_per_s": emb.tokens / wall,
         "overhead": (wall - emb.run_secs) / wall,
+        "load": " ".join(open("/proc/loadavg").read().split()[:3]),
     }
     if args.compare:
         ours = np.fromfile(args.compare, dtype="<f4").reshape(-1, 384)

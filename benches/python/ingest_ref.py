@@ -54,6 +54,10 @@ def main() -> int:
     # Warm-up: imports, lxml and trafilatura's lazy initialisation, on 3 pages (not timed).
     for i in range(min(3, len(PAGES))):
         one(i)
+    import resource
+
+    c0 = time.process_time()
+    ch0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     if args.procs <= 1:
         results = [one(i) for i in range(len(PAGES))]
@@ -62,19 +66,22 @@ def main() -> int:
         with ctx.Pool(args.procs) as pool:
             results = pool.map(one, range(len(PAGES)), chunksize=4)
     secs = time.perf_counter() - t0
+    ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - c0 + (ch1.ru_utime + ch1.ru_stime) - (ch0.ru_utime + ch0.ru_stime)
     out = {
         "tool": f"trafilatura {trafilatura.__version__} + langchain-text-splitters MarkdownHeaderTextSplitter",
         "procs": args.procs,
         "docs": len(PAGES),
         "bytes": total_bytes,
         "secs": secs,
+        "cpu_secs": cpu,
         "docs_per_s": len(PAGES) / secs,
         "mb_per_s": total_bytes / 1e6 / secs,
         "markdown_chars": sum(r[0] for r in results),
         "chunks": sum(r[1] for r in results),
         "empty_docs": sum(r[2] for r in results),
         "python": sys.version.split()[0],
-        "pid": os.getpid(),
+        "load": " ".join(open("/proc/loadavg").read().split()[:3]),
     }
     json.dump(out, sys.stdout)
     print()

@@ -60,38 +60,50 @@ def embed(results: Path) -> str:
     if not rs:
         return ""
     out = ["### Embedding\n"]
-    key = lambda r: (r["texts"], r["threads"], r["batch"], r["opt"], r["bucketed"], r.get("procs", 1))
+    key = lambda r: (r["texts"], r["threads"], r["batch"], r["opt"], r["bucketed"])
     py = {key(r): r for r in rs if r["impl"] == "python"}
+    pad = lambda r: r["padding_tokens"] / max(1, r["padding_tokens"] + r["tokens"])
+    head = [r for r in rs if r["impl"] == "ragsnap" and r.get("procs", 1) == 1 and key(r) in py]
     body = []
-    for r in rs:
-        if r["impl"] != "ragsnap" or r.get("procs", 1) > 1:
-            continue
-        p = py.get(key(r))
-        pad = r["padding_tokens"] / max(1, r["padding_tokens"] + r["tokens"])
-        body.append(["ragsnap", r["texts"], r["threads"], r["batch"], r["opt"], "bucketed" if r["bucketed"] else "naive",
-                     r["chunks_per_s"], r["tokens_per_s"], r["wall_secs"], f"{100 * r['overhead']:.1f}%",
-                     f"{100 * pad:.1f}%", f"{r['chunks_per_s'] / p['chunks_per_s']:.2f}" if p else "-",
-                     f"{p['min_cosine_vs_rust']:.6f}" if p and "min_cosine_vs_rust" in p else "-", r.get("load", "")])
-        if p:
-            ppad = p["padding_tokens"] / max(1, p["padding_tokens"] + p["tokens"])
-            body.append(["python", p["texts"], p["threads"], p["batch"], p["opt"],
-                         "bucketed" if p["bucketed"] else "naive", p["chunks_per_s"], p["tokens_per_s"],
-                         p["wall_secs"], f"{100 * p['overhead']:.1f}%", f"{100 * ppad:.1f}%", "", "", ""])
-    out.append(table(["impl", "texts", "threads", "batch", "opt", "batching", "chunks/s", "tokens/s", "wall s",
-                      "overhead", "padding", "ours/py", "min cos", "load"], body))
-    multi = [r for r in rs if r.get("procs", 1) > 1]
-    if multi:
-        out.append("\n" + table(["config", "texts", "chunks/s", "tokens/s", "wall s", "load"],
-                                [[f"{r['procs']} processes × {r['threads']} thread", r["texts"], r["chunks_per_s"],
-                                  r["tokens_per_s"], r["wall_secs"], r.get("load", "")] for r in multi]))
-    return "\n".join(out) + "\n"
+    for r in head:
+        p = py[key(r)]
+        for x, name in ((r, "ragsnap"), (p, "python")):
+            body.append([name, x["texts"], x["threads"], x["chunks_per_s"], x["tokens_per_s"], x["wall_secs"],
+                         x["run_secs"], f"{100 * x['overhead']:.2f}%", f"{100 * pad(x):.2f}%",
+                         f"{r['chunks_per_s'] / p['chunks_per_s']:.3f}" if x is r else "",
+                         f"{p['min_cosine_vs_rust']:.7f}" if x is r and "min_cosine_vs_rust" in p else "",
+                         r.get("load", "") if x is r else ""])
+    if body:
+        out.append(table(["impl", "texts", "threads", "chunks/s", "tokens/s", "wall s", "in session.run s",
+                          "overhead", "padding", "ours / python", "min cosine", "load"], body) + "\n")
+    explore = [r for r in rs if r["impl"] == "ragsnap" and key(r) not in py]
+    if explore:
+        base = next((r for r in explore if r.get("procs", 1) == 1 and r["batch"] == 32 and r["opt"] == 3
+                     and r["bucketed"]), None)
+        body = []
+        for r in explore:
+            if r.get("procs", 1) > 1:
+                label = f"{r['procs']} processes × {r['threads']} thread, batch {r['batch']}, opt {r['opt']}"
+                ov = "-"
+            else:
+                label = (f"1 session × {r['threads']} threads, batch {r['batch']}, opt {r['opt']}, "
+                         f"{'bucketed' if r['bucketed'] else 'naive'}")
+                ov = f"{100 * r['overhead']:.2f}%"
+            rel = f"{r['chunks_per_s'] / base['chunks_per_s']:.2f}" if base else "-"
+            body.append([label, r["texts"], r["chunks_per_s"], r["tokens_per_s"], r["wall_secs"],
+                         f"{100 * pad(r):.1f}%", ov, rel, r.get("load", "")])
+        out.append(table(["ragsnap configuration", "texts", "chunks/s", "tokens/s", "wall s", "padding", "overhead",
+                          "vs 1×2 thr batch 32 opt 3 bucketed", "load"], body) + "\n")
+    return "\n".join(out)
 
 
 def rebuild(results: Path) -> str:
     rs = [r for r in rows(results, "rebuild") if r.get("bench") == "rebuild"]
     if not rs:
         return ""
-    stages = ["sanitize", "boilerplate", "chunk", "embed", "index", "publish", "total"]
+    order = ["sanitize", "boilerplate", "chunk", "embed", "index", "gates", "stage", "publish"]
+    keys = {k for r in rs for k in r["timings"]}
+    stages = [s for s in order if s in keys] + sorted(keys - set(order) - {"total"}) + ["total"]
     body = [[r["label"], r["pages_changed"], r["wall_secs"]] + [r["timings"].get(s, 0.0) for s in stages]
             + [r["chunks"], r["cache_misses"], r["cache_hits"], f"{r['index_kind']} ef={r['ef_search']} r={r['recall']:.3f}",
                r["load"]] for r in rs]
@@ -137,18 +149,30 @@ def index(results: Path) -> str:
                    f"ef_construction={group[0]['ef_construction']})\n")
         out.append(table(["library", "n", "build s (2 thr)", "build / hnswlib", "ef@0.95", "recall", "qps",
                           "qps / hnswlib", "ef@0.99", "recall", "qps", "qps / hnswlib"], body) + "\n")
-    prof = [r for r in rs if r.get("bench") == "index-profile"]
-    if prof:
-        body = []
-        for p in prof:
-            ns = p["ns_per_eval_random_rows"]
-            for e in p["per_ef"]:
-                share = e["evals_per_query"] * ns["ragsnap_dot"] / 1000 / e["us_per_query_counting"]
-                body.append([p["n"], e["ef"], e["evals_per_query"], e["us_per_query_counting"], ns["ragsnap_dot"],
-                             ns["fast_dot"], ns["anndists_DistDot_simdeez"], f"{100 * share:.0f}%"])
-        out.append(table(["n", "ef", "distance evals/query", "µs/query", "ns/eval DotDistance",
-                          f"ns/eval local {prof[0]['ns_per_eval_random_rows']['fast_dot_path']}",
-                          "ns/eval anndists DistDot", "share of query in DotDistance"], body) + "\n")
+    fast = [r for r in runs if r.get("dist") == "fast" and r.get("distance_ns")]
+    body = []
+    for f in fast:
+        ours = next((r for r in runs if r.get("dist") == "ragsnap" and r["n"] == f["n"]), None)
+        ns = f["distance_ns"]
+        for tgt in (0.95, 0.99):
+            s_ours = at_recall(ours["sweep"], tgt) if ours else None
+            if not s_ours:
+                continue
+            s_fast = next((x for x in f["sweep"] if x["ef"] == s_ours["ef"]), None)
+            if not s_fast:
+                continue
+            evals = s_fast["evals_per_query"]
+            share = evals * ns["random_rows_ns"]["ragsnap_dot"] / 1000 / s_ours["us_per_query"]
+            body.append([f["n"], tgt, s_ours["ef"], f"{evals:.0f}", f"{s_ours['us_per_query']:.0f}",
+                         f"{ns['random_rows_ns']['ragsnap_dot']:.1f} / {ns['hot_pair_ns']['ragsnap_dot']:.1f}",
+                         f"{ns['random_rows_ns']['fast_dot']:.1f} / {ns['hot_pair_ns']['fast_dot']:.1f}",
+                         f"{ns['random_rows_ns']['avx2_fma']:.1f} / {ns['hot_pair_ns']['avx2_fma']:.1f}",
+                         f"{ns['random_rows_ns']['anndists_DistDot']:.1f} / {ns['hot_pair_ns']['anndists_DistDot']:.1f}",
+                         f"{100 * share:.0f}%"])
+    if body:
+        out.append(table(["n", "recall", "ef", "distance evals / query", "µs / query (ragsnap)",
+                          "DotDistance ns (random rows / hot)", f"local {fast[0]['distance_ns']['fast_dot_path']} ns",
+                          "local avx2+fma ns", "hnsw_rs DistDot ns", "share of query in DotDistance"], body) + "\n")
     return "\n".join(out)
 
 

@@ -17,7 +17,7 @@
 //! wall time from release until the last one finishes.
 
 use ragsnap::{OnnxEmbedder, OnnxOptions};
-use ragsnap_benches::{emit, load_average, runtime, write_f32, Args};
+use ragsnap_benches::{cpu_secs, emit, load_average, runtime, write_f32, Args};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -67,9 +67,11 @@ fn main() {
         std::io::stdin().read_line(&mut line).expect("stdin");
     }
     let before = embedder.stats();
+    let cpu0 = cpu_secs();
     let t = Instant::now();
     let vectors = embedder.embed_with(&mine, bucketed).expect("embed");
     let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
     let after = embedder.stats();
     let run = (after.run_nanos - before.run_nanos) as f64 / 1e9;
     let tokens = after.tokens - before.tokens;
@@ -93,6 +95,7 @@ fn main() {
         "truncated": after.truncated - before.truncated,
         "load_secs": load_secs,
         "wall_secs": wall,
+        "cpu_secs": cpu,
         "run_secs": run,
         "embed_total_secs": (after.total_nanos - before.total_nanos) as f64 / 1e9,
         "chunks_per_s": mine.len() as f64 / wall,

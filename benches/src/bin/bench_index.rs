@@ -6,7 +6,6 @@
 //! bench_index prepare-synth --out DIR [--n 100000] [--dims 384] [--clusters 200] [--queries 1000]
 //! bench_index run     --data DIR --dist ragsnap|fast [--m 16] [--efc 200] [--efs 10,16,...]
 //!                     [--build-threads 2] [--stop-at 0.995]
-//! bench_index profile --data DIR [--m 16] [--efc 200] [--efs 64,128]
 //! ```
 //!
 //! A data folder holds `base.f32`, `queries.f32` (raw little-endian rows), `truth.u32` (the exact
@@ -19,14 +18,15 @@
 //!   centre plus Gaussian noise of the same norm, L2-normalised; queries come from the same law.
 //! * `run` builds with `HnswIndex::build` (`--dist ragsnap`, the product code) or the same
 //!   hnsw_rs calls with the local SIMD distance (`--dist fast`, see `fastdot.rs`), then sweeps
-//!   `ef` single-threaded until recall@10 passes `--stop-at`.
-//! * `profile` counts distance evaluations per query and times one evaluation of each dot
-//!   product on random base rows, to say which share of a query is spent in the distance.
+//!   `ef` single-threaded until recall@10 passes `--stop-at`. The `fast` run also counts distance
+//!   evaluations per query at each `ef` and times one evaluation of each dot product (ragsnap's,
+//!   the local SIMD one, hnsw_rs's own `DistDot`) on random base rows, which says what share of
+//!   a ragsnap query goes into `DotDistance`.
 
 use hnsw_rs::prelude::{Distance, Hnsw};
 use ragsnap::index::{exact_search, DotDistance, HnswIndex, HnswParams, VectorSet};
-use ragsnap_benches::fastdot::{self, CountingDotDistance, FastDotDistance};
-use ragsnap_benches::{emit, load_average, pool, read_f32, read_u32, write_f32, write_u32, Args, Rng};
+use ragsnap_benches::fastdot::{self, FastDotDistance};
+use ragsnap_benches::{cpu_secs, emit, load_average, pool, read_f32, read_u32, write_f32, write_u32, Args, Rng};
 use rayon::prelude::*;
 use serde_json::json;
 use std::collections::HashSet;
@@ -34,6 +34,9 @@ use std::path::Path;
 use std::time::Instant;
 
 const K: usize = 10;
+
+/// `(query, ef) → (row, score)` best first.
+type SearchFn<'a> = dyn Fn(&[f32], usize) -> Vec<(u32, f32)> + 'a;
 const MAX_LAYERS: usize = 16;
 
 fn main() {
@@ -42,8 +45,7 @@ fn main() {
         Some("prepare-real") => prepare_real(&args),
         Some("prepare-synth") => prepare_synth(&args),
         Some("run") => run(&args),
-        Some("profile") => profile(&args),
-        other => panic!("bench_index prepare-real|prepare-synth|run|profile, not {other:?}"),
+        other => panic!("bench_index prepare-real|prepare-synth|run, not {other:?}"),
     }
 }
 
@@ -167,12 +169,7 @@ fn search_raw<D: Distance<f32> + Send + Sync>(g: &Hnsw<'_, f32, D>, q: &[f32], k
     hits
 }
 
-fn sweep(
-    data: &Data,
-    efs: &[usize],
-    stop_at: f64,
-    search: &dyn Fn(&[f32], usize) -> Vec<(u32, f32)>,
-) -> Vec<serde_json::Value> {
+fn sweep(data: &Data, efs: &[usize], stop_at: f64, search: &SearchFn<'_>) -> Vec<serde_json::Value> {
     // Warm-up pass (page faults, caches), not timed.
     for q in &data.queries {
         std::hint::black_box(search(q, efs[0]));
@@ -180,15 +177,18 @@ fn sweep(
     let mut out = Vec::new();
     for &ef in efs {
         let mut hits = 0usize;
+        let evals = fastdot::counted_evals();
         let t = Instant::now();
         let results: Vec<Vec<(u32, f32)>> = data.queries.iter().map(|q| search(q, ef)).collect();
         let secs = t.elapsed().as_secs_f64();
+        // Only the `fast` distance counts; for the others this is 0.
+        let evals = (fastdot::counted_evals() - evals) as f64 / data.queries.len() as f64;
         for (r, truth) in results.iter().zip(&data.truth) {
             hits += r.iter().filter(|h| truth.contains(&h.0)).count();
         }
         let recall = hits as f64 / (data.queries.len() * K) as f64;
         out.push(json!({"ef": ef, "recall": recall, "qps": data.queries.len() as f64 / secs,
-                        "us_per_query": secs / data.queries.len() as f64 * 1e6}));
+                        "us_per_query": secs / data.queries.len() as f64 * 1e6, "evals_per_query": evals}));
         if recall >= stop_at {
             break;
         }
@@ -206,6 +206,8 @@ fn run(args: &Args) {
     let build_threads: usize = args.num("build-threads", 2);
     let stop_at: f64 = args.num("stop-at", 0.995);
     let builders = pool(build_threads);
+    let cpu0 = cpu_secs();
+    let build_cpu;
     let (build_secs, results) = match dist.as_str() {
         "ragsnap" => {
             let t = Instant::now();
@@ -213,12 +215,14 @@ fn run(args: &Args) {
                 .install(|| HnswIndex::build(&data.base, HnswParams { m, ef_construction: efc }))
                 .expect("build");
             let build = t.elapsed().as_secs_f64();
+            build_cpu = cpu_secs() - cpu0;
             (build, sweep(&data, &efs, stop_at, &|q, ef| idx.search(q, K, ef)))
         }
         "fast" => {
             let t = Instant::now();
             let g = builders.install(|| build_raw::<FastDotDistance>(&data.base, m, efc));
             let build = t.elapsed().as_secs_f64();
+            build_cpu = cpu_secs() - cpu0;
             (build, sweep(&data, &efs, stop_at, &|q, ef| search_raw(&g, q, K, ef)))
         }
         other => panic!("--dist ragsnap|fast, not {other:?}"),
@@ -230,6 +234,7 @@ fn run(args: &Args) {
         std::hint::black_box(exact_search(&data.base, q, K));
     }
     let exact_qps = nq as f64 / t.elapsed().as_secs_f64();
+    let costs = (dist == "fast").then(|| dist_costs(&data.base));
     emit(&json!({
         "bench": "index",
         "lib": if dist == "ragsnap" { "ragsnap (hnsw_rs + DotDistance)".to_string() }
@@ -244,72 +249,55 @@ fn run(args: &Args) {
         "ef_construction": efc,
         "build_threads": build_threads,
         "build_secs": build_secs,
+        "build_cpu_secs": build_cpu,
         "sweep": results,
         "exact_qps": exact_qps,
+        "distance_ns": costs,
         "load": load_average(),
     }));
 }
 
-fn profile(args: &Args) {
-    let data = load(&args.path("data"));
-    let m: usize = args.num("m", 16);
-    let efc: usize = args.num("efc", 200);
-    let efs = args.list("efs", &[64, 128]);
-    let g = pool(2).install(|| build_raw::<CountingDotDistance>(&data.base, m, efc));
-    let mut per_ef = Vec::new();
-    for &ef in &efs {
-        let before = fastdot::counted_evals();
-        let t = Instant::now();
-        for q in &data.queries {
-            std::hint::black_box(search_raw(&g, q, K, ef));
-        }
-        let secs = t.elapsed().as_secs_f64();
-        let evals = (fastdot::counted_evals() - before) as f64 / data.queries.len() as f64;
-        per_ef.push(json!({"ef": ef, "evals_per_query": evals,
-                           "us_per_query_counting": secs / data.queries.len() as f64 * 1e6}));
-    }
-    // Cost of one evaluation on random base rows (cache misses included, as in a search).
+/// Nanoseconds per distance evaluation of each dot product, on random pairs of base rows (so
+/// cache misses are included, as in a graph search) and on one hot pair (arithmetic only).
+fn dist_costs(base: &VectorSet) -> serde_json::Value {
     let mut rng = Rng::new(11);
-    let pairs: Vec<(usize, usize)> =
-        (0..200_000).map(|_| (rng.below(data.base.len()), rng.below(data.base.len()))).collect();
-    let time_ns = |f: &dyn Fn(&[f32], &[f32]) -> f32| {
-        let t = Instant::now();
-        let mut s = 0f32;
-        for &(a, b) in &pairs {
-            s += f(data.base.get(a), data.base.get(b));
+    let pairs: Vec<(usize, usize)> = (0..200_000).map(|_| (rng.below(base.len()), rng.below(base.len()))).collect();
+    let random = |f: &dyn Fn(&[f32], &[f32]) -> f32| {
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let mut s = 0f32;
+            for &(a, b) in &pairs {
+                s += f(base.get(a), base.get(b));
+            }
+            std::hint::black_box(s);
+            best = best.min(t.elapsed().as_secs_f64() * 1e9 / pairs.len() as f64);
         }
-        std::hint::black_box(s);
-        t.elapsed().as_secs_f64() * 1e9 / pairs.len() as f64
+        best
     };
-    // Twice each; the second reading counts (the first warms the caches for everyone).
-    let _ = time_ns(&|a, b| DotDistance.eval(a, b));
-    let ragsnap_ns = time_ns(&|a, b| DotDistance.eval(a, b));
-    let _ = time_ns(&|a, b| FastDotDistance.eval(a, b));
-    let fast_ns = time_ns(&|a, b| FastDotDistance.eval(a, b));
-    let avx2_ns = time_ns(&|a, b| 1.0 - fastdot::dot_avx2_only(a, b).unwrap_or(0.0));
-    let anndists_ns = time_ns(&|a, b| hnsw_rs::prelude::DistDot.eval(a, b));
-    // Same pairs, hot in L1: pure arithmetic cost.
     let hot = |f: &dyn Fn(&[f32], &[f32]) -> f32| {
-        let (a, b) = (data.base.get(0), data.base.get(1));
-        let t = Instant::now();
-        let mut s = 0f32;
-        for _ in 0..1_000_000 {
-            s += f(std::hint::black_box(a), std::hint::black_box(b));
+        let (a, b) = (base.get(0), base.get(1));
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let mut s = 0f32;
+            for _ in 0..1_000_000 {
+                s += f(std::hint::black_box(a), std::hint::black_box(b));
+            }
+            std::hint::black_box(s);
+            best = best.min(t.elapsed().as_secs_f64() * 1e3);
         }
-        std::hint::black_box(s);
-        t.elapsed().as_secs_f64() * 1e3
+        best
     };
-    emit(&json!({
-        "bench": "index-profile",
-        "source": data.source,
-        "n": data.base.len(),
-        "m": m,
-        "ef_construction": efc,
-        "per_ef": per_ef,
-        "ns_per_eval_random_rows": {"ragsnap_dot": ragsnap_ns, "fast_dot": fast_ns, "fast_dot_path": fastdot::dot_path(),
-                                    "avx2_fma": avx2_ns, "anndists_DistDot_simdeez": anndists_ns},
-        "ns_per_eval_hot": {"ragsnap_dot": hot(&|a, b| DotDistance.eval(a, b)),
-                            "fast_dot": hot(&|a, b| FastDotDistance.eval(a, b))},
-        "load": load_average(),
-    }));
+    let ragsnap = |a: &[f32], b: &[f32]| DotDistance.eval(a, b);
+    let fast = |a: &[f32], b: &[f32]| (1.0 - fastdot::dot(a, b)).max(0.0);
+    let avx2 = |a: &[f32], b: &[f32]| 1.0 - fastdot::dot_avx2_only(a, b).unwrap_or(0.0);
+    let anndists = |a: &[f32], b: &[f32]| hnsw_rs::prelude::DistDot.eval(a, b);
+    json!({
+        "fast_dot_path": fastdot::dot_path(),
+        "random_rows_ns": {"ragsnap_dot": random(&ragsnap), "fast_dot": random(&fast), "avx2_fma": random(&avx2),
+                           "anndists_DistDot": random(&anndists)},
+        "hot_pair_ns": {"ragsnap_dot": hot(&ragsnap), "fast_dot": hot(&fast), "avx2_fma": hot(&avx2),
+                        "anndists_DistDot": hot(&anndists)},
+    })
 }

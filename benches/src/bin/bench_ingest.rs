@@ -20,7 +20,7 @@ use ragsnap::chunk::{
 };
 use ragsnap::embed::Embedder;
 use ragsnap::{OnnxEmbedder, OnnxOptions};
-use ragsnap_benches::{emit, html_pages, load_average, median, pool, runtime, Args, Rng};
+use ragsnap_benches::{cpu_secs, emit, html_pages, load_average, median, pool, runtime, Args, Rng};
 use rayon::prelude::*;
 use serde_json::json;
 use std::time::Instant;
@@ -61,6 +61,7 @@ fn main() {
     let mut slowest: Vec<serde_json::Value> = Vec::new();
     for _ in 0..reps.max(1) {
         let t_all = Instant::now();
+        let cpu0 = cpu_secs();
         let t = Instant::now();
         let mut docs: Vec<_> = workers
             .install(|| pages.par_iter().map(|(path, b)| ingest(path, b, &limits)).filter_map(Result::ok).collect());
@@ -81,11 +82,12 @@ fn main() {
         });
         let chunk = t.elapsed().as_secs_f64();
         let total = t_all.elapsed().as_secs_f64();
-        runs.push((total, sanitize, boilerplate, chunk, docs.len(), report.blocks_removed));
+        runs.push((total, sanitize, boilerplate, chunk, docs.len(), report.blocks_removed, cpu_secs() - cpu0));
         let mut per_doc: Vec<(f64, &str, usize)> =
             chunks.iter().zip(&docs).map(|((s, _), d)| (*s, d.source_path.as_str(), d.markdown.len())).collect();
         per_doc.sort_by(|a, b| b.0.total_cmp(&a.0));
-        slowest = per_doc.iter().take(5).map(|(s, p, n)| json!({"page": p, "markdown_bytes": n, "chunk_secs": s})).collect();
+        slowest =
+            per_doc.iter().take(5).map(|(s, p, n)| json!({"page": p, "markdown_bytes": n, "chunk_secs": s})).collect();
         last_chunks = chunks.into_iter().flat_map(|(_, c)| c).collect();
     }
     let mut totals: Vec<f64> = runs.iter().map(|r| r.0).collect();
@@ -103,6 +105,7 @@ fn main() {
         "bytes": bytes,
         "secs": total,
         "secs_all_runs": runs.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "cpu_secs": mid.6,
         "stage_secs": {"sanitize": mid.1, "boilerplate": mid.2, "chunk": mid.3},
         "docs_per_s": pages.len() as f64 / total,
         "mb_per_s": bytes as f64 / 1e6 / total,
@@ -149,9 +152,8 @@ fn main() {
 /// `rebuild` does: it calls `embed` per 256 cache misses), and one sort over all texts.
 fn padding_model(chunks: &[ragsnap::core::Chunk]) -> serde_json::Value {
     let lens: Vec<usize> = chunks.iter().map(|c| c.tokens.min(256)).collect();
-    let padded = |order: &[usize]| -> usize {
-        order.chunks(32).map(|b| b.iter().max().copied().unwrap_or(0) * b.len()).sum()
-    };
+    let padded =
+        |order: &[usize]| -> usize { order.chunks(32).map(|b| b.iter().max().copied().unwrap_or(0) * b.len()).sum() };
     let real: usize = lens.iter().sum();
     let naive = padded(&lens);
     let windows: usize = lens

@@ -99,7 +99,7 @@ fn make_queries(snap: &Snapshot, n: usize) -> Vec<String> {
             continue;
         }
         let sentence = body.split(['.', '?', '!', '\n']).find(|s| s.split_whitespace().count() >= 3).unwrap_or("");
-        let clean: String = sentence.chars().map(|ch| if "#*_`[]()>|".contains(ch) { ' ' } else { ch }).collect();
+        let clean: String = sentence.chars().map(|ch| if "#*_`[]()>|:".contains(ch) { ' ' } else { ch }).collect();
         let words: Vec<&str> = clean.split_whitespace().take(12).collect();
         if words.len() >= 3 {
             out.push(words.join(" "));

@@ -10,7 +10,10 @@ fn corpus() -> PathBuf {
         return PathBuf::from(p);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for c in [root.join(".cache/corpus/python3.11-doc/usr/share/doc/python3.11/html"), PathBuf::from("/usr/share/doc/python3.11/html")] {
+    for c in [
+        root.join(".cache/corpus/python3.11-doc/usr/share/doc/python3.11/html"),
+        PathBuf::from("/usr/share/doc/python3.11/html"),
+    ] {
         if c.join("library/functools.html").is_file() {
             return c;
         }
@@ -35,8 +38,17 @@ fn pages(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Sphinx chrome phrases, as they appear in the page template.
-const CHROME: [&str; 9] =
-    ["Previous topic", "Next topic", "This Page", "Report a Bug", "Show Source", "Quick search", "Navigation", "Copyright", "Theme Auto Light Dark"];
+const CHROME: [&str; 9] = [
+    "Previous topic",
+    "Next topic",
+    "This Page",
+    "Report a Bug",
+    "Show Source",
+    "Quick search",
+    "Navigation",
+    "Copyright",
+    "Theme Auto Light Dark",
+];
 
 #[test]
 fn python_docs_have_no_sphinx_chrome_and_every_page_with_text_yields_chunks() {
@@ -71,7 +83,11 @@ fn python_docs_have_no_sphinx_chrome_and_every_page_with_text_yields_chunks() {
         for c in &chunks {
             for phrase in CHROME {
                 if c.text.contains(phrase) {
-                    assert!(body.contains(phrase), "{rel}: chunk carries chrome {phrase:?} that the page content does not have:\n{}", c.text);
+                    assert!(
+                        body.contains(phrase),
+                        "{rel}: chunk carries chrome {phrase:?} that the page content does not have:\n{}",
+                        c.text
+                    );
                 }
             }
             assert!(c.tokens <= cfg.max_tokens);

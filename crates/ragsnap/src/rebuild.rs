@@ -94,6 +94,9 @@ pub struct GateResult {
     pub detail: String,
 }
 
+/// Progress callback: (stage, done, total).
+pub type ProgressFn<'a> = dyn Fn(&str, u64, u64) + Sync + 'a;
+
 /// How to run a rebuild.
 #[derive(Default)]
 pub struct RebuildOptions<'a> {
@@ -105,7 +108,7 @@ pub struct RebuildOptions<'a> {
     pub cancel: Option<&'a AtomicBool>,
     /// Called as the build moves: (stage, done, total). Stages: `read`, `embed`, `index`,
     /// `gates`, `publish`; `embed` reports chunks embedded so far.
-    pub progress: Option<&'a (dyn Fn(&str, u64, u64) + Sync)>,
+    pub progress: Option<&'a ProgressFn<'a>>,
 }
 
 struct Loaded {
