@@ -38,5 +38,9 @@ test: setup lint
 bench: setup
 	@bash benches/run.sh
 
+## Retrieval evaluation on the Python 3.11 docs (eval/README.md); the first run embeds ~22k chunks.
+eval: setup
+	@bash eval/run.sh
+
 clean-store:
 	rm -rf "$(DEMO_STORE)"

@@ -2,8 +2,10 @@
 files on the same texts with the same batching as ragsnap's `OnnxEmbedder::embed_with`:
 
 * tokenizer.json with truncation at 256 tokens, no padding, special tokens added;
-* bucketed: indices stably sorted by token count, then cut into batches of --batch
-  (naive: the caller's order);
+* bucketed: indices stably sorted by token count, then cut into batches of at most --batch
+  texts whose padding stays within 5% of the batch's tokens (a copy of `length_buckets` and
+  `MAX_PADDING_SHARE` in crates/ragsnap-embed/src/onnx.rs); naive: the caller's order cut
+  every --batch texts;
 * each batch padded to its longest row; inputs input_ids / attention_mask / token_type_ids (i64);
 * mean pooling of last_hidden_state under the attention mask, then L2 normalisation.
 
@@ -32,6 +34,28 @@ LEVELS = {
 }
 
 
+MAX_PADDING_SHARE = 0.05  # crates/ragsnap-embed/src/onnx.rs
+
+
+def length_buckets(order: list[int], lens: list[int], max_batch: int, max_padding: float) -> list[list[int]]:
+    """Same rule as ragsnap's `length_buckets`: `order` is sorted by ascending length."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for i in order:
+        n_tok = max(lens[i], 1)
+        padded = (len(current) + 1) * n_tok
+        fits = len(current) < max_batch and (padded - (total + n_tok)) <= max_padding * padded
+        if not fits and current:
+            batches.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += n_tok
+    if current:
+        batches.append(current)
+    return batches
+
+
 class Embedder:
     def __init__(self, model_dir: str, threads: int, batch: int, level: int, max_tokens: int = 256):
         self.tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
@@ -51,11 +75,14 @@ class Embedder:
     def embed(self, texts: list[str], bucketed: bool) -> np.ndarray:
         enc = self.tok.encode_batch(texts, add_special_tokens=True)
         order = list(range(len(enc)))
+        lens = [len(e.ids) for e in enc]
         if bucketed:
-            order.sort(key=lambda i: len(enc[i].ids))  # stable, like Rust's sort_by_key
+            order.sort(key=lambda i: lens[i])  # stable, like Rust's sort_by_key
+            batches = length_buckets(order, lens, self.batch, MAX_PADDING_SHARE)
+        else:
+            batches = [order[s : s + self.batch] for s in range(0, len(order), self.batch)]
         out = np.empty((len(texts), 384), dtype=np.float32)
-        for s in range(0, len(order), self.batch):
-            rows = order[s : s + self.batch]
+        for rows in batches:
             seq = max(1, max(len(enc[i].ids) for i in rows))
             ids = np.zeros((len(rows), seq), dtype=np.int64)
             mask = np.zeros((len(rows), seq), dtype=np.int64)

@@ -124,18 +124,18 @@ def index(results: Path) -> str:
     if not runs:
         return ""
     out = ["### Index\n"]
-    for src_kind in ("snapshot", "synthetic"):
-        group = [r for r in runs if r.get("n") and (src_kind in json.dumps(r.get("source", "")) or
-                 (src_kind == "synthetic" and r.get("n", 0) >= 50000 and "source" not in r) or
-                 (src_kind == "snapshot" and r.get("n", 0) < 50000 and "source" not in r))]
-        if not group:
-            continue
+    datasets = []
+    for r in runs:
+        if r.get("data") not in datasets:
+            datasets.append(r.get("data"))
+    for data in datasets:
+        group = [r for r in runs if r.get("data") == data]
         ref = next((r for r in group if r["lib"] == "hnswlib"), None)
         body = []
         for r in group:
-            row = [r["lib"] if r["lib"] not in ("hnswlib", "faiss") else f"{r['lib']} {r.get('version', '')}",
-                   r["n"], r["build_secs"]]
-            row.append(f"{r['build_secs'] / ref['build_secs']:.2f}" if ref else "-")
+            name = r["lib"] if r["lib"] not in ("hnswlib", "faiss") else f"{r['lib']} {r.get('version', '')}"
+            row = [name, r["build_secs"], r.get("build_cpu_secs", float("nan")),
+                   f"{r['build_secs'] / ref['build_secs']:.2f}" if ref else "-"]
             for tgt in (0.95, 0.99):
                 s = at_recall(r["sweep"], tgt)
                 rs_ref = at_recall(ref["sweep"], tgt) if ref else None
@@ -144,11 +144,13 @@ def index(results: Path) -> str:
                             f"{s['qps'] / rs_ref['qps']:.2f}" if rs_ref else "-"]
                 else:
                     row += ["-", "-", "-", "-"]
+            row.append(r.get("load", ""))
             body.append(row)
-        out.append(f"**{src_kind}** ({group[0]['n']} × {group[0].get('dims', 384)}, M={group[0]['m']}, "
-                   f"ef_construction={group[0]['ef_construction']})\n")
-        out.append(table(["library", "n", "build s (2 thr)", "build / hnswlib", "ef@0.95", "recall", "qps",
-                          "qps / hnswlib", "ef@0.99", "recall", "qps", "qps / hnswlib"], body) + "\n")
+        g0 = group[0]
+        out.append(f"**{data}**: {g0.get('source', '')}; {g0['n']} × {g0.get('dims', 384)} base, "
+                   f"{g0['queries']} queries, M={g0['m']}, ef_construction={g0['ef_construction']}\n")
+        out.append(table(["library", "build s (2 thr)", "build CPU s", "build / hnswlib", "ef@0.95", "recall", "qps",
+                          "qps / hnswlib", "ef@0.99", "recall", "qps", "qps / hnswlib", "load"], body) + "\n")
     fast = [r for r in runs if r.get("dist") == "fast" and r.get("distance_ns")]
     body = []
     for f in fast:

@@ -18,7 +18,8 @@
 //!   centre plus Gaussian noise of the same norm, L2-normalised; queries come from the same law.
 //! * `run` builds with `HnswIndex::build` (`--dist ragsnap`, the product code) or the same
 //!   hnsw_rs calls with the local SIMD distance (`--dist fast`, see `fastdot.rs`), then sweeps
-//!   `ef` single-threaded until recall@10 passes `--stop-at`. The `fast` run also counts distance
+//!   `ef` single-threaded (fastest of repeated passes) until recall@10 passes `--stop-at`. The
+//!   `fast` run then also searches a flat copy of the same graph (see `flat.rs`), counts distance
 //!   evaluations per query at each `ef` and times one evaluation of each dot product (ragsnap's,
 //!   the local SIMD one, hnsw_rs's own `DistDot`) on random base rows, which says what share of
 //!   a ragsnap query goes into `DotDistance`.
@@ -26,7 +27,8 @@
 use hnsw_rs::prelude::{Distance, Hnsw};
 use ragsnap::index::{exact_search, DotDistance, HnswIndex, HnswParams, VectorSet};
 use ragsnap_benches::fastdot::{self, FastDotDistance};
-use ragsnap_benches::{cpu_secs, emit, load_average, pool, read_f32, read_u32, write_f32, write_u32, Args, Rng};
+use ragsnap_benches::flat::FlatHnsw;
+use ragsnap_benches::{cpu_secs, emit, load_average, pool, read_f32, read_u32, timed, write_f32, write_u32, Args, Rng};
 use rayon::prelude::*;
 use serde_json::json;
 use std::collections::HashSet;
@@ -180,21 +182,39 @@ fn sweep(data: &Data, efs: &[usize], stop_at: f64, search: &SearchFn<'_>) -> Vec
         let evals = fastdot::counted_evals();
         let t = Instant::now();
         let results: Vec<Vec<(u32, f32)>> = data.queries.iter().map(|q| search(q, ef)).collect();
-        let secs = t.elapsed().as_secs_f64();
+        let mut best = t.elapsed().as_secs_f64();
         // Only the `fast` distance counts; for the others this is 0.
         let evals = (fastdot::counted_evals() - evals) as f64 / data.queries.len() as f64;
+        // More passes over the queries until 0.5 s were spent (at most 20); the fastest pass
+        // counts, which filters out the moments another process had the core.
+        let (mut spent, mut passes) = (best, 1);
+        while spent < 0.5 && passes < 20 {
+            let t = Instant::now();
+            for q in &data.queries {
+                std::hint::black_box(search(q, ef));
+            }
+            let secs = t.elapsed().as_secs_f64();
+            best = best.min(secs);
+            spent += secs;
+            passes += 1;
+        }
+        let secs = best;
         for (r, truth) in results.iter().zip(&data.truth) {
             hits += r.iter().filter(|h| truth.contains(&h.0)).count();
         }
         let recall = hits as f64 / (data.queries.len() * K) as f64;
         out.push(json!({"ef": ef, "recall": recall, "qps": data.queries.len() as f64 / secs,
-                        "us_per_query": secs / data.queries.len() as f64 * 1e6, "evals_per_query": evals}));
+                        "us_per_query": secs / data.queries.len() as f64 * 1e6, "evals_per_query": evals,
+                        "passes": passes}));
         if recall >= stop_at {
             break;
         }
     }
     out
 }
+
+/// One searcher's results: (lib, build secs, build CPU secs, sweep, flat copy secs).
+type Variant = (String, f64, f64, Vec<serde_json::Value>, Option<f64>);
 
 fn run(args: &Args) {
     let dir = args.path("data");
@@ -207,26 +227,38 @@ fn run(args: &Args) {
     let stop_at: f64 = args.num("stop-at", 0.995);
     let builders = pool(build_threads);
     let cpu0 = cpu_secs();
-    let build_cpu;
-    let (build_secs, results) = match dist.as_str() {
+    let mut variants: Vec<Variant> = Vec::new();
+    match dist.as_str() {
         "ragsnap" => {
             let t = Instant::now();
             let idx = builders
                 .install(|| HnswIndex::build(&data.base, HnswParams { m, ef_construction: efc }))
                 .expect("build");
-            let build = t.elapsed().as_secs_f64();
-            build_cpu = cpu_secs() - cpu0;
-            (build, sweep(&data, &efs, stop_at, &|q, ef| idx.search(q, K, ef)))
+            let (build, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu0);
+            let sw = sweep(&data, &efs, stop_at, &|q, ef| idx.search(q, K, ef));
+            variants.push(("ragsnap (hnsw_rs + DotDistance)".into(), build, cpu, sw, None));
         }
         "fast" => {
+            // One build, two searchers: hnsw_rs's own search with the SIMD distance, then the
+            // flat copy of the same graph.
             let t = Instant::now();
             let g = builders.install(|| build_raw::<FastDotDistance>(&data.base, m, efc));
-            let build = t.elapsed().as_secs_f64();
-            build_cpu = cpu_secs() - cpu0;
-            (build, sweep(&data, &efs, stop_at, &|q, ef| search_raw(&g, q, K, ef)))
+            let (build, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu0);
+            let sw = sweep(&data, &efs, stop_at, &|q, ef| search_raw(&g, q, K, ef));
+            variants.push((format!("hnsw_rs + local {} dot", fastdot::dot_path()), build, cpu, sw, None));
+            let (copy, flat) = timed(|| FlatHnsw::from_hnsw(&g, data.dims, data.base.as_slice()));
+            drop(g);
+            let sw = sweep(&data, &efs, stop_at, &|q, ef| flat.search(q, K, ef));
+            variants.push((
+                format!("same graph, flat searcher + {} dot", fastdot::dot_path()),
+                build,
+                cpu,
+                sw,
+                Some(copy),
+            ));
         }
         other => panic!("--dist ragsnap|fast, not {other:?}"),
-    };
+    }
     // Brute force for scale (what ragsnap uses below 2,000 vectors), on the first 100 queries.
     let nq = data.queries.len().min(100);
     let t = Instant::now();
@@ -235,26 +267,29 @@ fn run(args: &Args) {
     }
     let exact_qps = nq as f64 / t.elapsed().as_secs_f64();
     let costs = (dist == "fast").then(|| dist_costs(&data.base));
-    emit(&json!({
-        "bench": "index",
-        "lib": if dist == "ragsnap" { "ragsnap (hnsw_rs + DotDistance)".to_string() }
-               else { format!("hnsw_rs + local {} dot", fastdot::dot_path()) },
-        "dist": dist,
-        "source": data.source,
-        "n": data.base.len(),
-        "dims": data.dims,
-        "queries": data.queries.len(),
-        "k": K,
-        "m": m,
-        "ef_construction": efc,
-        "build_threads": build_threads,
-        "build_secs": build_secs,
-        "build_cpu_secs": build_cpu,
-        "sweep": results,
-        "exact_qps": exact_qps,
-        "distance_ns": costs,
-        "load": load_average(),
-    }));
+    for (i, (lib, build, cpu, sw, copy)) in variants.into_iter().enumerate() {
+        emit(&json!({
+            "bench": "index",
+            "lib": lib,
+            "dist": if i == 0 { dist.clone() } else { "flat".to_string() },
+            "data": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "source": data.source,
+            "n": data.base.len(),
+            "dims": data.dims,
+            "queries": data.queries.len(),
+            "k": K,
+            "m": m,
+            "ef_construction": efc,
+            "build_threads": build_threads,
+            "build_secs": build,
+            "build_cpu_secs": cpu,
+            "flat_copy_secs": copy,
+            "sweep": sw,
+            "exact_qps": exact_qps,
+            "distance_ns": if i == 0 { costs.clone() } else { None },
+            "load": load_average(),
+        }));
+    }
 }
 
 /// Nanoseconds per distance evaluation of each dot product, on random pairs of base rows (so

@@ -97,6 +97,9 @@ enum Command {
         /// Lexical support floor: share of the query's IDF mass a chunk must contain.
         #[arg(long)]
         lexical_floor: Option<f32>,
+        /// Reciprocal-rank-fusion constant for hybrid mode.
+        #[arg(long)]
+        rrf_k: Option<f32>,
         /// Query this snapshot instead of head.
         #[arg(long)]
         snapshot: Option<String>,
@@ -374,7 +377,7 @@ fn run(cli: Cli) -> Result<Exit> {
             }
             Ok(Exit(if report.promoted { 0 } else { EXIT_REJECTED }))
         }
-        Command::Query { text, k, floor, floor_percentile, ef, mode, lexical_floor, snapshot, json } => {
+        Command::Query { text, k, floor, floor_percentile, ef, mode, lexical_floor, rrf_k, snapshot, json } => {
             let store = Store::open_reader(&store_path)?;
             let id = match snapshot {
                 Some(id) => id,
@@ -386,6 +389,7 @@ fn run(cli: Cli) -> Result<Exit> {
             let opts = QueryOptions {
                 mode,
                 lexical_floor,
+                rrf_k: rrf_k.unwrap_or(QueryOptions::default().rrf_k),
                 k: k.unwrap_or(config.query.k),
                 max_k: config.query.max_k,
                 floor: floor.or(config.query.floor),

@@ -215,10 +215,15 @@ impl LexicalIndex {
             return Vec::new();
         }
         // Distinct query tokens; a token that occurs as a whole word anywhere counts as a word.
+        // (A map, not a scan of the list: a hostile query may hold many thousand tokens.)
         let mut toks: Vec<(String, bool)> = Vec::new();
-        for_each_token(query, |t, kind| match toks.iter_mut().find(|(s, _)| s == t) {
-            Some(e) => e.1 |= kind == TokenKind::Word,
-            None => toks.push((t.to_string(), kind == TokenKind::Word)),
+        let mut at: HashMap<String, usize> = HashMap::new();
+        for_each_token(query, |t, kind| match at.get(t) {
+            Some(&i) => toks[i].1 |= kind == TokenKind::Word,
+            None => {
+                at.insert(t.to_string(), toks.len());
+                toks.push((t.to_string(), kind == TokenKind::Word));
+            }
         });
         let max_idf = self.idf(0);
         let mut total_idf = 0f32;

@@ -5,12 +5,13 @@
 //! rule that keeps a fused hit only when at least one signal supports it.
 //!
 //! Why: documentation questions are full of identifiers (`PQfnumber`, `functools.lru_cache()`,
-//! `VACUUM FULL`) that a small embedding model blurs. On the Python 3.11 documentation
-//! (`eval/README.md`) BM25 over these tokens beats dense retrieval on identifier questions and
-//! the fusion of both beats either alone.
+//! `VACUUM FULL`) that a small embedding model blurs. On 1,134 questions built from the back-of-
+//! book index of the Python 3.11 documentation (`eval/README.md`), page recall@10 is 0.88 for
+//! dense retrieval, 0.93 for this BM25 index and 0.96 for their fusion (MRR@10 0.68, 0.71,
+//! 0.77), for about 0.07 ms more per query.
 //!
 //! ```
-//! use ragsnap_lexical::{fuse, FusionConfig, HybridFloor, LexicalIndex};
+//! use ragsnap_lexical::{fuse_hits, FusionConfig, HybridFloor, LexicalIndex};
 //!
 //! let chunks = [
 //!     "functools > lru_cache\n\n@functools.lru_cache(maxsize=128) wraps a function with a memoizing cache.",
@@ -31,7 +32,7 @@
 //! // Fuse with a dense list (row, cosine), best first, and apply the hybrid floor.
 //! let dense = [(2, 0.31), (0, 0.29)];
 //! let lexical = index.search_hits("functools.lru_cache()", 10);
-//! let fused = ragsnap_lexical::fuse_hits(&dense, &lexical, &FusionConfig::default());
+//! let fused = fuse_hits(&dense, &lexical, &FusionConfig::default());
 //! assert_eq!(fused[0].row, 0); // in both lists
 //! let floor = HybridFloor::with_dense(0.45);
 //! // Row 0: cosine below the floor, but the chunk holds the whole identifier.
@@ -39,7 +40,6 @@
 //! // Row 2 came only from the dense list, under the floor: refused.
 //! let row2 = fused.iter().find(|f| f.row == 2).unwrap();
 //! assert!(!floor.keep_fused(row2, Some(0.31)));
-//! # let _ = fuse;
 //! ```
 //!
 //! ## Payload (`LEXICAL_VERSION` 1)

@@ -71,6 +71,19 @@ fn coverage_refuses_off_topic_questions() {
 }
 
 #[test]
+fn long_hostile_queries_stay_fast() {
+    let ix = LexicalIndex::build(DOCS);
+    let q: String = (0..50_000).map(|i| format!("w{i} ")).collect();
+    let t = std::time::Instant::now();
+    assert!(ix.search(&q, 5).is_empty());
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+    let q = "cache ".repeat(100_000);
+    let mut rows: Vec<u32> = ix.search(&q, 5).iter().map(|h| h.0).collect();
+    rows.sort_unstable();
+    assert_eq!(rows, [0, 4]);
+}
+
+#[test]
 fn round_trip_and_determinism() {
     let a = LexicalIndex::build(DOCS);
     let b = LexicalIndex::build(DOCS);

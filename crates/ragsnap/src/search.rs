@@ -46,7 +46,7 @@ pub struct QueryOptions {
     /// Lexical support floor: the share of the query's IDF mass a chunk must contain for the
     /// lexical signal alone to support it (default [`ragsnap_lexical::DEFAULT_LEXICAL_FLOOR`]).
     pub lexical_floor: Option<f32>,
-    /// Reciprocal-rank-fusion constant (default 60).
+    /// Reciprocal-rank-fusion constant (default 10, chosen on the evaluation in eval/README.md).
     pub rrf_k: f32,
     /// Hits wanted.
     pub k: usize,
@@ -68,7 +68,7 @@ impl Default for QueryOptions {
         QueryOptions {
             mode: Mode::Hybrid,
             lexical_floor: None,
-            rrf_k: 60.0,
+            rrf_k: ragsnap_lexical::FusionConfig::default().rrf_k,
             k: 5,
             max_k: DEFAULT_MAX_K,
             floor: None,
