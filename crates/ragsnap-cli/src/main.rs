@@ -396,7 +396,6 @@ fn run(cli: Cli) -> Result<Exit> {
                 floor_percentile,
                 ef,
                 max_per_source: config.query.max_per_source,
-                ..QueryOptions::default()
             };
             let result = searcher.query(&text, &opts)?;
             if json {
