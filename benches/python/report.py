@@ -41,18 +41,24 @@ def ingest(results: Path) -> str:
     for r in rs:
         if "tool" in r:
             body.append([f"trafilatura + MarkdownHeaderTextSplitter", f"{r['procs']} proc", r["docs"], r["secs"],
-                         r["docs_per_s"], r["mb_per_s"], r["chunks"], "1.0×", "-"])
+                         r.get("cpu_secs", float("nan")), r["docs_per_s"], r["mb_per_s"], r["chunks"], "1.0×", "-",
+                         "-", r.get("load", "")])
         else:
             ref = py.get(r["threads"])
-            ratio = f"{r['docs_per_s'] / ref['docs_per_s']:.0f}×" if ref else "-"
+            ratio = f"{r['docs_per_s'] / ref['docs_per_s']:.1f}×" if ref else "-"
+            if ref and r.get("cpu_secs") and ref.get("cpu_secs"):
+                ratio += f" (CPU {ref['cpu_secs'] / r['cpu_secs']:.1f}×)"
             st = r["stage_secs"]
+            parse = r.get("html_parse_only_secs")
             body.append([f"ragsnap ({r['tokens']} tokens)", f"{r['threads']} thr", r["docs"], r["secs"],
-                         r["docs_per_s"], r["mb_per_s"], r["chunks"], ratio,
-                         f"{st['sanitize']:.2f} / {st['boilerplate']:.2f} / {st['chunk']:.2f}"])
+                         r.get("cpu_secs", float("nan")), r["docs_per_s"], r["mb_per_s"], r["chunks"], ratio,
+                         f"{st['sanitize']:.2f} / {st['boilerplate']:.2f} / {st['chunk']:.2f}",
+                         f"{parse:.2f}" if parse is not None else "-", r.get("load", "")])
     loads = sorted({r.get("load", "") for r in rs if r.get("load")})
     return ("### Ingest\n\n" + table(
-        ["pipeline", "parallel", "pages", "secs", "pages/s", "MB/s", "chunks", "vs Python (same parallelism)",
-         "sanitize / boilerplate / chunk s"], body) + f"\n\nload averages seen: {', '.join(loads)}\n")
+        ["pipeline", "parallel", "pages", "wall s", "CPU s", "pages/s", "MB/s", "chunks",
+         "vs Python, same parallelism", "sanitize / boilerplate / chunk s", "HTML parse alone s", "load at end"],
+        body) + "\n")
 
 
 def embed(results: Path) -> str:
@@ -60,22 +66,26 @@ def embed(results: Path) -> str:
     if not rs:
         return ""
     out = ["### Embedding\n"]
-    key = lambda r: (r["texts"], r["threads"], r["batch"], r["opt"], r["bucketed"])
+    key = lambda r: (r["texts"], r["threads"], r["batch"], r["opt"], r["bucketed"], bool(r.get("concurrent")))
     py = {key(r): r for r in rs if r["impl"] == "python"}
     pad = lambda r: r["padding_tokens"] / max(1, r["padding_tokens"] + r["tokens"])
     head = [r for r in rs if r["impl"] == "ragsnap" and r.get("procs", 1) == 1 and key(r) in py]
     body = []
     for r in head:
         p = py[key(r)]
+        how = "same time" if r.get("concurrent") else "one after the other"
         for x, name in ((r, "ragsnap"), (p, "python")):
-            body.append([name, x["texts"], x["threads"], x["chunks_per_s"], x["tokens_per_s"], x["wall_secs"],
-                         x["run_secs"], f"{100 * x['overhead']:.2f}%", f"{100 * pad(x):.2f}%",
+            body.append([name, how, x["texts"], x["threads"], x["chunks_per_s"], x["tokens_per_s"], x["wall_secs"],
+                         x["run_secs"], x.get("cpu_secs", float("nan")), f"{100 * x['overhead']:.2f}%",
+                         f"{100 * pad(x):.2f}%",
                          f"{r['chunks_per_s'] / p['chunks_per_s']:.3f}" if x is r else "",
+                         f"{p['cpu_secs'] / r['cpu_secs']:.3f}" if x is r and r.get("cpu_secs") and p.get("cpu_secs") else "",
                          f"{p['min_cosine_vs_rust']:.7f}" if x is r and "min_cosine_vs_rust" in p else "",
-                         r.get("load", "") if x is r else ""])
+                         x.get("load", "")])
     if body:
-        out.append(table(["impl", "texts", "threads", "chunks/s", "tokens/s", "wall s", "in session.run s",
-                          "overhead", "padding", "ours / python", "min cosine", "load"], body) + "\n")
+        out.append(table(["impl", "run", "texts", "threads", "chunks/s", "tokens/s", "wall s", "in session.run s",
+                          "CPU s", "overhead", "padding", "ours / python (wall)", "python CPU / ours CPU",
+                          "min cosine", "load at end"], body) + "\n")
     explore = [r for r in rs if r["impl"] == "ragsnap" and key(r) not in py]
     if explore:
         base = next((r for r in explore if r.get("procs", 1) == 1 and r["batch"] == 32 and r["opt"] == 3

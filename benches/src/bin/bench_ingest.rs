@@ -94,6 +94,19 @@ fn main() {
     let total = median(&mut totals);
     let mid = runs.iter().min_by(|a, b| (a.0 - total).abs().total_cmp(&(b.0 - total).abs())).expect("a run");
     let chunk_tokens: usize = last_chunks.iter().map(|c| c.tokens).sum();
+    // The HTML parser alone (html5ever via scraper, what `sanitize_html` starts with), same pool:
+    // the rest of the sanitize stage is decoding, the depth guard and ragsnap's own tree walk.
+    let parse_secs = {
+        let t = Instant::now();
+        let nodes: usize = workers.install(|| {
+            pages
+                .par_iter()
+                .map(|(_, b)| scraper::Html::parse_document(&String::from_utf8_lossy(b)).tree.nodes().count())
+                .sum()
+        });
+        std::hint::black_box(nodes);
+        t.elapsed().as_secs_f64()
+    };
     emit(&json!({
         "bench": "ingest",
         "impl": "ragsnap",
@@ -107,6 +120,7 @@ fn main() {
         "secs_all_runs": runs.iter().map(|r| r.0).collect::<Vec<_>>(),
         "cpu_secs": mid.6,
         "stage_secs": {"sanitize": mid.1, "boilerplate": mid.2, "chunk": mid.3},
+        "html_parse_only_secs": parse_secs,
         "docs_per_s": pages.len() as f64 / total,
         "mb_per_s": bytes as f64 / 1e6 / total,
         "chunks": last_chunks.len(),
@@ -114,6 +128,7 @@ fn main() {
         "boilerplate_blocks_removed": mid.5,
         "slowest_pages_to_chunk": slowest,
         "padding_model": (tokens == "model").then(|| padding_model(&last_chunks)),
+        "token_counting": (tokens == "model").then(|| token_counting(&last_chunks)),
         "load": load_average(),
     }));
 
@@ -147,30 +162,72 @@ fn main() {
     }
 }
 
-/// Padding the model would be fed for these chunks (document order, batches of 32) under three
-/// batching schemes: none (document order), bucketing inside windows of 256 texts (what
-/// `rebuild` does: it calls `embed` per 256 cache misses), and one sort over all texts.
+/// Padding the model would be fed for these chunks (document order, at most 32 texts a batch)
+/// under three batching schemes: none (document order, cut every 32), `OnnxEmbedder`'s length
+/// buckets (sorted, ≤ 5% padding a batch) inside groups of 2,048 texts (what `rebuild` does: it
+/// calls `embed` per 2,048 cache misses), and the same buckets over one sort of all texts.
 fn padding_model(chunks: &[ragsnap::core::Chunk]) -> serde_json::Value {
-    let lens: Vec<usize> = chunks.iter().map(|c| c.tokens.min(256)).collect();
-    let padded =
-        |order: &[usize]| -> usize { order.chunks(32).map(|b| b.iter().max().copied().unwrap_or(0) * b.len()).sum() };
+    let lens: Vec<usize> = chunks.iter().map(|c| c.tokens.clamp(1, 256)).collect();
     let real: usize = lens.iter().sum();
-    let naive = padded(&lens);
-    let windows: usize = lens
-        .chunks(256)
-        .map(|w| {
-            let mut w = w.to_vec();
-            w.sort_unstable();
-            padded(&w)
-        })
-        .sum();
+    let naive: usize = lens.chunks(32).map(|b| b.iter().max().copied().unwrap_or(0) * b.len()).sum();
+    // Sorted ascending: cut when the batch is full or padding would pass 5% (as onnx.rs does).
+    let bucketed = |sorted: &[usize]| -> (usize, usize) {
+        let (mut fed, mut calls, mut n, mut sum) = (0usize, 0usize, 0usize, 0usize);
+        let mut longest = 0usize;
+        for &l in sorted {
+            let padded = (n + 1) * l;
+            let fits = n < 32 && (padded - (sum + l)) as f64 <= 0.05 * padded as f64;
+            if !fits && n > 0 {
+                fed += n * longest;
+                calls += 1;
+                n = 0;
+                sum = 0;
+            }
+            n += 1;
+            sum += l;
+            longest = l;
+        }
+        if n > 0 {
+            fed += n * longest;
+            calls += 1;
+        }
+        (fed, calls)
+    };
+    let (mut groups, mut group_calls) = (0usize, 0usize);
+    for w in lens.chunks(2048) {
+        let mut w = w.to_vec();
+        w.sort_unstable();
+        let (f, c) = bucketed(&w);
+        groups += f;
+        group_calls += c;
+    }
     let mut all = lens.clone();
     all.sort_unstable();
-    let global = padded(&all);
+    let (global, global_calls) = bucketed(&all);
     let share = |p: usize| (p - real) as f64 / p as f64;
-    json!({"real_tokens": real, "padding_share_naive": share(naive), "padding_share_windows_256": share(windows),
-           "padding_share_global_sort": share(global), "fed_tokens_naive": naive, "fed_tokens_windows_256": windows,
-           "fed_tokens_global_sort": global})
+    json!({"real_tokens": real, "texts": lens.len(),
+           "naive": {"padding_share": share(naive), "model_calls": lens.len().div_ceil(32)},
+           "buckets_per_2048_group": {"padding_share": share(groups), "model_calls": group_calls},
+           "buckets_over_all": {"padding_share": share(global), "model_calls": global_calls}})
+}
+
+/// One thread counting the tokens of every chunk text as `OnnxEmbedder::count_tokens` does
+/// (`Tokenizer::encode`, which also computes offsets) and with `encode_fast` (no offsets).
+fn token_counting(chunks: &[ragsnap::core::Chunk]) -> serde_json::Value {
+    let path = runtime().model_dir.join("tokenizer.json");
+    let mut tok = tokenizers::Tokenizer::from_file(&path).expect("tokenizer.json");
+    tok.with_truncation(None).expect("no truncation");
+    tok.with_padding(None);
+    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+    let t = Instant::now();
+    let slow: usize = texts.iter().map(|s| tok.encode(*s, true).map(|e| e.len()).unwrap_or(0)).sum();
+    let encode = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let fast: usize = texts.iter().map(|s| tok.encode_fast(*s, true).map(|e| e.len()).unwrap_or(0)).sum();
+    let encode_fast = t.elapsed().as_secs_f64();
+    json!({"texts": texts.len(), "tokens": slow, "same_counts": slow == fast,
+           "encode_secs": encode, "encode_fast_secs": encode_fast,
+           "tokens_per_s_encode": slow as f64 / encode, "tokens_per_s_encode_fast": fast as f64 / encode_fast})
 }
 
 /// Share of a chunk's body lines that sit inside ``` fences.
