@@ -125,7 +125,9 @@ fn sigkill_at_random_moments_never_harms_head() {
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
 }
 
-/// Append a unique sentence to every HTML page so the next build has real embedding work.
+/// Give every paragraph of every page a sentence unique to its page, so every chunk changes and
+/// the next build has real embedding work (a sentence shared by all pages would be dropped as site
+/// boilerplate, and the build would finish in a blink).
 fn touch_every_page(site: &Path, tag: &str) {
     let mut stack = vec![site.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -135,13 +137,10 @@ fn touch_every_page(site: &Path, tag: &str) {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "html") {
                 let s = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
-                let note =
-                    format!("<p>Revision note {tag}: this page was reviewed for the {tag} documentation sweep.</p>");
-                let s = if s.contains("</main>") {
-                    s.replacen("</main>", &format!("{note}</main>"), 1)
-                } else {
-                    s.replacen("</body>", &format!("{note}</body>"), 1)
-                };
+                let rel = p.strip_prefix(site).unwrap().with_extension("");
+                let stem = rel.to_string_lossy().replace(['-', '_', '/'], " ");
+                let note = format!(" Reviewed in the {tag} sweep of the {stem} page.");
+                let s = s.replace("</p>", &format!("{note}</p>")).replace("</li>", &format!("{note}</li>"));
                 std::fs::write(&p, s).unwrap();
             }
         }
@@ -164,7 +163,8 @@ fn sigterm_stops_cleanly_and_leaves_head_alone() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Startup takes about half a second here and the embedding of ~250 changed chunks several more.
+    std::thread::sleep(Duration::from_millis(1000));
     let st = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(st.success());
     let out = child.wait_with_output().unwrap();
