@@ -200,6 +200,9 @@ def query(results: Path) -> str:
                  ["snapshot open, warm (median of re-opens)", f"{1000 * o['warm_open_median_secs']:.1f} ms", f"{o['reps']} re-opens"],
                  ["embedder load", f"{1000 * o['embedder_load_secs']:.0f} ms", "ONNX session, 1 thread"],
                  ["Searcher::new (canary re-embed)", f"{1000 * o['searcher_new_secs (canary check)']:.0f} ms", "16 texts"]]
+    if "open" in by and by["open"].get("warm_open_parts"):
+        parts = by["open"]["warm_open_parts"]
+        body.append(["warm open, by step", " + ".join(f"{k} {1000 * v:.0f} ms" for k, v in parts.items() if v is not None), "same calls as Snapshot::load"])
     if "verify" in by:
         v = by["verify"]
         body.append(["verify (head)", f"{v['mb_per_s']:.0f} MB/s", f"{v['bytes'] / 1e6:.1f} MB, median {1000 * v['median_secs']:.0f} ms"])

@@ -64,6 +64,7 @@ fn open(root: &Path, reps: usize) {
             secs
         })
         .collect();
+    let parts = open_parts(root);
     // What a query service also pays before its first answer.
     let (embedder_secs, embedder) = timed(single_thread_embedder);
     let (_, _, snap) = open_snapshot(root);
@@ -75,6 +76,7 @@ fn open(root: &Path, reps: usize) {
         "vectors": vectors,
         "first_open_secs": first,
         "first_open_parts": {"store_open_reader": first_store, "snapshot_open": first_snap},
+        "warm_open_parts": parts,
         "warm_open_median_secs": median(&mut warm),
         "warm_open_min_secs": warm.first().copied(),
         "warm_open_max_secs": warm.last().copied(),
@@ -83,6 +85,44 @@ fn open(root: &Path, reps: usize) {
         "searcher_new_secs (canary check)": searcher_secs,
         "load": load_average(),
     }));
+}
+
+/// Where a warm `Snapshot::open` spends its time, step by step with the same public calls
+/// `Snapshot::load` makes (crates/ragsnap/src/snapshot.rs).
+fn open_parts(root: &Path) -> serde_json::Value {
+    use ragsnap::index::{HnswIndex, HnswParams};
+    use ragsnap::store::{tables, ArtifactKind};
+    let store = Store::open_reader(root).expect("open store");
+    let id = store.head().expect("head").id;
+    let (verify, opened) = timed(|| store.open_snapshot(&id).expect("open_snapshot"));
+    let m = opened.manifest.clone();
+    let (vectors, _) = timed(|| {
+        let p = opened.read_payload(ArtifactKind::Vectors).expect("read").expect("vectors");
+        let path = opened.path(ArtifactKind::Vectors).expect("path");
+        tables::decode_vectors(&path, &p, m.counts.vectors, m.fingerprint.dims).expect("decode")
+    });
+    let (chunks, _) = timed(|| {
+        let path = opened.path(ArtifactKind::Chunks).expect("path");
+        ragsnap::store::ChunkTable::open(&path, m.counts.chunks).expect("chunk table")
+    });
+    let (documents, _) = timed(|| {
+        let p = opened.read_payload(ArtifactKind::Documents).expect("read").expect("documents");
+        tables::decode_documents(&opened.path(ArtifactKind::Documents).expect("path"), &p).expect("decode")
+    });
+    let (hnsw_read, payload) = timed(|| opened.read_payload(ArtifactKind::Hnsw).expect("read"));
+    let hnsw_load = payload.map(|p| {
+        let params = HnswParams { m: m.index.m, ef_construction: m.index.ef_construction };
+        timed(|| HnswIndex::from_bytes(&p, params, m.counts.vectors).expect("hnsw")).0
+    });
+    let (lexical, _) = timed(|| {
+        opened
+            .read_payload(ArtifactKind::Lexical)
+            .expect("read")
+            .map(|p| ragsnap::lexical::LexicalIndex::from_bytes(&p).expect("lexical"))
+    });
+    json!({"verify_checksums_and_manifest": verify, "vectors_read_decode": vectors, "chunk_table_open": chunks,
+           "documents": documents, "hnsw_read_payload": hnsw_read, "hnsw_from_bytes": hnsw_load,
+           "lexical_read_and_load": lexical})
 }
 
 /// Short question-like texts drawn from the snapshot's own chunks.
