@@ -54,6 +54,10 @@ fn five_nights() {
     assert!(n2.promoted, "{:?}", n2.rejected_because);
     assert!(n2.cache_misses >= 1 && n2.cache_misses <= 3, "night 2 embedded {} chunks", n2.cache_misses);
     assert_eq!(n2.cache_hits + n2.cache_misses, n2.distinct_chunks);
+    // ...and only that page went through the chunker; the others took head's chunks.
+    assert_eq!(n2.source_diff.changed, 1, "{:?}", n2.source_diff);
+    assert_eq!(n2.source_diff.unchanged, n1.documents_indexed - 1, "{:?}", n2.source_diff);
+    assert_eq!((n2.documents_chunked, n2.documents_reused), (1, n1.documents_indexed - 1));
 
     // Night 3: a template change puts a big promotional footer inside every page's content.
     let footer = "<section class=\"promo\"><h2>Try Tidewater Cloud</h2>\
@@ -65,6 +69,11 @@ fn five_nights() {
     }
     let n3 = night(&store, &cfg, &site);
     assert!(n3.promoted, "{:?}", n3.rejected_because);
+    // The footer is dropped as boilerplate, so most pages' content is what it was: their chunks
+    // are copied from head even though every file changed.
+    assert_eq!(n3.source_diff.changed, html_pages(&site).len(), "{:?}", n3.source_diff);
+    assert_eq!(n3.documents_reused + n3.documents_chunked, n3.documents_indexed);
+    assert!(n3.documents_reused >= n3.documents_indexed / 2, "reused {}", n3.documents_reused);
     assert!(n3.boilerplate.blocks_removed >= 3 * 15, "footer blocks removed: {:?}", n3.boilerplate);
     let reader = Store::open_reader(&store).unwrap();
     let snap = Snapshot::open(&reader, &n3.snapshot_id).unwrap();
@@ -130,4 +139,81 @@ fn five_nights() {
     assert_eq!(w.head().unwrap().id, n3.snapshot_id);
     let actions: Vec<String> = w.catalog().history().unwrap().into_iter().map(|h| h.action).collect();
     assert_eq!(actions, ["promote", "promote", "promote", "force-promote", "rollback"]);
+}
+
+/// Every chunk row and document entry of snapshot `id`.
+fn contents(store: &Path, id: &str) -> (Vec<ragsnap::core::Chunk>, Vec<ragsnap::store::DocumentEntry>) {
+    let reader = Store::open_reader(store).unwrap();
+    let snap = Snapshot::open(&reader, id).unwrap();
+    let chunks = (0..snap.chunks().len()).map(|i| snap.chunks().get(i).unwrap()).collect();
+    (chunks, snap.documents().to_vec())
+}
+
+/// Build `site` from scratch into a new store (sharing the embedding cache, so no model work)
+/// and check the incremental snapshot `id` of `store` holds exactly the same chunks and documents.
+fn assert_same_as_full_build(store: &Path, id: &str, site: &Path, cfg: &Config) {
+    let fresh = tempfile::tempdir().unwrap();
+    copy_tree(&store.join("cache"), &fresh.path().join("cache"));
+    let full = night(fresh.path(), cfg, site);
+    assert_eq!(full.documents_reused, 0);
+    assert_eq!(full.cache_misses, 0, "the shared cache holds every vector");
+    let (a, da) = contents(store, id);
+    let (b, db) = contents(fresh.path(), &full.snapshot_id);
+    assert_eq!(a.len(), b.len(), "chunk count");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y);
+    }
+    assert_eq!(da, db);
+}
+
+#[test]
+fn incremental_chunking_gives_what_a_full_build_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    copy_tree(&fixture_site(), &site);
+    let store = dir.path().join("store");
+    let cfg = Config::default();
+    // A notice on every page: site boilerplate, dropped everywhere.
+    let notice = "<p>Scheduled maintenance of the community forum happens every first Sunday between two and four.</p>";
+    let pages = html_pages(&site);
+    for p in &pages {
+        inject_before_main_end(p, notice);
+    }
+    let n1 = night(&store, &cfg, &site);
+    assert!(n1.promoted && n1.boilerplate.blocks_removed >= pages.len() - 2, "{:?}", n1.boilerplate);
+
+    // The notice is taken off all but four pages. Those four did not change, but on 4 of 25
+    // pages the notice is no longer boilerplate, so their content did change: they must be
+    // chunked again rather than copied from head.
+    let keep: Vec<_> = pages.iter().take(4).cloned().collect();
+    for p in pages.iter().skip(4) {
+        let s = String::from_utf8_lossy(&std::fs::read(p).unwrap()).replace(notice, "");
+        std::fs::write(p, s).unwrap();
+    }
+    let n2 = night(&store, &cfg, &site);
+    assert!(n2.promoted, "{:?}", n2.rejected_because);
+    // The unchanged documents: the four pages, and the Markdown and text files that never had it.
+    let other_files = n1.documents_indexed - pages.len();
+    assert_eq!(n2.source_diff.unchanged, keep.len() + other_files, "{:?}", n2.source_diff);
+    // The changed pages read exactly as before once the notice is gone (their chunks come from
+    // head); the four unchanged pages now show the notice and are the only ones chunked.
+    assert_eq!(n2.documents_chunked, keep.len(), "reused {}", n2.documents_reused);
+    let (chunks, _) = contents(&store, &n2.snapshot_id);
+    let with_notice: std::collections::BTreeSet<&str> = chunks
+        .iter()
+        .filter(|c| c.text.contains("Scheduled maintenance of the community forum"))
+        .map(|c| c.source_path.as_str())
+        .collect();
+    assert_eq!(with_notice.len(), keep.len(), "{with_notice:?}");
+    assert_same_as_full_build(&store, &n2.snapshot_id, &site, &cfg);
+
+    // One page edited: only it is chunked; the snapshot equals a full build of the same source.
+    inject_before_main_end(
+        &pages[10],
+        "<h2>Queue quotas</h2><p>A queue can cap the jobs it holds with max_depth; producers then get a QuotaExceeded error.</p>",
+    );
+    let n3 = night(&store, &cfg, &site);
+    assert!(n3.promoted, "{:?}", n3.rejected_because);
+    assert_eq!((n3.documents_chunked, n3.documents_reused), (1, n2.documents_indexed - 1));
+    assert_same_as_full_build(&store, &n3.snapshot_id, &site, &cfg);
 }

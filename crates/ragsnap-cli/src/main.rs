@@ -358,6 +358,11 @@ fn run(cli: Cli) -> Result<Exit> {
                     report.recall,
                     report.timings.get("total").copied().unwrap_or_default()
                 );
+                let d = &report.source_diff;
+                eprintln!(
+                    "ragsnap:   sources vs head: {} added, {} changed, {} removed, {} unchanged; {} documents chunked, {} reused from head",
+                    d.added, d.changed, d.removed, d.unchanged, report.documents_chunked, report.documents_reused
+                );
                 for f in &report.failed {
                     eprintln!("ragsnap:   failed {}: {}", f.path, f.error);
                 }

@@ -43,6 +43,12 @@ pub trait Embedder: Send + Sync {
     fn default_floor(&self) -> Option<f32> {
         None
     }
+
+    /// Inputs cut at the model's maximum length since this embedder was created (an embedder
+    /// that never truncates, or does not count, answers 0).
+    fn truncated_inputs(&self) -> u64 {
+        0
+    }
 }
 
 /// Cosine similarity of two vectors (not assumed normalised).

@@ -330,6 +330,10 @@ impl Embedder for OnnxEmbedder {
         self.embed_with(texts, true)
     }
 
+    fn truncated_inputs(&self) -> u64 {
+        self.counters.truncated.load(Ordering::Relaxed)
+    }
+
     fn count_tokens(&self, text: &str) -> usize {
         match self.counter.encode(text, true) {
             Ok(e) => e.len(),

@@ -29,6 +29,12 @@ pub struct DocumentEntry {
     pub first_chunk: u32,
     /// Number of chunks.
     pub chunk_count: u32,
+    /// blake3 over everything the chunker read for this document (its sanitised, boilerplate-free
+    /// content, URL, chunker version and parameters, embedding fingerprint). A later build whose
+    /// key for the same document is equal reuses these chunks instead of chunking again. Absent
+    /// in snapshots written before incremental chunking; such documents are simply chunked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_key: Option<String>,
 }
 
 /// Encode the chunk table payload.

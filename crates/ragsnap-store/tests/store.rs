@@ -46,6 +46,7 @@ fn publish(store: &mut Store, n: usize, model: &str, promote: bool) -> String {
         title: None,
         first_chunk: 0,
         chunk_count: n as u32,
+        chunk_key: None,
     }];
     st.write_artifact("documents.json.bin", ArtifactKind::Documents, &serde_json::to_vec(&docs).unwrap()).unwrap();
     st.write_artifact("chunks.bin", ArtifactKind::Chunks, &tables::encode_chunks(&chunks)).unwrap();

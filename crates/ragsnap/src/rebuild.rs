@@ -43,6 +43,13 @@ pub struct RebuildReport {
     pub files_seen: usize,
     /// Documents that produced chunks.
     pub documents_indexed: usize,
+    /// The sources compared with head by path and content hash.
+    pub source_diff: SourceDiff,
+    /// Documents whose chunks were copied from head (nothing the chunker reads had changed).
+    pub documents_reused: usize,
+    /// Documents chunked in this run (new, changed, or affected by a boilerplate, chunker or
+    /// model change).
+    pub documents_chunked: usize,
     /// Files skipped (unsupported type, empty page): not failures.
     pub skipped: Vec<DocFailure>,
     /// Documents that failed (binary, too large, unreadable).
@@ -77,6 +84,19 @@ pub struct RebuildReport {
     /// holds the content that was read (its hash is in the documents list), and the next run
     /// picks up the new content.
     pub changed_during_run: Vec<String>,
+}
+
+/// How the sources differ from head's documents (by path and blake3 of the bytes read).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SourceDiff {
+    /// Readable documents head does not have.
+    pub added: usize,
+    /// Documents whose bytes changed.
+    pub changed: usize,
+    /// Head's documents no longer in the sources (or no longer readable).
+    pub removed: usize,
+    /// Documents with the same bytes as in head.
+    pub unchanged: usize,
 }
 
 /// One gate's verdict.
@@ -180,6 +200,42 @@ fn read_doc(
     let hash = ragsnap_core::blake3_hex(&bytes);
     let result = ragsnap_chunk::ingest(display, &bytes, limits).map_err(|e| fail(failure_kind(&e), e.to_string()));
     (hash, result)
+}
+
+/// blake3 over everything [`ragsnap_chunk::chunk_doc`] reads for one document: equal keys mean
+/// equal chunks, so a document whose key matches head's entry takes head's chunks unchanged.
+fn chunk_key(doc: &SanitizedDoc, url: Option<&str>, cfg: &ChunkConfig, fingerprint_id: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"ragsnap chunk key 1\0");
+    h.update(&ragsnap_chunk::CHUNKER_VERSION.to_le_bytes());
+    for n in [cfg.target_tokens, cfg.max_tokens, cfg.min_tokens] {
+        h.update(&(n as u64).to_le_bytes());
+    }
+    h.update(fingerprint_id.as_bytes());
+    h.update(b"\0");
+    h.update(serde_json::to_string(&url).expect("serialises").as_bytes());
+    h.update(b"\0");
+    h.update(&serde_json::to_vec(doc).expect("serialises"));
+    h.finalize().to_hex().to_string()
+}
+
+/// Head's chunks of one document, or `None` when they cannot be read back as that document's
+/// (the caller then chunks the document again).
+fn chunks_of(head: &crate::Snapshot, entry: &DocumentEntry) -> Option<Vec<Chunk>> {
+    let first = entry.first_chunk as usize;
+    let rows = first..first.checked_add(entry.chunk_count as usize)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        match head.chunks().get(row) {
+            Ok(c) if c.source_path == entry.source_path => out.push(c),
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::warn!(document = %entry.source_path, error = %e, "head's chunks unreadable; chunking again");
+                return None;
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn elapsed(t: Instant) -> f64 {
@@ -310,17 +366,47 @@ pub fn rebuild_with(
         min_tokens: config.chunker.min_tokens,
     };
     let count = |s: &str| embedder.count_tokens(s);
-    let per_doc: Vec<Vec<Chunk>> = sanitized
+    let fp_id_for_keys = embedder.fingerprint().id();
+    let head_docs: HashMap<&str, &DocumentEntry> =
+        head.as_ref().map(|h| h.documents.iter().map(|d| (d.source_path.as_str(), d)).collect()).unwrap_or_default();
+    {
+        let now: HashMap<&str, &str> =
+            docs.iter().map(|(d, hash, _)| (d.source_path.as_str(), hash.as_str())).collect();
+        let diff = &mut report.source_diff;
+        for (path, hash) in &now {
+            match head_docs.get(path) {
+                None => diff.added += 1,
+                Some(e) if e.content_blake3 == *hash => diff.unchanged += 1,
+                Some(_) => diff.changed += 1,
+            }
+        }
+        diff.removed = head_docs.keys().filter(|p| !now.contains_key(*p)).count();
+    }
+    let head_snapshot = head.as_ref().and_then(|h| h.snapshot.as_ref());
+    let per_doc: Vec<(Vec<Chunk>, String, bool)> = sanitized
         .par_iter()
         .zip(docs.par_iter())
         .map(|(d, (_, _, prefix))| {
             let url = d.canonical_url.clone().or_else(|| prefix.as_ref().map(|p| format!("{p}{}", d.source_path)));
-            ragsnap_chunk::chunk_doc(d, url.as_deref(), &ccfg, &count)
+            let key = chunk_key(d, url.as_deref(), &ccfg, &fp_id_for_keys);
+            let from_head = head_docs
+                .get(d.source_path.as_str())
+                .filter(|e| e.chunk_key.as_deref() == Some(key.as_str()))
+                .and_then(|e| head_snapshot.and_then(|h| chunks_of(h, e)));
+            match from_head {
+                Some(cs) => (cs, key, true),
+                None => (ragsnap_chunk::chunk_doc(d, url.as_deref(), &ccfg, &count), key, false),
+            }
         })
         .collect();
     let mut chunks: Vec<Chunk> = Vec::new();
     let mut documents: Vec<DocumentEntry> = Vec::new();
-    for ((d, (_, hash, _)), cs) in sanitized.iter().zip(&docs).zip(per_doc) {
+    for ((d, (_, hash, _)), (cs, key, reused)) in sanitized.iter().zip(&docs).zip(per_doc) {
+        if reused {
+            report.documents_reused += 1;
+        } else {
+            report.documents_chunked += 1;
+        }
         if cs.is_empty() {
             report.skipped.push(DocFailure {
                 path: d.source_path.clone(),
@@ -336,6 +422,7 @@ pub fn rebuild_with(
             title: d.title.clone(),
             first_chunk: chunks.len() as u32,
             chunk_count: cs.len() as u32,
+            chunk_key: Some(key),
         });
         chunks.extend(cs);
     }
@@ -379,8 +466,9 @@ pub fn rebuild_with(
         check_cancel(opts.cancel)?;
         progress("embed", i * GROUP, misses.len());
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
-        report.truncated_inputs += texts.iter().filter(|t| embedder.count_tokens(t) > fp.max_tokens).count();
+        let truncated_before = embedder.truncated_inputs();
         let vs = embedder.embed(&texts)?;
+        report.truncated_inputs += embedder.truncated_inputs().saturating_sub(truncated_before) as usize;
         let items: Vec<(&ContentId, &[f32])> =
             batch.iter().zip(&vs).map(|(c, v)| (&c.content_id, v.as_slice())).collect();
         cache.put_many(&fp_id, &items)?;
@@ -755,6 +843,8 @@ pub fn prometheus_metrics(report: &RebuildReport) -> String {
     put("rebuild_documents_failed", "Documents that failed and were quarantined", report.failed.len() as f64, "");
     put("rebuild_documents_skipped", "Files skipped (unsupported or empty)", report.skipped.len() as f64, "");
     put("rebuild_chunks", "Chunks in the snapshot", report.chunks as f64, "");
+    put("rebuild_documents_reused", "Documents whose chunks were copied from head", report.documents_reused as f64, "");
+    put("rebuild_documents_chunked", "Documents chunked in this run", report.documents_chunked as f64, "");
     put("rebuild_cache_hits", "Vectors reused from the embedding cache", report.cache_hits as f64, "");
     put("rebuild_cache_misses", "Vectors computed by the model", report.cache_misses as f64, "");
     put("rebuild_recall", "Measured recall@k of the index", report.recall, "");
@@ -764,6 +854,13 @@ pub fn prometheus_metrics(report: &RebuildReport) -> String {
         report.boilerplate.blocks_removed as f64,
         "",
     );
+    m.push_str("# HELP ragsnap_rebuild_source_documents Source documents compared with head\n");
+    m.push_str("# TYPE ragsnap_rebuild_source_documents gauge\n");
+    let d = &report.source_diff;
+    for (change, n) in [("added", d.added), ("changed", d.changed), ("removed", d.removed), ("unchanged", d.unchanged)]
+    {
+        m.push_str(&format!("ragsnap_rebuild_source_documents{{change=\"{change}\"}} {n}\n"));
+    }
     for (stage, secs) in &report.timings {
         m.push_str(&format!("ragsnap_rebuild_stage_seconds{{stage=\"{stage}\"}} {secs}\n"));
     }
