@@ -144,6 +144,10 @@ embed_head() {
     log "embed: $EMBED_TEXTS texts, $t thread(s), batch 32, opt 3, bucketed: ragsnap then Python"
     embed_pair $t 32 3 "$EMBED_TEXTS"
   done
+  # ragsnap's default for bulk embedding: one single-threaded session per core (bulk_sessions = 0).
+  log "embed: $EMBED_TEXTS texts, ragsnap default for rebuilds: 2 single-threaded sessions"
+  RAYON_NUM_THREADS=2 record embed "$BIN/bench_embed" --texts "$SAMPLE" --limit "$EMBED_TEXTS" \
+    --threads 1 --bulk-sessions 2 --batch 32 --opt 3
   # On a shared 2-core machine the load can change between two sequential runs; with one
   # thread each, both can also run at the same time, one core each, under the same load.
   log "embed: $EMBED_TEXTS texts, 1 thread, ragsnap and Python at the same time (one core each)"

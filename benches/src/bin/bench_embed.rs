@@ -4,6 +4,8 @@
 //! ```text
 //! bench_embed --texts FILE --threads N --batch B --opt L [--naive] [--limit N] [--warmup 64]
 //!             [--dump FILE]                 # raw f32 vectors, for the Python equality check
+//!             [--bulk-sessions S]           # S single-threaded sessions share the batches
+//!                                           # (default 1: the main session with --threads)
 //! bench_embed --texts FILE --procs P ...    # P child processes × N threads, texts split in P
 //! ```
 //!
@@ -54,7 +56,12 @@ fn main() {
     let t_load = Instant::now();
     let embedder = OnnxEmbedder::load(
         &runtime(),
-        OnnxOptions { intra_threads: threads, batch_size: batch, optimization_level: opt },
+        OnnxOptions {
+            intra_threads: threads,
+            batch_size: batch,
+            optimization_level: opt,
+            bulk_sessions: args.num("bulk-sessions", 1),
+        },
     )
     .expect("load the model");
     let load_secs = t_load.elapsed().as_secs_f64();
@@ -84,6 +91,7 @@ fn main() {
         "bench": "embed",
         "impl": "ragsnap",
         "threads": threads,
+        "bulk_sessions": args.num::<usize>("bulk-sessions", 1),
         "batch": batch,
         "opt": opt,
         "bucketed": bucketed,

@@ -179,3 +179,42 @@ fn missing_runtime_pieces_name_the_fix() {
     let err = Runtime::resolve(None, Some(Path::new("/nonexistent/model"))).unwrap_err().to_string();
     assert!(err.contains("make setup") && err.contains("/nonexistent/model"), "{err}");
 }
+
+#[test]
+fn bulk_sessions_give_the_same_bits_in_the_callers_order() {
+    // Varied lengths, so length bucketing makes several batches of different shapes.
+    let texts: Vec<String> = (0..40)
+        .map(|i| {
+            let words = ["queue", "worker", "retry", "backoff", "schedule", "lease", "ack", "TLS"];
+            let n = 1 + (i * 7) % 60;
+            (0..n).map(|j| words[(i + j) % words.len()]).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let one = OnnxEmbedder::load(
+        &runtime(),
+        OnnxOptions { intra_threads: 1, batch_size: 4, bulk_sessions: 1, ..Default::default() },
+    )
+    .unwrap();
+    let three = OnnxEmbedder::load(
+        &runtime(),
+        OnnxOptions { intra_threads: 1, batch_size: 4, bulk_sessions: 3, ..Default::default() },
+    )
+    .unwrap();
+    let a = one.embed(&refs).unwrap();
+    let b = three.embed(&refs).unwrap();
+    assert_eq!(a.len(), texts.len());
+    assert_eq!(b.len(), texts.len());
+    for (t, (x, y)) in texts.iter().zip(a.iter().zip(&b)) {
+        // Same batches, single-threaded sessions on both sides: identical bits, same slot.
+        assert!(x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()), "{t}");
+    }
+    let calls = one.stats().model_calls;
+    assert!(calls >= 10, "40 texts in batches of at most 4: {calls} calls");
+    assert_eq!(three.stats().model_calls, calls, "every batch ran exactly once");
+    assert_eq!(three.stats().texts, 40);
+    // A one-batch call (a query) stays on the main session and agrees too.
+    let q = three.embed(&refs[..2]).unwrap();
+    let alone = one.embed(&refs[..2]).unwrap();
+    assert_eq!(q, alone);
+}

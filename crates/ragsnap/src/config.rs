@@ -85,11 +85,14 @@ pub struct RuntimeConfig {
     pub intra_threads: usize,
     /// Texts per model call.
     pub batch_size: usize,
+    /// Single-threaded sessions that share bulk embedding (a rebuild's cache misses); 0 = one
+    /// per core, 1 = bulk embedding uses the main session with `intra_threads` threads.
+    pub bulk_sessions: usize,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { ort_lib: None, model_dir: None, intra_threads: 0, batch_size: 32 }
+        RuntimeConfig { ort_lib: None, model_dir: None, intra_threads: 0, batch_size: 32, bulk_sessions: 0 }
     }
 }
 

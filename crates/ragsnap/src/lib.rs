@@ -57,6 +57,7 @@ pub fn open_embedder(runtime: &config::RuntimeConfig) -> Result<Arc<OnnxEmbedder
     let opts = OnnxOptions {
         intra_threads: runtime.intra_threads,
         batch_size: runtime.batch_size.max(1),
+        bulk_sessions: runtime.bulk_sessions,
         ..OnnxOptions::default()
     };
     Ok(Arc::new(OnnxEmbedder::load(&rt, opts)?))
