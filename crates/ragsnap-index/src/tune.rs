@@ -147,7 +147,7 @@ pub fn tune_best_effort(set: Arc<VectorSet>, cfg: &TuneConfig) -> Result<(Index,
     let truth_sets: Vec<HashSet<u32>> = truth.iter().map(|t| t.iter().take(k).map(|h| h.0).collect()).collect();
     let mut best: Option<(f64, HnswParams, usize, HnswIndex)> = None;
     for params in &cfg.ladder {
-        let graph = HnswIndex::build(&set, *params)?;
+        let graph = HnswIndex::build_shared(set.clone(), *params)?;
         let mut graph_best: Option<(f64, usize)> = None;
         for &ef in cfg.ef_candidates.iter().filter(|&&ef| ef >= k) {
             let hits: usize = rows
