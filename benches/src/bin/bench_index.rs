@@ -270,7 +270,7 @@ fn run(args: &Args) {
         }
         other => panic!("--dist ragsnap|fast, not {other:?}"),
     }
-    // Brute force for scale (what ragsnap uses below 2,000 vectors), on the first 100 queries.
+    // Brute force for scale (what ragsnap uses below `TuneConfig::exact_below` vectors), on the first 100 queries.
     let nq = data.queries.len().min(100);
     let t = Instant::now();
     for q in &data.queries[..nq] {
