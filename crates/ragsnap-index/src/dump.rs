@@ -256,6 +256,19 @@ fn walk_data<'a>(
 ) -> Result<()> {
     let mut r = Reader::new(bytes, "data");
     let dims = parsed.descr.dims;
+    // The section's size follows from the point count and dimension: check it before anything
+    // is allocated for it.
+    let expected = (dims.checked_mul(4).and_then(|b| b.checked_add(20)))
+        .and_then(|per| per.checked_mul(parsed.order.len()))
+        .and_then(|all| all.checked_add(12));
+    if expected != Some(bytes.len()) {
+        return Err(r.err(format!(
+            "{} bytes for {} points of {dims} dims (expected {})",
+            bytes.len(),
+            parsed.order.len(),
+            expected.map_or_else(|| "an overflowing size".to_string(), |e| e.to_string())
+        )));
+    }
     r.magic(MAGIC_DATA, "data header")?;
     let d = r.size(1 << 20, "dimension")?;
     if d != dims {
@@ -283,6 +296,13 @@ fn walk_data<'a>(
 /// Decode the data section into a [`VectorSet`] (rows by origin id).
 pub(crate) fn decode_data(bytes: &[u8], parsed: &ParsedGraph) -> Result<VectorSet> {
     let dims = parsed.descr.dims;
+    if parsed.graph.n.checked_mul(dims).and_then(|f| f.checked_mul(4)).is_none_or(|b| b > bytes.len()) {
+        return Err(IndexError::Graph(format!(
+            "malformed graph payload: {} points of {dims} dims do not fit in a {}-byte data section",
+            parsed.graph.n,
+            bytes.len()
+        )));
+    }
     let mut data = vec![0f32; parsed.graph.n * dims];
     walk_data(bytes, parsed, |row, floats| {
         let dst = &mut data[row as usize * dims..(row as usize + 1) * dims];
