@@ -6,6 +6,7 @@
 //! bench_index prepare-synth --out DIR [--n 100000] [--dims 384] [--clusters 200] [--queries 1000]
 //! bench_index run     --data DIR --dist ragsnap|fast [--m 16] [--efc 200] [--efs 10,16,...]
 //!                     [--build-threads 2] [--stop-at 0.995]
+//! bench_index crossover --data DIR [--sizes 500,1000,2000,4000,8000,16000] [--fetch 40]
 //! ```
 //!
 //! A data folder holds `base.f32`, `queries.f32` (raw little-endian rows), `truth.u32` (the exact
@@ -47,7 +48,8 @@ fn main() {
         Some("prepare-real") => prepare_real(&args),
         Some("prepare-synth") => prepare_synth(&args),
         Some("run") => run(&args),
-        other => panic!("bench_index prepare-real|prepare-synth|run, not {other:?}"),
+        Some("crossover") => crossover(&args),
+        other => panic!("bench_index prepare-real|prepare-synth|run|crossover, not {other:?}"),
     }
 }
 
@@ -236,7 +238,16 @@ fn run(args: &Args) {
                 .expect("build");
             let (build, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu0);
             let sw = sweep(&data, &efs, stop_at, &|q, ef| idx.search(q, K, ef));
-            variants.push(("ragsnap (hnsw_rs + DotDistance)".into(), build, cpu, sw, None));
+            variants.push((
+                format!("ragsnap (hnsw_rs build, flat search, {} dot)", ragsnap::index::dot_kernel()),
+                build,
+                cpu,
+                sw,
+                None,
+            ));
+            // hnsw_rs's own search of the very same graph, for comparison.
+            let sw = sweep(&data, &efs, stop_at, &|q, ef| idx.search_hnsw_rs(q, K, ef).expect("built graph"));
+            variants.push(("same graph, hnsw_rs search".into(), build, cpu, sw, None));
         }
         "fast" => {
             // One build, two searchers: hnsw_rs's own search with the SIMD distance, then the
@@ -259,7 +270,7 @@ fn run(args: &Args) {
         }
         other => panic!("--dist ragsnap|fast, not {other:?}"),
     }
-    // Brute force for scale (what ragsnap uses below 2,000 vectors), on the first 100 queries.
+    // Brute force for scale (what ragsnap uses below `TuneConfig::exact_below` vectors), on the first 100 queries.
     let nq = data.queries.len().min(100);
     let t = Instant::now();
     for q in &data.queries[..nq] {
@@ -271,7 +282,11 @@ fn run(args: &Args) {
         emit(&json!({
             "bench": "index",
             "lib": lib,
-            "dist": if i == 0 { dist.clone() } else { "flat".to_string() },
+            "dist": match (dist.as_str(), i) {
+                (_, 0) => dist.clone(),
+                ("ragsnap", _) => "hnsw_rs-search".to_string(),
+                _ => "flat".to_string(),
+            },
             "data": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
             "source": data.source,
             "n": data.base.len(),
@@ -288,6 +303,51 @@ fn run(args: &Args) {
             "exact_qps": exact_qps,
             "distance_ns": if i == 0 { costs.clone() } else { None },
             "load": load_average(),
+        }));
+    }
+}
+
+/// Exact search against the tuned HNSW index at growing sizes (the first n base rows), to set
+/// `TuneConfig::exact_below`: each size is tuned as `ragsnap rebuild` tunes (recall@10 ≥ 0.98
+/// on 500 sample rows), then both answer every query for `--fetch` candidates, as `Searcher`
+/// asks (`max(4k, 40)`, with `ef` raised to it), single-threaded, fastest of 3 passes.
+fn crossover(args: &Args) {
+    use ragsnap::index::{tune_best_effort, TuneConfig};
+    use std::sync::Arc;
+    let data = load(&args.path("data"));
+    let sizes = args.list("sizes", &[500, 1000, 2000, 4000, 8000, 16000]);
+    let fetch: usize = args.num("fetch", 40);
+    let nq = data.queries.len().min(500);
+    let queries = &data.queries[..nq];
+    let time = |f: &dyn Fn(&[f32]) -> usize| {
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let mut s = 0usize;
+            for q in queries {
+                s += f(q);
+            }
+            std::hint::black_box(s);
+            best = best.min(t.elapsed().as_secs_f64() / nq as f64 * 1e6);
+        }
+        best
+    };
+    for n in sizes.into_iter().filter(|&n| n <= data.base.len()) {
+        let set = Arc::new(VectorSet::new(data.dims, data.base.as_slice()[..n * data.dims].to_vec()).expect("set"));
+        let cfg = TuneConfig { exact_below: 0, ..TuneConfig::default() };
+        let t = Instant::now();
+        let (idx, rep) = pool(2).install(|| tune_best_effort(set.clone(), &cfg)).expect("tune");
+        let tune_secs = t.elapsed().as_secs_f64();
+        let ef = rep.ef_search.max(fetch);
+        let k = fetch.min(n);
+        let exact_us = time(&|q| exact_search(&set, q, k).len());
+        let hnsw_us = time(&|q| idx.search(q, k, ef).len());
+        emit(&json!({
+            "bench": "crossover", "n": n, "dims": data.dims, "queries": nq, "fetch": k,
+            "ef_search": rep.ef_search, "ef_used": ef, "recall": rep.recall,
+            "m": rep.params.map(|p| p.m), "tune_secs": tune_secs,
+            "exact_us": exact_us, "hnsw_us": hnsw_us, "exact_over_hnsw": exact_us / hnsw_us,
+            "dot": ragsnap::index::dot_kernel(), "load": load_average(),
         }));
     }
 }

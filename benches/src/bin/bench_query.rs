@@ -94,29 +94,31 @@ fn open_parts(root: &Path) -> serde_json::Value {
     use ragsnap::store::{tables, ArtifactKind};
     let store = Store::open_reader(root).expect("open store");
     let id = store.head().expect("head").id;
-    let (verify, opened) = timed(|| store.open_snapshot(&id).expect("open_snapshot"));
+    let keep = [ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Hnsw, ArtifactKind::Lexical];
+    let (verify, opened) = timed(|| store.open_snapshot_keeping(&id, &keep).expect("open_snapshot"));
     let m = opened.manifest.clone();
-    let (vectors, _) = timed(|| {
-        let p = opened.read_payload(ArtifactKind::Vectors).expect("read").expect("vectors");
+    let (vectors, set) = timed(|| {
+        let p = opened.payload(ArtifactKind::Vectors).expect("read").expect("vectors");
         let path = opened.path(ArtifactKind::Vectors).expect("path");
-        tables::decode_vectors(&path, &p, m.counts.vectors, m.fingerprint.dims).expect("decode")
+        let floats = tables::decode_vectors(&path, &p, m.counts.vectors, m.fingerprint.dims).expect("decode");
+        std::sync::Arc::new(ragsnap::index::VectorSet::new(m.fingerprint.dims, floats).expect("vectors"))
     });
     let (chunks, _) = timed(|| {
         let path = opened.path(ArtifactKind::Chunks).expect("path");
         ragsnap::store::ChunkTable::open(&path, m.counts.chunks).expect("chunk table")
     });
     let (documents, _) = timed(|| {
-        let p = opened.read_payload(ArtifactKind::Documents).expect("read").expect("documents");
+        let p = opened.payload(ArtifactKind::Documents).expect("read").expect("documents");
         tables::decode_documents(&opened.path(ArtifactKind::Documents).expect("path"), &p).expect("decode")
     });
-    let (hnsw_read, payload) = timed(|| opened.read_payload(ArtifactKind::Hnsw).expect("read"));
+    let (hnsw_read, payload) = timed(|| opened.payload(ArtifactKind::Hnsw).expect("read"));
     let hnsw_load = payload.map(|p| {
         let params = HnswParams { m: m.index.m, ef_construction: m.index.ef_construction };
-        timed(|| HnswIndex::from_bytes(&p, params, m.counts.vectors).expect("hnsw")).0
+        timed(|| HnswIndex::from_bytes_with_vectors(&p, params, set.clone()).expect("hnsw")).0
     });
     let (lexical, _) = timed(|| {
         opened
-            .read_payload(ArtifactKind::Lexical)
+            .payload(ArtifactKind::Lexical)
             .expect("read")
             .map(|p| ragsnap::lexical::LexicalIndex::from_bytes(&p).expect("lexical"))
     });

@@ -1,8 +1,10 @@
-use crate::{dot, IndexError, Result, VectorSet};
+use crate::flat::{Csr, FlatGraph};
+use crate::{dot, dump, IndexError, Result, VectorSet};
 use hnsw_rs::api::AnnT;
 use hnsw_rs::hnswio::HnswIo;
 use hnsw_rs::prelude::{Distance, Hnsw};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 /// HNSW distance for L2-normalised vectors: `max(0, 1 - dot)`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -24,26 +26,41 @@ pub struct HnswParams {
 }
 
 /// An HNSW graph over a vector set, rows numbered from 0.
+///
+/// hnsw_rs builds the graph; every search runs on a flat copy of it ([`crate::flat`]) over the
+/// shared vectors. A graph loaded from a snapshot is parsed straight into the flat form and holds
+/// no hnsw_rs structure at all.
 pub struct HnswIndex {
-    graph: Hnsw<'static, f32, DotDistance>,
+    flat: FlatGraph,
+    vectors: Arc<VectorSet>,
     params: HnswParams,
-    len: usize,
+    /// The hnsw_rs graph, kept when this index was built (it is what [`HnswIndex::to_bytes`]
+    /// dumps); `None` for a graph loaded from bytes.
+    built: Option<Hnsw<'static, f32, DotDistance>>,
 }
 
 const MAX_LAYERS: usize = 16;
 
 impl HnswIndex {
-    /// Build over every vector of `set`, inserting in parallel on the rayon pool.
+    /// Build over every vector of `set`, inserting in parallel on the rayon pool. The vectors
+    /// are copied once; [`HnswIndex::build_shared`] shares them instead.
     pub fn build(set: &VectorSet, params: HnswParams) -> Result<Self> {
+        Self::build_shared(Arc::new(set.clone()), params)
+    }
+
+    /// Build over every vector of `set`, keeping a reference to it for searching.
+    pub fn build_shared(set: Arc<VectorSet>, params: HnswParams) -> Result<Self> {
         if params.m == 0 || params.m > 256 {
             return Err(IndexError::Graph(format!("M must be 1..=256, got {}", params.m)));
         }
         let graph = Hnsw::new(params.m, set.len().max(1), MAX_LAYERS, params.ef_construction, DotDistance);
         let rows: Vec<(&[f32], usize)> = (0..set.len()).map(|i| (set.get(i), i)).collect();
         graph.parallel_insert_slice(&rows);
+        drop(rows);
         let mut graph = graph;
         graph.set_searching_mode(true);
-        Ok(HnswIndex { graph, params, len: set.len() })
+        let flat = flat_from_hnsw(&graph, set.len())?;
+        Ok(HnswIndex { flat, vectors: set, params, built: Some(graph) })
     }
 
     /// Construction parameters.
@@ -53,33 +70,51 @@ impl HnswIndex {
 
     /// Number of vectors in the graph.
     pub fn len(&self) -> usize {
-        self.len
+        self.flat.n
     }
 
     /// Whether the graph is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.flat.n == 0
     }
 
-    /// Top-`k` rows as `(row, score)` with score = dot product, best first.
+    /// The vectors the graph is searched over.
+    pub fn vectors(&self) -> &Arc<VectorSet> {
+        &self.vectors
+    }
+
+    /// Top-`k` rows as `(row, score)` with score = dot product (clamped to ≤ 1), best first,
+    /// ties by row; at most `k`, no row twice. `ef` (raised to `k`) is the beam width.
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
-        if self.len == 0 || k == 0 {
-            return Vec::new();
+        self.flat.search(&self.vectors, query, k, ef)
+    }
+
+    /// The same query answered by hnsw_rs's own search of the graph it built (`None` for a
+    /// graph loaded from bytes). For comparisons in tests and benchmarks.
+    #[doc(hidden)]
+    pub fn search_hnsw_rs(&self, query: &[f32], k: usize, ef: usize) -> Option<Vec<(u32, f32)>> {
+        let graph = self.built.as_ref()?;
+        if self.flat.n == 0 || k == 0 {
+            return Some(Vec::new());
         }
         let mut hits: Vec<(u32, f32)> =
-            self.graph.search(query, k, ef.max(k)).into_iter().map(|n| (n.d_id as u32, 1.0 - n.distance)).collect();
+            graph.search(query, k, ef.max(k)).into_iter().map(|n| (n.d_id as u32, 1.0 - n.distance)).collect();
         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        hits
+        Some(hits)
     }
 
     /// Serialise the graph (hnsw_rs's own dump of graph and data, in one payload:
     /// `u64 graph length, graph bytes, u64 data length, data bytes`, little-endian lengths).
     ///
     /// hnsw_rs dumps into a folder in place; this dumps into a private temporary folder and
-    /// reads the result back, so nothing half-written can ever appear under a snapshot.
+    /// reads the result back, so nothing half-written can ever appear under a snapshot. Only an
+    /// index made by [`HnswIndex::build`] can be dumped (a loaded one came from such bytes).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let Some(graph) = self.built.as_ref() else {
+            return Err(IndexError::Graph("only a freshly built graph can be serialised".into()));
+        };
         let dir = tempfile::tempdir().map_err(|e| IndexError::Graph(e.to_string()))?;
-        let name = self.graph.file_dump(dir.path(), "g").map_err(|e| IndexError::Graph(e.to_string()))?;
+        let name = graph.file_dump(dir.path(), "g").map_err(|e| IndexError::Graph(e.to_string()))?;
         let graph = std::fs::read(dir.path().join(format!("{name}.hnsw.graph")))
             .map_err(|e| IndexError::Graph(e.to_string()))?;
         let data = std::fs::read(dir.path().join(format!("{name}.hnsw.data")))
@@ -92,18 +127,35 @@ impl HnswIndex {
         Ok(out)
     }
 
-    /// Load a graph written by [`HnswIndex::to_bytes`]. `expected_len` is the number of vectors
-    /// the snapshot says the graph holds.
+    /// Load a graph written by [`HnswIndex::to_bytes`], with the vectors of its own data
+    /// section. `expected_len` is the number of vectors the snapshot says the graph holds.
     ///
-    /// Callers verify the payload's checksum first. hnsw_rs's loader `assert!`s on malformed
-    /// input; any panic it raises is caught here and returned as an error.
+    /// The payload is parsed directly (no hnsw_rs loader, no temporary files); malformed
+    /// bytes give an error, never a panic.
     pub fn from_bytes(payload: &[u8], params: HnswParams, expected_len: usize) -> Result<Self> {
+        let (graph, data) = split_payload(payload)?;
+        let parsed = dump::parse_graph(graph, expected_len, None)?;
+        let vectors = Arc::new(dump::decode_data(data, &parsed)?);
+        Ok(HnswIndex { flat: parsed.graph, vectors, params, built: None })
+    }
+
+    /// Load a graph written by [`HnswIndex::to_bytes`] to be searched over `vectors` (the
+    /// snapshot's vector artifact), which must be, bit for bit, the data the payload holds:
+    /// the data section is checked against it, not decoded, so the vectors live in memory once.
+    pub fn from_bytes_with_vectors(payload: &[u8], params: HnswParams, vectors: Arc<VectorSet>) -> Result<Self> {
+        let (graph, data) = split_payload(payload)?;
+        let parsed = dump::parse_graph(graph, vectors.len(), Some(vectors.dims()))?;
+        dump::check_data(data, &parsed, &vectors)?;
+        Ok(HnswIndex { flat: parsed.graph, vectors, params, built: None })
+    }
+
+    /// The loader used before v1 snapshots were parsed directly: the payload is written to a
+    /// temporary folder and read back by hnsw_rs's `HnswIo`. Kept to check that the direct
+    /// parser answers identically.
+    #[doc(hidden)]
+    pub fn from_bytes_via_hnsw_rs(payload: &[u8], params: HnswParams, expected_len: usize) -> Result<Self> {
         let bad = |m: &str| IndexError::Graph(format!("malformed graph payload: {m}"));
-        let (graph, rest) = split_section(payload).ok_or_else(|| bad("graph section"))?;
-        let (data, rest) = split_section(rest).ok_or_else(|| bad("data section"))?;
-        if !rest.is_empty() {
-            return Err(bad("trailing bytes"));
-        }
+        let (graph, data) = split_payload(payload)?;
         let dir = tempfile::tempdir().map_err(|e| IndexError::Graph(e.to_string()))?;
         std::fs::write(dir.path().join("g.hnsw.graph"), graph).map_err(|e| IndexError::Graph(e.to_string()))?;
         std::fs::write(dir.path().join("g.hnsw.data"), data).map_err(|e| IndexError::Graph(e.to_string()))?;
@@ -122,8 +174,50 @@ impl HnswIndex {
         if n != expected_len {
             return Err(IndexError::Graph(format!("graph holds {n} vectors, the snapshot says {expected_len}")));
         }
-        Ok(HnswIndex { graph, params, len: n })
+        let parsed = dump::parse_graph(split_payload(payload)?.0, n, None)?;
+        let vectors = Arc::new(dump::decode_data(split_payload(payload)?.1, &parsed)?);
+        let flat = flat_from_hnsw(&graph, n)?;
+        Ok(HnswIndex { flat, vectors, params, built: Some(graph) })
     }
+}
+
+/// Copy hnsw_rs's graph into flat arrays. Rows are the data ids `0..n`.
+fn flat_from_hnsw(graph: &Hnsw<'static, f32, DotDistance>, n: usize) -> Result<FlatGraph> {
+    let top = usize::from(graph.get_max_level_observed());
+    let mut lists: Vec<Vec<(u32, Vec<u32>)>> = vec![Vec::new(); top + 1];
+    let mut entry = None;
+    let mut seen = 0usize;
+    for p in graph.get_point_indexation() {
+        let row = p.get_origin_id();
+        if row >= n {
+            return Err(IndexError::Graph(format!("graph point id {row} out of range (n = {n})")));
+        }
+        seen += 1;
+        let pid = p.get_point_id();
+        if usize::from(pid.0) == top && pid.1 == 0 {
+            entry = Some(row as u32);
+        }
+        for (l, nbs) in p.get_neighborhood_id().into_iter().enumerate().take(top + 1) {
+            if !nbs.is_empty() {
+                lists[l].push((row as u32, nbs.iter().map(|nb| nb.d_id as u32).collect()));
+            }
+        }
+    }
+    if seen != n {
+        return Err(IndexError::Graph(format!("graph holds {seen} points, expected {n}")));
+    }
+    let layers = lists.iter().map(|l| Csr::from_lists(n, l.iter().map(|(r, v)| (*r, v.as_slice())))).collect();
+    Ok(FlatGraph { n, layers, entry: entry.unwrap_or(0) })
+}
+
+fn split_payload(payload: &[u8]) -> Result<(&[u8], &[u8])> {
+    let bad = |m: &str| IndexError::Graph(format!("malformed graph payload: {m}"));
+    let (graph, rest) = split_section(payload).ok_or_else(|| bad("graph section"))?;
+    let (data, rest) = split_section(rest).ok_or_else(|| bad("data section"))?;
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok((graph, data))
 }
 
 fn split_section(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -160,11 +254,93 @@ mod tests {
         let idx = HnswIndex::build(&set, HnswParams { m: 16, ef_construction: 100 }).unwrap();
         let bytes = idx.to_bytes().unwrap();
         let back = HnswIndex::from_bytes(&bytes, idx.params(), set.len()).unwrap();
+        let shared = HnswIndex::from_bytes_with_vectors(&bytes, idx.params(), Arc::new(set.clone())).unwrap();
+        let old = HnswIndex::from_bytes_via_hnsw_rs(&bytes, idx.params(), set.len()).unwrap();
+        assert_eq!(back.vectors().as_slice(), set.as_slice(), "the data section decodes to the vectors");
+        assert!(back.flat == shared.flat && back.flat == old.flat, "every loader makes the same graph");
         for q in 0..20 {
             assert_eq!(idx.search(set.get(q), 5, 64), back.search(set.get(q), 5, 64));
+            assert_eq!(back.search(set.get(q), 5, 64), shared.search(set.get(q), 5, 64));
             assert_eq!(back.search(set.get(q), 1, 64)[0].0, q as u32, "a vector finds itself");
         }
         assert!(HnswIndex::from_bytes(&bytes, idx.params(), 599).is_err(), "count mismatch is refused");
+        assert!(back.to_bytes().is_err(), "a loaded graph has no hnsw_rs dump to write");
+        let mut other = set.as_slice().to_vec();
+        other[5] += 0.25;
+        let other = Arc::new(VectorSet::new(32, other).unwrap());
+        assert!(HnswIndex::from_bytes_with_vectors(&bytes, idx.params(), other).is_err(), "other vectors are refused");
+        let short = Arc::new(VectorSet::new(32, set.as_slice()[..32 * 599].to_vec()).unwrap());
+        assert!(HnswIndex::from_bytes_with_vectors(&bytes, idx.params(), short).is_err());
+    }
+
+    fn recall(truth: &[Vec<(u32, f32)>], got: &[Vec<(u32, f32)>], k: usize) -> f64 {
+        let hit: usize =
+            truth.iter().zip(got).map(|(t, g)| g.iter().filter(|h| t.iter().take(k).any(|x| x.0 == h.0)).count()).sum();
+        hit as f64 / (truth.len() * k) as f64
+    }
+
+    #[test]
+    fn flat_search_is_as_good_as_hnsw_rs_and_sorted_without_duplicates() {
+        // hnsw_rs's parallel build is not deterministic, and at small ef which layer-0 node a
+        // search starts from moves recall by a percent either way (its descent makes one pass
+        // per layer, the flat one descends until no neighbour is closer). So: 1,000 queries,
+        // ef from 16 up, and both a per-ef bound and a tighter bound on the mean.
+        let set = unit_vectors(3000, 48, 11);
+        let queries = unit_vectors(1000, 48, 12);
+        let idx = HnswIndex::build(&set, HnswParams { m: 12, ef_construction: 100 }).unwrap();
+        let k = 10;
+        let truth: Vec<Vec<(u32, f32)>> =
+            (0..queries.len()).map(|q| crate::exact_search(&set, queries.get(q), k)).collect();
+        let (mut sum_flat, mut sum_theirs) = (0.0, 0.0);
+        let efs = [16, 32, 64];
+        for ef in efs {
+            let flat: Vec<Vec<(u32, f32)>> = (0..queries.len()).map(|q| idx.search(queries.get(q), k, ef)).collect();
+            let theirs: Vec<Vec<(u32, f32)>> =
+                (0..queries.len()).map(|q| idx.search_hnsw_rs(queries.get(q), k, ef).unwrap()).collect();
+            let (rf, rt) = (recall(&truth, &flat, k), recall(&truth, &theirs, k));
+            assert!(rf >= rt - 0.01, "ef {ef}: flat recall {rf} < hnsw_rs recall {rt}");
+            sum_flat += rf;
+            sum_theirs += rt;
+            for hits in &flat {
+                assert_eq!(hits.len(), k);
+                assert!(hits.windows(2).all(|w| w[0].1 > w[1].1 || (w[0].1 == w[1].1 && w[0].0 < w[1].0)), "{hits:?}");
+                let mut rows: Vec<u32> = hits.iter().map(|h| h.0).collect();
+                rows.sort_unstable();
+                rows.dedup();
+                assert_eq!(rows.len(), k, "no row twice");
+            }
+        }
+        let n = efs.len() as f64;
+        assert!(
+            sum_flat / n >= sum_theirs / n - 0.004,
+            "mean recall: flat {} < hnsw_rs {}",
+            sum_flat / n,
+            sum_theirs / n
+        );
+        // Scores are dot products, as exact search gives them.
+        for q in 0..10 {
+            for (row, score) in idx.search(queries.get(q), k, 64) {
+                assert!((score - crate::dot(set.get(row as usize), queries.get(q))).abs() < 1e-6);
+            }
+        }
+        assert!(idx.search(queries.get(0), 0, 64).is_empty());
+        assert_eq!(idx.search(queries.get(0), 5000, 16).len(), 3000, "k above n gives every row once");
+    }
+
+    #[test]
+    fn searches_from_many_threads_agree() {
+        let set = unit_vectors(1500, 16, 3);
+        let idx = Arc::new(HnswIndex::build(&set, HnswParams { m: 8, ef_construction: 64 }).unwrap());
+        let want: Vec<_> = (0..50).map(|q| idx.search(set.get(q), 5, 32)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for (q, w) in want.iter().enumerate() {
+                        assert_eq!(&idx.search(set.get(q), 5, 32), w);
+                    }
+                });
+            }
+        });
     }
 
     #[test]
@@ -179,6 +355,83 @@ mod tests {
         assert!(HnswIndex::from_bytes(&bytes, idx.params(), 50).is_err());
         assert!(HnswIndex::from_bytes(&bytes[..10], idx.params(), 50).is_err());
         assert!(HnswIndex::from_bytes(&[0xff; 16], idx.params(), 50).is_err());
+    }
+
+    #[test]
+    fn the_direct_parser_survives_every_truncation_and_bit_flips() {
+        let set = unit_vectors(120, 8, 5);
+        let idx = HnswIndex::build(&set, HnswParams { m: 4, ef_construction: 32 }).unwrap();
+        let bytes = idx.to_bytes().unwrap();
+        let params = idx.params();
+        let shared = Arc::new(set.clone());
+        for cut in 0..bytes.len() {
+            assert!(HnswIndex::from_bytes(&bytes[..cut], params, 120).is_err(), "truncation at {cut}");
+        }
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..3000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let bit = (s % (bytes.len() as u64 * 8)) as usize;
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            // Must not panic; a flip in a stored distance or a float may still load.
+            if let Ok(g) = HnswIndex::from_bytes(&b, params, 120) {
+                let hits = g.search(set.get(0), 5, 16);
+                assert!(hits.len() <= 5);
+            }
+            if let Ok(g) = HnswIndex::from_bytes_with_vectors(&b, params, shared.clone()) {
+                assert!(g.search(set.get(1), 5, 16).len() <= 5);
+            }
+            // Several bytes at once, set to extreme values.
+            let mut b = bytes.clone();
+            let at = (s >> 20) as usize % (bytes.len() - 8);
+            b[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+            let _ = HnswIndex::from_bytes(&b, params, 120).map(|g| g.search(set.get(2), 3, 8));
+        }
+    }
+
+    #[test]
+    fn a_description_claiming_a_huge_dimension_is_refused_before_allocating() {
+        let set = unit_vectors(40, 8, 9);
+        let idx = HnswIndex::build(&set, HnswParams { m: 4, ef_construction: 16 }).unwrap();
+        let mut bytes = idx.to_bytes().unwrap();
+        // Description: magic u32, mode u8, M u8, level_scale f64, layers u8, ef usize, points
+        // usize, then the dimension (usize) at byte 8 + 31 of the payload.
+        let at = 8 + 4 + 1 + 1 + 8 + 1 + 8 + 8;
+        assert_eq!(u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()), 8, "dimension field located");
+        bytes[at..at + 8].copy_from_slice(&(1u64 << 20).to_le_bytes());
+        assert!(HnswIndex::from_bytes(&bytes, idx.params(), 40).is_err());
+        bytes[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(HnswIndex::from_bytes(&bytes, idx.params(), 40).is_err());
+    }
+
+    /// The frozen v1 snapshot's graph, parsed directly and loaded by hnsw_rs, answers alike.
+    #[test]
+    fn frozen_v1_graph_parses_to_what_hnsw_rs_loads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../snapshots/compat/v1/store/snapshots");
+        let Some(snap) = std::fs::read_dir(&dir).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()) else {
+            panic!("no frozen snapshot under {}", dir.display());
+        };
+        let framed = std::fs::read(snap.path().join("index.hnsw")).unwrap();
+        let payload = &framed[16..framed.len() - 48];
+        let vecs = std::fs::read(snap.path().join("vectors.bin")).unwrap();
+        let body = &vecs[16..vecs.len() - 48];
+        let dims = u32::from_le_bytes(body[..4].try_into().unwrap()) as usize;
+        let floats: Vec<f32> = body[12..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let set = Arc::new(VectorSet::new(dims, floats).unwrap());
+        let params = HnswParams { m: 16, ef_construction: 200 };
+        let new = HnswIndex::from_bytes_with_vectors(payload, params, set.clone()).unwrap();
+        let old = HnswIndex::from_bytes_via_hnsw_rs(payload, params, set.len()).unwrap();
+        assert!(new.flat == old.flat, "same graph");
+        let k = 10.min(set.len());
+        let truth: Vec<_> = (0..set.len()).map(|q| crate::exact_search(&set, set.get(q), k)).collect();
+        let got: Vec<_> = (0..set.len()).map(|q| new.search(set.get(q), k, 16)).collect();
+        let theirs: Vec<_> = (0..set.len()).map(|q| old.search_hnsw_rs(set.get(q), k, 16).unwrap()).collect();
+        assert!(recall(&truth, &got, k) >= recall(&truth, &theirs, k) - 1e-9);
+        for (g, t) in got.iter().zip(&theirs) {
+            assert_eq!(g.iter().map(|h| h.0).collect::<Vec<_>>(), t.iter().map(|h| h.0).collect::<Vec<_>>());
+        }
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //! assert_eq!(hits[0].0, 1);
 //! ```
 
+mod dump;
+mod flat;
 mod hnsw;
+mod simd;
 mod tune;
 
 pub use hnsw::{DotDistance, HnswIndex, HnswParams};
@@ -96,25 +99,9 @@ impl VectorSet {
     }
 }
 
-/// Dot product, written so the compiler vectorises it (eight independent accumulators).
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        s += x * y;
-    }
-    s
-}
+#[doc(hidden)]
+pub use simd::dot_avx2_only;
+pub use simd::{dot, dot_kernel, dot_portable};
 
 /// Exact top-`k` by dot product: `(row, score)`, best first, ties by row.
 pub fn exact_search(set: &VectorSet, query: &[f32], k: usize) -> Vec<(u32, f32)> {

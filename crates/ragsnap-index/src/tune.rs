@@ -40,7 +40,10 @@ impl Default for TuneConfig {
             sample: 500,
             k: 10,
             target_recall: 0.98,
-            exact_below: 2000,
+            // Measured crossover (benches/README.md §3, `bench_index crossover`): with the SIMD dot
+            // and the flat searcher, exact search for 40 candidates over 384-dim vectors is as
+            // fast as the tuned graph at 650–700 vectors, and slower above.
+            exact_below: 700,
             ladder: vec![
                 HnswParams { m: 16, ef_construction: 200 },
                 HnswParams { m: 24, ef_construction: 300 },
@@ -147,7 +150,7 @@ pub fn tune_best_effort(set: Arc<VectorSet>, cfg: &TuneConfig) -> Result<(Index,
     let truth_sets: Vec<HashSet<u32>> = truth.iter().map(|t| t.iter().take(k).map(|h| h.0).collect()).collect();
     let mut best: Option<(f64, HnswParams, usize, HnswIndex)> = None;
     for params in &cfg.ladder {
-        let graph = HnswIndex::build(&set, *params)?;
+        let graph = HnswIndex::build_shared(set.clone(), *params)?;
         let mut graph_best: Option<(f64, usize)> = None;
         for &ef in cfg.ef_candidates.iter().filter(|&&ef| ef >= k) {
             let hits: usize = rows

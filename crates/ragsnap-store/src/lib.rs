@@ -30,6 +30,7 @@ use serde::Serialize;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Largest artifact a manifest may declare (sizes are checked before any allocation).
 pub const MAX_ARTIFACT_BYTES: u64 = 16 << 30;
@@ -93,7 +94,6 @@ pub struct Lease {
 }
 
 /// A verified snapshot, ready for its artifacts to be read.
-#[derive(Debug)]
 pub struct OpenedSnapshot {
     /// Its manifest.
     pub manifest: Manifest,
@@ -101,6 +101,41 @@ pub struct OpenedSnapshot {
     pub dir: PathBuf,
     /// The lease keeping it from GC.
     pub lease: Lease,
+    /// Whole artifact files that [`Store::open_snapshot_keeping`] read and checked against the
+    /// manifest, each handed out (once) by [`OpenedSnapshot::payload`] without a second read or
+    /// hash.
+    kept: Mutex<Vec<(ArtifactKind, Vec<u8>)>>,
+}
+
+impl std::fmt::Debug for OpenedSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedSnapshot")
+            .field("manifest", &self.manifest)
+            .field("dir", &self.dir)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An artifact's payload: the bytes of the whole file, exposed without its header and footer
+/// (no copy).
+pub struct Payload {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Payload({} bytes)", self.end - self.start)
+    }
 }
 
 impl OpenedSnapshot {
@@ -109,13 +144,36 @@ impl OpenedSnapshot {
         self.manifest.file(kind).map(|f| self.dir.join(&f.name))
     }
 
-    /// Read and unframe the artifact of `kind` whole.
+    /// Read and unframe the artifact of `kind` whole (a copy of its payload).
     pub fn read_payload(&self, kind: ArtifactKind) -> Result<Option<Vec<u8>>> {
+        Ok(self.payload(kind)?.map(|p| p.to_vec()))
+    }
+
+    /// The payload of the artifact of `kind`. A file kept by
+    /// [`Store::open_snapshot_keeping`] is handed out the first time without being read or
+    /// hashed again (its whole-file blake3 matched the manifest: its frame is checked for shape
+    /// only); otherwise the file is read and fully unframed, frame checksum included.
+    pub fn payload(&self, kind: ArtifactKind) -> Result<Option<Payload>> {
         let Some(entry) = self.manifest.file(kind) else { return Ok(None) };
         let path = self.dir.join(&entry.name);
-        let bytes = artifact::read_file(&path, entry.size)?;
-        let payload = artifact::unframe(&path, kind, &bytes)?;
-        Ok(Some(payload.to_vec()))
+        let kept = {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            kept.iter().position(|(k, _)| *k == kind).map(|i| kept.swap_remove(i).1)
+        };
+        let bytes = match kept {
+            Some(bytes) => {
+                unframe_shape(&path, kind, &bytes)?;
+                bytes
+            }
+            None => {
+                let bytes = artifact::read_file(&path, entry.size)?;
+                artifact::unframe(&path, kind, &bytes)?;
+                bytes
+            }
+        };
+        // Both checks above refuse anything shorter than header + footer.
+        let (start, end) = (artifact::HEADER_LEN, bytes.len() - artifact::FOOTER_LEN);
+        Ok(Some(Payload { bytes, start, end }))
     }
 }
 
@@ -296,6 +354,13 @@ impl Store {
 
     /// Verify and open snapshot `id` for reading, under a lease.
     pub fn open_snapshot(&self, id: &str) -> Result<OpenedSnapshot> {
+        self.open_snapshot_keeping(id, &[])
+    }
+
+    /// Like [`Store::open_snapshot`], but the artifacts of the kinds in `keep` are read into
+    /// memory whole while they are hashed, so that [`OpenedSnapshot::payload`] hands out exactly
+    /// the bytes that were checked, with one read and one hash per file.
+    pub fn open_snapshot_keeping(&self, id: &str, keep: &[ArtifactKind]) -> Result<OpenedSnapshot> {
         let rec = self.catalog.get(id)?;
         if rec.status == "collected" {
             return Err(StoreError::Refused(format!("snapshot {id} was garbage-collected")));
@@ -303,15 +368,25 @@ impl Store {
         let lease = self.lease(id)?;
         let dir = self.snapshot_dir(id);
         let manifest = self.read_manifest(&rec, &dir)?;
+        let mut kept = Vec::new();
         for f in &manifest.files {
             let path = dir.join(&f.name);
             check_regular(&path, f.size)?;
-            let (found, _) = hash_file(&path).map_err(|e| StoreError::io(&path, e))?;
+            let kind = ArtifactKind::from_name(&f.kind).filter(|k| keep.contains(k));
+            let found = match kind {
+                Some(kind) => {
+                    let bytes = artifact::read_file(&path, f.size)?;
+                    let found = blake3::hash(&bytes).to_hex().to_string();
+                    kept.push((kind, bytes));
+                    found
+                }
+                None => hash_file(&path).map_err(|e| StoreError::io(&path, e))?.0,
+            };
             if found != f.blake3 {
                 return Err(StoreError::Corrupt { path, expected: f.blake3.clone(), found });
             }
         }
-        Ok(OpenedSnapshot { manifest, dir, lease })
+        Ok(OpenedSnapshot { manifest, dir, lease, kept: Mutex::new(kept) })
     }
 
     fn read_manifest(&self, rec: &SnapshotRecord, dir: &Path) -> Result<Manifest> {
@@ -570,6 +645,42 @@ impl Staging {
     pub fn abandon(self) -> Result<()> {
         remove_any(&self.dir)
     }
+}
+
+/// The checks of [`artifact::unframe`] except the frame's blake3: for bytes whose whole-file
+/// blake3 (which covers the frame) was just checked against the manifest.
+fn unframe_shape(path: &Path, kind: ArtifactKind, bytes: &[u8]) -> Result<()> {
+    use artifact::{FOOTER_LEN, FOOTER_MAGIC, HEADER_LEN};
+    if bytes.len() < HEADER_LEN + FOOTER_LEN {
+        return Err(StoreError::malformed(path, format!("{} bytes is shorter than an empty artifact", bytes.len())));
+    }
+    if &bytes[..8] != kind.magic() {
+        return Err(StoreError::malformed(
+            path,
+            format!("bad magic, expected {:?}", String::from_utf8_lossy(kind.magic())),
+        ));
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if !ragsnap_core::FormatVersion(version).is_readable() {
+        return Err(StoreError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: version,
+            oldest: ragsnap_core::FormatVersion::OLDEST_READABLE.0,
+            current: ragsnap_core::FormatVersion::CURRENT.0,
+        });
+    }
+    let footer = &bytes[bytes.len() - FOOTER_LEN..];
+    if &footer[40..48] != FOOTER_MAGIC {
+        return Err(StoreError::malformed(path, "bad footer magic (truncated or overwritten?)"));
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&footer[..8]);
+    let len = u64::from_le_bytes(len);
+    let expected_len = (bytes.len() - HEADER_LEN - FOOTER_LEN) as u64;
+    if len != expected_len {
+        return Err(StoreError::malformed(path, format!("footer says {len} payload bytes, file holds {expected_len}")));
+    }
+    Ok(())
 }
 
 fn check_regular(path: &Path, max: u64) -> Result<()> {

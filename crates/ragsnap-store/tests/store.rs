@@ -127,6 +127,8 @@ fn every_flipped_bit_is_reported_by_verify_and_refused_by_open() {
                 "flip of bit {bit} in {name} not reported: {rep:?}"
             );
             assert!(s.open_snapshot(&id).is_err(), "open must refuse a corrupted snapshot ({name} bit {bit})");
+            let all = [ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Chunks];
+            assert!(s.open_snapshot_keeping(&id, &all).is_err(), "keeping open must refuse it too ({name} bit {bit})");
             trials += 1;
         }
         std::fs::write(f, &original).unwrap();
@@ -304,4 +306,20 @@ fn gc_keeps_head_pins_recent_and_leased_snapshots() {
     assert_eq!(rep.removed, vec![ids[1].clone()]);
     assert!(s.open_snapshot(&ids[1]).is_err());
     let _ = Path::new("");
+}
+
+#[test]
+fn kept_payloads_are_the_bytes_read_payload_gives() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let id = publish(&mut s, 5, "m", true);
+    let plain = s.open_snapshot(&id).unwrap();
+    let kept = s.open_snapshot_keeping(&id, &[ArtifactKind::Vectors, ArtifactKind::Documents]).unwrap();
+    for kind in [ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Chunks] {
+        let want = plain.read_payload(kind).unwrap().unwrap();
+        assert_eq!(&*kept.payload(kind).unwrap().unwrap(), want.as_slice(), "{kind:?}");
+        // A second request reads the file again.
+        assert_eq!(kept.read_payload(kind).unwrap().unwrap(), want, "{kind:?} again");
+    }
+    assert!(kept.payload(ArtifactKind::Hnsw).unwrap().is_none());
 }

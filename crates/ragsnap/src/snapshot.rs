@@ -29,7 +29,10 @@ impl std::fmt::Debug for Snapshot {
 impl Snapshot {
     /// Open snapshot `id` of `store`: every checksum is verified before any artifact is parsed.
     pub fn open(store: &Store, id: &str) -> Result<Self> {
-        let opened = store.open_snapshot(id)?;
+        // The artifacts parsed at open are read once, hashed once and handed over without a copy;
+        // the chunk table is only hashed (it is read by position at query time).
+        let keep = [ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Hnsw, ArtifactKind::Lexical];
+        let opened = store.open_snapshot_keeping(id, &keep)?;
         Snapshot::load(opened)
     }
 
@@ -41,22 +44,24 @@ impl Snapshot {
             message: format!("no {} artifact", k.name()),
         };
         let vec_path = opened.path(ArtifactKind::Vectors).ok_or_else(|| missing(ArtifactKind::Vectors))?;
-        let payload = opened.read_payload(ArtifactKind::Vectors)?.ok_or_else(|| missing(ArtifactKind::Vectors))?;
+        let payload = opened.payload(ArtifactKind::Vectors)?.ok_or_else(|| missing(ArtifactKind::Vectors))?;
         let floats = tables::decode_vectors(&vec_path, &payload, m.counts.vectors, dims)?;
         drop(payload);
         let vectors = Arc::new(VectorSet::new(dims, floats)?);
         let chunk_path = opened.path(ArtifactKind::Chunks).ok_or_else(|| missing(ArtifactKind::Chunks))?;
         let chunks = ChunkTable::open(&chunk_path, m.counts.chunks)?;
         let doc_path = opened.path(ArtifactKind::Documents).ok_or_else(|| missing(ArtifactKind::Documents))?;
-        let doc_payload =
-            opened.read_payload(ArtifactKind::Documents)?.ok_or_else(|| missing(ArtifactKind::Documents))?;
+        let doc_payload = opened.payload(ArtifactKind::Documents)?.ok_or_else(|| missing(ArtifactKind::Documents))?;
         let documents = tables::decode_documents(&doc_path, &doc_payload)?;
+        drop(doc_payload);
         let index = match m.index.kind.as_str() {
             "exact" => Index::Exact(vectors.clone()),
             "hnsw" => {
-                let payload = opened.read_payload(ArtifactKind::Hnsw)?.ok_or_else(|| missing(ArtifactKind::Hnsw))?;
+                let payload = opened.payload(ArtifactKind::Hnsw)?.ok_or_else(|| missing(ArtifactKind::Hnsw))?;
                 let params = HnswParams { m: m.index.m, ef_construction: m.index.ef_construction };
-                Index::Hnsw(HnswIndex::from_bytes(&payload, params, m.counts.vectors)?)
+                // The graph is parsed straight into the flat searcher, over the vectors above
+                // (the payload's own copy of them is checked equal, not kept).
+                Index::Hnsw(HnswIndex::from_bytes_with_vectors(&payload, params, vectors.clone())?)
             }
             other => {
                 return Err(Error::Store(StoreError::ManifestRefused {
@@ -67,7 +72,7 @@ impl Snapshot {
         };
         // Snapshots written before the lexical index existed have none; hybrid queries on them
         // fall back to dense retrieval and say so.
-        let lexical = match opened.read_payload(ArtifactKind::Lexical)? {
+        let lexical = match opened.payload(ArtifactKind::Lexical)? {
             Some(payload) => Some(ragsnap_lexical::LexicalIndex::from_bytes(&payload).map_err(|e| {
                 Error::Store(StoreError::Malformed {
                     path: opened.path(ArtifactKind::Lexical).unwrap_or_default(),
