@@ -13,8 +13,18 @@
 //!
 //! A chunk body is always a verbatim, trimmed slice of the Markdown, so
 //! `byte_range` locates it exactly.
+//!
+//! Counting is the expensive part with a real tokenizer, so each text is counted
+//! once: every piece's count is memoised, "does this block fit with its header?"
+//! is answered from `count(header) + count(block) - count("")` unless that estimate
+//! is within [`MARGIN`] tokens of `max_tokens` (then the joined text is measured),
+//! and every chunk that is kept is measured exactly, so `Chunk::tokens` is the
+//! counter's own count and no chunk exceeds `max_tokens` whatever the counter.
+//! [`chunk_doc_cached`] goes further for counters that add up over whitespace (BERT
+//! WordPiece): it counts each distinct word once per [`TokenCache`].
 
 use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 use ragsnap_core::{Chunk, ContentId};
@@ -80,6 +90,9 @@ fn is_cjk(c: char) -> bool {
 
 type Counter<'c> = &'c (dyn Fn(&str) -> usize + Sync);
 
+/// Estimates within this many tokens of a limit are re-measured with the counter.
+const MARGIN: usize = 8;
+
 /// Split `doc.markdown` into chunks; see the module documentation for the rules.
 ///
 /// Deterministic: the same document, configuration and counter give the same
@@ -90,11 +103,122 @@ pub fn chunk_doc(
     cfg: &ChunkConfig,
     count_tokens: &(dyn Fn(&str) -> usize + Sync),
 ) -> Vec<Chunk> {
+    chunk_with(doc, url, cfg, Mode::Exact(count_tokens))
+}
+
+/// A thread-safe memo of per-word token counts for [`chunk_doc_cached`]; share one
+/// across the documents of a corpus, and use it with one counter only.
+pub struct TokenCache {
+    overhead: OnceLock<usize>,
+    shards: Vec<Mutex<HashMap<Box<str>, u32>>>,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache { overhead: OnceLock::new(), shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect() }
+    }
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache").field("words", &self.len()).finish()
+    }
+}
+
+impl TokenCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Distinct words counted so far.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().map_or(0, |m| m.len())).sum()
+    }
+
+    /// Whether no word has been counted yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn overhead(&self, count: Counter<'_>) -> usize {
+        *self.overhead.get_or_init(|| count(""))
+    }
+
+    /// `count(word) - count("")`, memoised.
+    fn word(&self, word: &str, count: Counter<'_>) -> usize {
+        // FNV-1a of the word picks the shard.
+        let mut fx: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in word.as_bytes() {
+            fx = (fx ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        let shard = &self.shards[(fx as usize) % self.shards.len()];
+        if let Some(&n) = shard.lock().unwrap_or_else(|e| e.into_inner()).get(word) {
+            return n as usize;
+        }
+        let n = count(word).saturating_sub(self.overhead(count));
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        shard.lock().unwrap_or_else(|e| e.into_inner()).insert(word.into(), n32);
+        n
+    }
+}
+
+/// [`chunk_doc`] for a counter whose counts add up over ASCII whitespace:
+/// `count(a + w + b) == count(a) + count(b) - count("")` for any run `w` of
+/// spaces, tabs, CRs and LFs. BERT WordPiece tokenizers (BertNormalizer,
+/// BertPreTokenizer, `[CLS] … [SEP]`, no truncation) are such counters; so is any
+/// counter that sums per-word costs. Each distinct word is then counted once per
+/// `cache`, instead of every candidate chunk being run through the counter.
+///
+/// The result is the same as [`chunk_doc`]'s as long as that property holds. It
+/// is checked where it matters: every chunk whose derived count is within a few
+/// tokens of `max_tokens` is measured with `count_tokens`, and if any disagrees
+/// the document is chunked again by [`chunk_doc`], so `max_tokens` stays a hard
+/// limit even for a counter that does not add up.
+pub fn chunk_doc_cached(
+    doc: &SanitizedDoc,
+    url: Option<&str>,
+    cfg: &ChunkConfig,
+    count_tokens: &(dyn Fn(&str) -> usize + Sync),
+    cache: &TokenCache,
+) -> Vec<Chunk> {
+    let chunks = chunk_with(doc, url, cfg, Mode::Words(count_tokens, cache));
+    let near = cfg.max_tokens.saturating_sub(MARGIN);
+    if chunks.iter().all(|c| c.tokens < near || count_tokens(&c.text) == c.tokens) {
+        chunks
+    } else {
+        chunk_doc(doc, url, cfg, count_tokens)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Mode<'c> {
+    /// Every decision from the counter (memoised, with estimates far from a limit).
+    Exact(Counter<'c>),
+    /// Counts derived from per-word counts.
+    Words(Counter<'c>, &'c TokenCache),
+}
+
+fn chunk_with(doc: &SanitizedDoc, url: Option<&str>, cfg: &ChunkConfig, mode: Mode<'_>) -> Vec<Chunk> {
     let md = doc.markdown.as_str();
     let blocks = top_level_blocks(md);
     let title = root_title(doc, &blocks);
     let sections = sections(&blocks, &title);
-    let mut ctx = Ctx { md, cfg, count: count_tokens, headers: HashMap::new() };
+    let overhead = match mode {
+        Mode::Exact(count) => count(""),
+        Mode::Words(count, cache) => cache.overhead(count),
+    };
+    let mut ctx = Ctx {
+        md,
+        cfg,
+        mode,
+        overhead,
+        headers: HashMap::new(),
+        header_lines: Vec::new(),
+        alone: HashMap::new(),
+        measured: HashMap::new(),
+        words: HashMap::new(),
+    };
 
     let mut drafts = Vec::new();
     for (section_no, section) in sections.iter().enumerate() {
@@ -106,18 +230,18 @@ pub fn chunk_doc(
             if range.0 == range.1 {
                 continue;
             }
-            if ctx.fits(&header, range) {
+            if ctx.fits(&header, range, false) {
                 pieces.push(range);
             } else if block.items.len() > 1 {
                 for &item in &block.items {
-                    ctx.split_to_fit(&header, item, &mut pieces);
+                    ctx.split_to_fit(&header, item, &mut pieces, false);
                 }
             } else {
-                ctx.split_to_fit(&header, range, &mut pieces);
+                ctx.split_to_fit(&header, range, &mut pieces, false);
             }
         }
         let first = drafts.len();
-        ctx.pack(&header, &section.path, section_no, &pieces, &mut drafts);
+        ctx.pack(&header, &section.path, section_no, pieces, &mut drafts);
         if let Some(d) = drafts.get_mut(first) {
             d.heading_start = section.heading_start;
         }
@@ -288,13 +412,27 @@ struct Draft {
 struct Header {
     path: Vec<String>,
     line: String,
+    /// Index into `Ctx::header_lines` (memo key).
+    id: usize,
+    /// `count(line)`.
+    tokens: usize,
 }
 
 struct Ctx<'a, 'c> {
     md: &'a str,
     cfg: &'a ChunkConfig,
-    count: Counter<'c>,
+    mode: Mode<'c>,
+    /// `count("")`: what every counted text carries besides its own tokens
+    /// (`[CLS]` and `[SEP]` for BERT), so joining two texts counts it once.
+    overhead: usize,
     headers: HashMap<Vec<String>, Header>,
+    header_lines: Vec<String>,
+    /// `count(md[range])`.
+    alone: HashMap<(usize, usize), usize>,
+    /// `count(header line + "\n\n" + md[range])`, by header id.
+    measured: HashMap<(usize, usize, usize), usize>,
+    /// Per-document front of the shared word cache ([`Mode::Words`]).
+    words: HashMap<&'a str, usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,7 +456,61 @@ impl Level {
     }
 }
 
-impl Ctx<'_, '_> {
+fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+impl<'a> Ctx<'a, '_> {
+    /// Sum of the per-word counts of `text` ([`Mode::Words`]), without the overhead.
+    fn word_sum(&mut self, text: &'a str) -> usize {
+        let Mode::Words(count, cache) = self.mode else { unreachable!("word counts in exact mode") };
+        let mut total = 0usize;
+        for word in text.split(|c: char| c.is_ascii() && is_ascii_space(c as u8)) {
+            if word.is_empty() {
+                continue;
+            }
+            total += match self.words.get(word) {
+                Some(&n) => n,
+                None => {
+                    let n = cache.word(word, count);
+                    self.words.insert(word, n);
+                    n
+                }
+            };
+        }
+        total
+    }
+
+    /// The counter on a text that is not a slice of the Markdown (header lines).
+    fn count_owned(&mut self, text: &str) -> usize {
+        match self.mode {
+            Mode::Exact(count) => count(text),
+            Mode::Words(count, cache) => {
+                let mut total = self.overhead;
+                for word in text.split(|c: char| c.is_ascii() && is_ascii_space(c as u8)) {
+                    if !word.is_empty() {
+                        total += cache.word(word, count);
+                    }
+                }
+                total
+            }
+        }
+    }
+
+    /// `count(md[start..end])`, memoised.
+    fn alone(&mut self, (start, end): (usize, usize)) -> usize {
+        if let Some(&n) = self.alone.get(&(start, end)) {
+            return n;
+        }
+        let md: &'a str = self.md;
+        let n = match self.mode {
+            Mode::Exact(count) => count(&md[start..end]),
+            Mode::Words(..) => self.overhead + self.word_sum(&md[start..end]),
+        };
+        self.alone.insert((start, end), n);
+        n
+    }
+
     /// The header line for `path`, shortened until it takes at most half of
     /// `max_tokens`: middle components go first, then the last one is cut.
     fn header(&mut self, path: &[String]) -> Header {
@@ -327,23 +519,24 @@ impl Ctx<'_, '_> {
         }
         let budget = self.cfg.max_tokens / 2;
         let mut p = path.to_vec();
-        loop {
+        let tokens = loop {
             let line = p.join(" > ");
-            if (self.count)(&line) <= budget {
-                break;
+            let tokens = self.count_owned(&line);
+            if tokens <= budget {
+                break tokens;
             }
             if p.len() > 2 {
                 p.remove(1);
                 continue;
             }
-            let Some(last) = p.last_mut() else { break };
+            let Some(last) = p.last_mut() else { break tokens };
             let chars = last.chars().count();
             if chars <= 1 {
                 if p.len() > 1 {
                     p.pop();
                     continue;
                 }
-                break;
+                break tokens;
             }
             let keep = last.char_indices().nth(chars / 2).map_or(last.len(), |(i, _)| i);
             last.truncate(keep);
@@ -353,30 +546,56 @@ impl Ctx<'_, '_> {
                 // "x…" cannot get shorter this way.
                 last.truncate(last.char_indices().next().map_or(0, |(_, c)| c.len_utf8()));
             }
-        }
-        let h = Header { line: p.join(" > "), path: p };
+        };
+        // Every exit from the loop counted the current `p`.
+        let line = p.join(" > ");
+        let h = Header { line: line.clone(), path: p, id: self.header_lines.len(), tokens };
+        self.header_lines.push(line);
         self.headers.insert(path.to_vec(), h.clone());
         h
     }
 
-    fn measure(&self, header: &str, (start, end): (usize, usize)) -> usize {
-        let text = format!("{header}\n\n{}", &self.md[start..end]);
-        (self.count)(&text)
+    /// `count(header line + "\n\n" + md[range])`, memoised.
+    fn measure(&mut self, header: &Header, (start, end): (usize, usize)) -> usize {
+        let key = (header.id, start, end);
+        if let Some(&n) = self.measured.get(&key) {
+            return n;
+        }
+        let n = match self.mode {
+            Mode::Exact(count) => count(&format!("{}\n\n{}", header.line, &self.md[start..end])),
+            // "\n\n" separates words, so the joined text's words are the two parts' words.
+            Mode::Words(..) => header.tokens + self.alone((start, end)) - self.overhead,
+        };
+        self.measured.insert(key, n);
+        n
     }
 
-    fn fits(&self, header: &Header, range: (usize, usize)) -> bool {
-        self.measure(&header.line, range) <= self.cfg.max_tokens
+    /// Whether `range` fits under `max_tokens` with the header. Unless `exact`, an
+    /// estimate from the memoised counts of the two parts decides when it is more
+    /// than [`MARGIN`] tokens from the limit.
+    fn fits(&mut self, header: &Header, range: (usize, usize), exact: bool) -> bool {
+        let max = self.cfg.max_tokens;
+        if !exact && matches!(self.mode, Mode::Exact(_)) {
+            let estimate = (header.tokens + self.alone(range)).saturating_sub(self.overhead);
+            if estimate + MARGIN <= max {
+                return true;
+            }
+            if estimate > max + MARGIN {
+                return false;
+            }
+        }
+        self.measure(header, range) <= max
     }
 
     /// Cut `range` into pieces that each fit with the header, in order.
-    fn split_to_fit(&self, header: &Header, range: (usize, usize), out: &mut Vec<(usize, usize)>) {
+    fn split_to_fit(&mut self, header: &Header, range: (usize, usize), out: &mut Vec<(usize, usize)>, exact: bool) {
         let mut stack = vec![(range, Level::Paragraphs)];
         while let Some((r, level)) = stack.pop() {
             let r = trim_range(self.md, r);
             if r.0 == r.1 {
                 continue;
             }
-            if self.fits(header, r) {
+            if self.fits(header, r, exact) {
                 out.push(r);
                 continue;
             }
@@ -398,19 +617,29 @@ impl Ctx<'_, '_> {
 
     /// Greedy packing of consecutive pieces up to `target_tokens`, verified
     /// against `max_tokens` with the real counter.
-    fn pack(&self, header: &Header, path: &[String], section: usize, pieces: &[(usize, usize)], out: &mut Vec<Draft>) {
-        let header_tokens = (self.count)(&header.line);
-        let alone: Vec<usize> = pieces.iter().map(|&(s, e)| (self.count)(&self.md[s..e])).collect();
+    fn pack(
+        &mut self,
+        header: &Header,
+        path: &[String],
+        section: usize,
+        mut pieces: Vec<(usize, usize)>,
+        out: &mut Vec<Draft>,
+    ) {
+        let header_tokens = header.tokens;
         let mut i = 0;
         while i < pieces.len() {
             let mut j = i + 1;
-            let mut estimate = header_tokens + alone[i];
-            while j < pieces.len() && estimate + alone[j] <= self.cfg.target_tokens {
-                estimate += alone[j];
+            let mut estimate = header_tokens + self.alone(pieces[i]);
+            while j < pieces.len() {
+                let next = self.alone(pieces[j]);
+                if estimate + next > self.cfg.target_tokens {
+                    break;
+                }
+                estimate += next;
                 j += 1;
             }
             let tokens = loop {
-                let t = self.measure(&header.line, (pieces[i].0, pieces[j - 1].1));
+                let t = self.measure(header, (pieces[i].0, pieces[j - 1].1));
                 if t <= self.cfg.max_tokens || j == i + 1 {
                     break t;
                 }
@@ -425,6 +654,13 @@ impl Ctx<'_, '_> {
                     section,
                     heading_start: None,
                 });
+            } else {
+                // The piece was let through on an estimate that the counter does
+                // not bear out: split it on exact measurements instead.
+                let mut sub = Vec::new();
+                self.split_to_fit(header, pieces[i], &mut sub, true);
+                pieces.splice(i..j, sub);
+                continue;
             }
             i = j;
         }
@@ -432,7 +668,7 @@ impl Ctx<'_, '_> {
 
     fn try_merge(&mut self, path: &[String], start: usize, end: usize) -> Option<usize> {
         let header = self.header(path);
-        let tokens = self.measure(&header.line, (start, end));
+        let tokens = self.measure(&header, (start, end));
         (tokens <= self.cfg.max_tokens).then_some(tokens)
     }
 

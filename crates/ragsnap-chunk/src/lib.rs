@@ -62,7 +62,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use boilerplate::{remove_boilerplate, BoilerplateConfig, BoilerplateReport};
-pub use chunker::{approx_token_count, chunk_doc, ChunkConfig};
+pub use chunker::{approx_token_count, chunk_doc, chunk_doc_cached, ChunkConfig, TokenCache};
 pub use html::sanitize_html;
 
 /// Version of the sanitising and chunking rules. Bump it whenever the same input
