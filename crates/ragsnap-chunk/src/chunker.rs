@@ -170,11 +170,13 @@ impl TokenCache {
 /// counter that sums per-word costs. Each distinct word is then counted once per
 /// `cache`, instead of every candidate chunk being run through the counter.
 ///
-/// The result is the same as [`chunk_doc`]'s as long as that property holds. It
-/// is checked where it matters: every chunk whose derived count is within a few
-/// tokens of `max_tokens` is measured with `count_tokens`, and if any disagrees
-/// the document is chunked again by [`chunk_doc`], so `max_tokens` stays a hard
-/// limit even for a counter that does not add up.
+/// The result is the same as [`chunk_doc`]'s, `tokens` included, as long as that
+/// property holds; use this only with such a counter. As a safety net, every chunk
+/// whose derived count is within a few tokens of `max_tokens` is measured with
+/// `count_tokens`, and if any count disagrees the document is chunked again by
+/// [`chunk_doc`]. That catches a counter that is slightly off near the limit, not
+/// one that does not add up at all (with such a counter, counts far below the limit
+/// are not checked, so neither they nor `max_tokens` are guaranteed).
 pub fn chunk_doc_cached(
     doc: &SanitizedDoc,
     url: Option<&str>,
