@@ -63,11 +63,14 @@ fn main() {
         count_with(s)
     };
     let limits = IngestLimits::default();
-    let ccfg = ChunkConfig::default();
+    // `--min-tokens 0` turns merging off (to see what merging costs).
+    let ccfg =
+        ChunkConfig { min_tokens: args.num("min-tokens", ChunkConfig::default().min_tokens), ..ChunkConfig::default() };
     let bp = BoilerplateConfig::default();
     let workers = pool(threads);
 
     let mut runs = Vec::new();
+    let mut markdown_bytes = 0usize;
     let mut last_chunks = Vec::new();
     let mut slowest: Vec<serde_json::Value> = Vec::new();
     for _ in 0..reps.max(1) {
@@ -100,6 +103,7 @@ fn main() {
         });
         let chunk = t.elapsed().as_secs_f64();
         let total = t_all.elapsed().as_secs_f64();
+        markdown_bytes = docs.iter().map(|d| d.markdown.len()).sum();
         runs.push((total, sanitize, boilerplate, chunk, docs.len(), report.blocks_removed, cpu_secs() - cpu0));
         let mut per_doc: Vec<(f64, &str, usize)> =
             chunks.iter().zip(&docs).map(|((s, _), d)| (*s, d.source_path.as_str(), d.markdown.len())).collect();
@@ -153,13 +157,17 @@ fn main() {
         "mb_per_s": bytes as f64 / 1e6 / total,
         "chunks": last_chunks.len(),
         "chunks_digest": digest,
+        "markdown_bytes": markdown_bytes,
+        "chunk_text_bytes": last_chunks.iter().map(|c| c.text.len()).sum::<usize>(),
         "counter_calls": calls.load(std::sync::atomic::Ordering::Relaxed),
         "counter_bytes": counted_bytes.load(std::sync::atomic::Ordering::Relaxed),
         "mean_chunk_tokens": chunk_tokens as f64 / last_chunks.len().max(1) as f64,
         "boilerplate_blocks_removed": mid.5,
         "slowest_pages_to_chunk": slowest,
         "padding_model": tokens.starts_with("model").then(|| padding_model(&last_chunks)),
-        "token_counting": tokens.starts_with("model").then(|| token_counting(&last_chunks)),
+        // `--extras 0` skips this (e.g. under a profiler, to see the timed stages only).
+        "token_counting": (tokens.starts_with("model") && args.num("extras", 1) == 1)
+            .then(|| token_counting(&last_chunks)),
         "load": load_average(),
     }));
 

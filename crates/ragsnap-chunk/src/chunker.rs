@@ -110,12 +110,12 @@ pub fn chunk_doc(
 /// across the documents of a corpus, and use it with one counter only.
 pub struct TokenCache {
     overhead: OnceLock<usize>,
-    shards: Vec<Mutex<HashMap<Box<str>, u32>>>,
+    shards: Vec<Mutex<FnvMap<Box<str>, u32>>>,
 }
 
 impl Default for TokenCache {
     fn default() -> Self {
-        TokenCache { overhead: OnceLock::new(), shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect() }
+        TokenCache { overhead: OnceLock::new(), shards: (0..32).map(|_| Mutex::new(FnvMap::default())).collect() }
     }
 }
 
@@ -147,12 +147,13 @@ impl TokenCache {
 
     /// `count(word) - count("")`, memoised.
     fn word(&self, word: &str, count: Counter<'_>) -> usize {
-        // FNV-1a of the word picks the shard.
-        let mut fx: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in word.as_bytes() {
-            fx = (fx ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-        let shard = &self.shards[(fx as usize) % self.shards.len()];
+        let fx = {
+            use std::hash::Hasher;
+            let mut h = Fnv::default();
+            h.write(word.as_bytes());
+            h.finish()
+        };
+        let shard = &self.shards[(fx >> 32) as usize % self.shards.len()];
         if let Some(&n) = shard.lock().unwrap_or_else(|e| e.into_inner()).get(word) {
             return n as usize;
         }
@@ -163,12 +164,13 @@ impl TokenCache {
     }
 }
 
-/// [`chunk_doc`] for a counter whose counts add up over ASCII whitespace:
-/// `count(a + w + b) == count(a) + count(b) - count("")` for any run `w` of
-/// spaces, tabs, CRs and LFs. BERT WordPiece tokenizers (BertNormalizer,
-/// BertPreTokenizer, `[CLS] … [SEP]`, no truncation) are such counters; so is any
-/// counter that sums per-word costs. Each distinct word is then counted once per
-/// `cache`, instead of every candidate chunk being run through the counter.
+/// [`chunk_doc`] for a counter whose counts add up over words: with `e = count("")`,
+/// `count(a + w + b) == count(a) + count(b) - e` for any run `w` of ASCII spaces,
+/// tabs, CRs and LFs, and `count(a + p + b) == count(a) + count(p) + count(b) - 2e`
+/// for an ASCII punctuation character `p` other than `[` and `]`. BERT WordPiece
+/// tokenizers (BertNormalizer, BertPreTokenizer, `[CLS] … [SEP]`, no truncation,
+/// `[…]` special tokens) are such counters. Each distinct word is then counted once
+/// per `cache`, instead of every candidate chunk being run through the counter.
 ///
 /// The result is the same as [`chunk_doc`]'s, `tokens` included, as long as that
 /// property holds; use this only with such a counter. As a safety net, every chunk
@@ -219,7 +221,7 @@ fn chunk_with(doc: &SanitizedDoc, url: Option<&str>, cfg: &ChunkConfig, mode: Mo
         header_lines: Vec::new(),
         alone: HashMap::new(),
         measured: HashMap::new(),
-        words: HashMap::new(),
+        words: FnvMap::default(),
     };
 
     let mut drafts = Vec::new();
@@ -434,7 +436,7 @@ struct Ctx<'a, 'c> {
     /// `count(header line + "\n\n" + md[range])`, by header id.
     measured: HashMap<(usize, usize, usize), usize>,
     /// Per-document front of the shared word cache ([`Mode::Words`]).
-    words: HashMap<&'a str, usize>,
+    words: FnvMap<&'a str, usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -458,19 +460,58 @@ impl Level {
     }
 }
 
-fn is_ascii_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+/// The words [`chunk_doc_cached`] counts separately: runs of characters between
+/// ASCII whitespace (dropped) and ASCII punctuation other than `[` and `]` (each
+/// its own word), as BertPreTokenizer splits text. Brackets stay inside words so
+/// that special tokens such as `[MASK]` are counted whole.
+fn for_each_word<'t>(text: &'t str, mut f: impl FnMut(&'t str)) {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let space = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+        let punct = b.is_ascii_punctuation() && b != b'[' && b != b']';
+        if space || punct {
+            if start < i {
+                f(&text[start..i]);
+            }
+            if punct {
+                f(&text[i..=i]);
+            }
+            start = i + 1;
+        }
+    }
+    if start < bytes.len() {
+        f(&text[start..]);
+    }
 }
+
+/// FNV-1a: a fast hash for the word memo (keys are short and not adversarial
+/// enough to matter: the worst case is a slow document, not a wrong count).
+#[derive(Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
 impl<'a> Ctx<'a, '_> {
     /// Sum of the per-word counts of `text` ([`Mode::Words`]), without the overhead.
     fn word_sum(&mut self, text: &'a str) -> usize {
         let Mode::Words(count, cache) = self.mode else { unreachable!("word counts in exact mode") };
         let mut total = 0usize;
-        for word in text.split(|c: char| c.is_ascii() && is_ascii_space(c as u8)) {
-            if word.is_empty() {
-                continue;
-            }
+        for_each_word(text, |word| {
             total += match self.words.get(word) {
                 Some(&n) => n,
                 None => {
@@ -479,7 +520,7 @@ impl<'a> Ctx<'a, '_> {
                     n
                 }
             };
-        }
+        });
         total
     }
 
@@ -489,11 +530,7 @@ impl<'a> Ctx<'a, '_> {
             Mode::Exact(count) => count(text),
             Mode::Words(count, cache) => {
                 let mut total = self.overhead;
-                for word in text.split(|c: char| c.is_ascii() && is_ascii_space(c as u8)) {
-                    if !word.is_empty() {
-                        total += cache.word(word, count);
-                    }
-                }
+                for_each_word(text, |word| total += cache.word(word, count));
                 total
             }
         }

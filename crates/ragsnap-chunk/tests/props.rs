@@ -162,10 +162,22 @@ fn bytes_counter(s: &str) -> usize {
     s.len().div_ceil(4)
 }
 
-/// A counter that adds up over ASCII whitespace (per-word costs plus a fixed 2, like
-/// BERT's `[CLS]`/`[SEP]`): `chunk_doc_cached` must give exactly `chunk_doc`'s chunks.
+/// A counter that adds up over words as `chunk_doc_cached` needs (ASCII whitespace
+/// separates, ASCII punctuation but brackets is a word of its own; plus a fixed 2,
+/// like BERT's `[CLS]`/`[SEP]`): `chunk_doc_cached` must give `chunk_doc`'s chunks.
 fn word_counter(s: &str) -> usize {
-    2 + s.split([' ', '\t', '\n', '\r']).filter(|w| !w.is_empty()).map(|w| w.chars().count().div_ceil(3)).sum::<usize>()
+    let (mut total, mut run) = (2usize, 0usize);
+    for c in s.chars() {
+        let space = matches!(c, ' ' | '\t' | '\n' | '\r');
+        let punct = c.is_ascii_punctuation() && c != '[' && c != ']';
+        if space || punct {
+            total += run.div_ceil(3) + usize::from(punct);
+            run = 0;
+        } else {
+            run += 1;
+        }
+    }
+    total + run.div_ceil(3)
 }
 
 fn check_cached(doc: &SanitizedDoc, cfg: &ChunkConfig) -> Result<(), TestCaseError> {
