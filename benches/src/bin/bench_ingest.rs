@@ -71,6 +71,8 @@ fn main() {
 
     let mut runs = Vec::new();
     let mut markdown_bytes = 0usize;
+    // Fingerprint of the sanitised documents (after boilerplate removal), like `chunks_digest`.
+    let mut docs_digest = String::new();
     let mut last_chunks = Vec::new();
     let mut slowest: Vec<serde_json::Value> = Vec::new();
     for _ in 0..reps.max(1) {
@@ -104,6 +106,14 @@ fn main() {
         let chunk = t.elapsed().as_secs_f64();
         let total = t_all.elapsed().as_secs_f64();
         markdown_bytes = docs.iter().map(|d| d.markdown.len()).sum();
+        docs_digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for d in &docs {
+                (&d.source_path, &d.title, &d.canonical_url, &d.markdown, &d.links, &d.warnings).hash(&mut h);
+            }
+            format!("{:016x}", h.finish())
+        };
         runs.push((total, sanitize, boilerplate, chunk, docs.len(), report.blocks_removed, cpu_secs() - cpu0));
         let mut per_doc: Vec<(f64, &str, usize)> =
             chunks.iter().zip(&docs).map(|((s, _), d)| (*s, d.source_path.as_str(), d.markdown.len())).collect();
@@ -158,6 +168,7 @@ fn main() {
         "chunks": last_chunks.len(),
         "chunks_digest": digest,
         "markdown_bytes": markdown_bytes,
+        "docs_digest": docs_digest,
         "chunk_text_bytes": last_chunks.iter().map(|c| c.text.len()).sum::<usize>(),
         "counter_calls": calls.load(std::sync::atomic::Ordering::Relaxed),
         "counter_bytes": counted_bytes.load(std::sync::atomic::Ordering::Relaxed),
