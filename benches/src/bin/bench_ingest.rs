@@ -83,7 +83,7 @@ fn main() {
             .install(|| pages.par_iter().map(|(path, b)| ingest(path, b, &limits)).filter_map(Result::ok).collect());
         let sanitize = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let report = remove_boilerplate(&mut docs, &bp);
+        let report = workers.install(|| remove_boilerplate(&mut docs, &bp));
         let boilerplate = t.elapsed().as_secs_f64();
         calls.store(0, std::sync::atomic::Ordering::Relaxed);
         counted_bytes.store(0, std::sync::atomic::Ordering::Relaxed);
