@@ -991,6 +991,50 @@ mod tests {
     }
 
     #[test]
+    fn estimates_the_counter_does_not_bear_out_are_caught() {
+        // Parts count 1 each, but any joined text (it contains "\n\n") counts its
+        // bytes: every estimate says "fits", every measurement disagrees.
+        let liar = |s: &str| if s.contains("\n\n") { s.len() } else { 1 };
+        let md = format!("# T\n\n{}\n\n{}\n", words(200, "a"), words(300, "b"));
+        let d = doc(None, &md);
+        let cfg = ChunkConfig { target_tokens: 150, max_tokens: 200, min_tokens: 10 };
+        let chunks = chunk_doc(&d, None, &cfg, &liar);
+        assert!(chunks.len() > 5);
+        for c in &chunks {
+            assert_eq!(liar(&c.text), c.tokens);
+            assert!(c.tokens <= cfg.max_tokens, "{} > {}", c.tokens, cfg.max_tokens);
+        }
+        let body = chunks.iter().map(|c| &md[c.byte_range.0..c.byte_range.1]).collect::<Vec<_>>().join(" ");
+        assert_eq!(body.split_whitespace().count(), 500, "no word lost");
+    }
+
+    #[test]
+    fn cached_counts_match_exact_ones() {
+        // Adds up over words (ASCII whitespace; ASCII punctuation is a word of its own).
+        let additive = |s: &str| {
+            let (mut total, mut run) = (2usize, 0usize);
+            for c in s.chars() {
+                let punct = c.is_ascii_punctuation() && c != '[' && c != ']';
+                if c == ' ' || c == '\n' || punct {
+                    total += run.div_ceil(3) + usize::from(punct);
+                    run = 0;
+                } else {
+                    run += 1;
+                }
+            }
+            total + run.div_ceil(3)
+        };
+        let md = format!("# T\n\n{}\n\n## U\n\nshort.\n\n```\n{}\n```\n", words(400, "w"), words(300, "c"));
+        let d = doc(Some("Title"), &md);
+        let cache = TokenCache::new();
+        let cfg = ChunkConfig::default();
+        let exact = chunk_doc(&d, None, &cfg, &additive);
+        assert!(exact.len() > 3);
+        assert_eq!(chunk_doc_cached(&d, None, &cfg, &additive, &cache), exact);
+        assert!(!cache.is_empty());
+    }
+
+    #[test]
     fn empty_doc_gives_no_chunks() {
         assert!(chunk_doc(&doc(Some("T"), "# T\n\n## Empty\n"), None, &ChunkConfig::default(), &approx_token_count)
             .is_empty());
