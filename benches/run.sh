@@ -115,7 +115,7 @@ ensure_store() {
 # ---------------------------------------------------------------------------------------------
 part_ingest() {
   : >"$RESULTS/ingest.jsonl"
-  find "$CORPUS" -name '*.html' -type f | LC_ALL=C sort >"$DATA/pages.txt"
+  find "$CORPUS/" -name '*.html' -type f | LC_ALL=C sort >"$DATA/pages.txt"  # "/": $CORPUS may be a symlink
   for t in 1 2; do
     log "ingest: ragsnap, approx_token_count, $t thread(s), median of 3"
     RAYON_NUM_THREADS=$t record ingest "$BIN/bench_ingest" --corpus "$CORPUS" --threads $t --tokens approx --reps 3
