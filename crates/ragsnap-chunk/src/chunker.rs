@@ -158,9 +158,11 @@ impl TokenCache {
             return n as usize;
         }
         let n = count(word).saturating_sub(self.overhead(count));
+        // Clamped so that a first lookup and later ones agree (a counter may say
+        // usize::MAX for text it cannot encode).
         let n32 = u32::try_from(n).unwrap_or(u32::MAX);
         shard.lock().unwrap_or_else(|e| e.into_inner()).insert(word.into(), n32);
-        n
+        n32 as usize
     }
 }
 
@@ -512,14 +514,14 @@ impl<'a> Ctx<'a, '_> {
         let Mode::Words(count, cache) = self.mode else { unreachable!("word counts in exact mode") };
         let mut total = 0usize;
         for_each_word(text, |word| {
-            total += match self.words.get(word) {
+            total = total.saturating_add(match self.words.get(word) {
                 Some(&n) => n,
                 None => {
                     let n = cache.word(word, count);
                     self.words.insert(word, n);
                     n
                 }
-            };
+            });
         });
         total
     }
@@ -530,7 +532,7 @@ impl<'a> Ctx<'a, '_> {
             Mode::Exact(count) => count(text),
             Mode::Words(count, cache) => {
                 let mut total = self.overhead;
-                for_each_word(text, |word| total += cache.word(word, count));
+                for_each_word(text, |word| total = total.saturating_add(cache.word(word, count)));
                 total
             }
         }
@@ -544,7 +546,7 @@ impl<'a> Ctx<'a, '_> {
         let md: &'a str = self.md;
         let n = match self.mode {
             Mode::Exact(count) => count(&md[start..end]),
-            Mode::Words(..) => self.overhead + self.word_sum(&md[start..end]),
+            Mode::Words(..) => self.overhead.saturating_add(self.word_sum(&md[start..end])),
         };
         self.alone.insert((start, end), n);
         n
@@ -603,7 +605,7 @@ impl<'a> Ctx<'a, '_> {
         let n = match self.mode {
             Mode::Exact(count) => count(&format!("{}\n\n{}", header.line, &self.md[start..end])),
             // "\n\n" separates words, so the joined text's words are the two parts' words.
-            Mode::Words(..) => header.tokens + self.alone((start, end)) - self.overhead,
+            Mode::Words(..) => header.tokens.saturating_add(self.alone((start, end))).saturating_sub(self.overhead),
         };
         self.measured.insert(key, n);
         n
@@ -615,11 +617,11 @@ impl<'a> Ctx<'a, '_> {
     fn fits(&mut self, header: &Header, range: (usize, usize), exact: bool) -> bool {
         let max = self.cfg.max_tokens;
         if !exact && matches!(self.mode, Mode::Exact(_)) {
-            let estimate = (header.tokens + self.alone(range)).saturating_sub(self.overhead);
-            if estimate + MARGIN <= max {
+            let estimate = header.tokens.saturating_add(self.alone(range)).saturating_sub(self.overhead);
+            if estimate.saturating_add(MARGIN) <= max {
                 return true;
             }
-            if estimate > max + MARGIN {
+            if estimate > max.saturating_add(MARGIN) {
                 return false;
             }
         }
@@ -668,10 +670,10 @@ impl<'a> Ctx<'a, '_> {
         let mut i = 0;
         while i < pieces.len() {
             let mut j = i + 1;
-            let mut estimate = header_tokens + self.alone(pieces[i]);
+            let mut estimate = header_tokens.saturating_add(self.alone(pieces[i]));
             while j < pieces.len() {
                 let next = self.alone(pieces[j]);
-                if estimate + next > self.cfg.target_tokens {
+                if estimate.saturating_add(next) > self.cfg.target_tokens {
                     break;
                 }
                 estimate += next;
@@ -1006,6 +1008,20 @@ mod tests {
         }
         let body = chunks.iter().map(|c| &md[c.byte_range.0..c.byte_range.1]).collect::<Vec<_>>().join(" ");
         assert_eq!(body.split_whitespace().count(), 500, "no word lost");
+    }
+
+    #[test]
+    fn a_counter_that_fails_on_some_text_does_not_overflow() {
+        // `OnnxEmbedder::count_tokens` says usize::MAX for text it cannot encode.
+        let failing = |s: &str| if s.contains('☃') { usize::MAX } else { approx_token_count(s) };
+        let md = format!("# T\n\n{}\n\nsnow ☃ man.\n\n{}\n", words(100, "a"), words(100, "b"));
+        let d = doc(None, &md);
+        let cfg = ChunkConfig::default();
+        let cache = TokenCache::new();
+        for chunks in [chunk_doc(&d, None, &cfg, &failing), chunk_doc_cached(&d, None, &cfg, &failing, &cache)] {
+            assert!(!chunks.is_empty());
+            assert!(chunks.iter().all(|c| c.tokens <= cfg.max_tokens && !c.text.contains('☃')));
+        }
     }
 
     #[test]
