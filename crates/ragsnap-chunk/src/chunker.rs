@@ -20,7 +20,7 @@
 //! is within [`MARGIN`] tokens of `max_tokens` (then the joined text is measured),
 //! and every chunk that is kept is measured exactly, so `Chunk::tokens` is the
 //! counter's own count and no chunk exceeds `max_tokens` whatever the counter.
-//! [`chunk_doc_cached`] goes further for counters that add up over whitespace (BERT
+//! [`chunk_doc_cached`] goes further for counters that add up over words (BERT
 //! WordPiece): it counts each distinct word once per [`TokenCache`].
 
 use std::collections::HashMap;
