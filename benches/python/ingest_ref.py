@@ -49,6 +49,9 @@ def main() -> int:
     ap.add_argument("--procs", type=int, default=1)
     args = ap.parse_args()
     paths = [Path(p) for p in Path(args.pages).read_text().split("\n") if p]
+    if not paths:
+        print(f"ingest_ref.py: no pages listed in {args.pages}", file=sys.stderr)
+        return 1
     PAGES.extend(p.read_bytes() for p in paths)
     total_bytes = sum(len(p) for p in PAGES)
     # Warm-up: imports, lxml and trafilatura's lazy initialisation, on 3 pages (not timed).

@@ -2,21 +2,24 @@
 //! in memory, on a rayon pool of `--threads` threads.
 //!
 //! ```text
-//! bench_ingest --corpus DIR --threads N [--tokens approx|model] [--reps 3]
+//! bench_ingest --corpus DIR --threads N [--tokens approx|model|model-cached] [--reps 3]
 //!              [--dump-sample FILE --sample 5000]
 //! ```
 //!
 //! Stages, as `ragsnap::rebuild` runs them: `ragsnap_chunk::ingest` per page (parallel), then
 //! `remove_boilerplate` over the corpus (sequential), then `chunk_doc` per page (parallel) with
 //! either `approx_token_count` or the model's tokenizer (`OnnxEmbedder::count_tokens`, what a
-//! real rebuild uses). Pages are read before the clock starts. Prints one JSON object with the
-//! median of `--reps` runs.
+//! real rebuild uses). `--tokens model-cached` runs the same tokenizer through
+//! `chunk_doc_cached` with one `TokenCache` per run (each distinct word counted once; what a
+//! rebuild would do if `ragsnap::rebuild` switched to it). Pages are read before the clock
+//! starts. Prints one JSON object with the median of `--reps` runs.
 //!
 //! `--dump-sample` writes the embedding benchmark's input: a seeded sample of distinct prose
 //! chunks of 20–256 model tokens (at most half their lines inside code fences), as a JSON array.
 
 use ragsnap::chunk::{
-    approx_token_count, chunk_doc, ingest, remove_boilerplate, BoilerplateConfig, ChunkConfig, IngestLimits,
+    approx_token_count, chunk_doc, chunk_doc_cached, ingest, remove_boilerplate, BoilerplateConfig, ChunkConfig,
+    IngestLimits, TokenCache,
 };
 use ragsnap::embed::Embedder;
 use ragsnap::{OnnxEmbedder, OnnxOptions};
@@ -41,22 +44,35 @@ fn main() {
 
     let embedder = match tokens.as_str() {
         "approx" => None,
-        "model" => Some(
+        "model" | "model-cached" => Some(
             OnnxEmbedder::load(&runtime(), OnnxOptions { intra_threads: 1, ..OnnxOptions::default() })
                 .expect("load the model's tokenizer"),
         ),
-        other => panic!("--tokens approx|model, not {other:?}"),
+        other => panic!("--tokens approx|model|model-cached, not {other:?}"),
     };
-    let counter = |s: &str| match &embedder {
+    let count_with = |s: &str| match &embedder {
         Some(e) => e.count_tokens(s),
         None => approx_token_count(s),
     };
+    // How much text the chunker hands the counter (last run): the cost driver with a tokenizer.
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let counted_bytes = std::sync::atomic::AtomicUsize::new(0);
+    let counter = |s: &str| {
+        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        counted_bytes.fetch_add(s.len(), std::sync::atomic::Ordering::Relaxed);
+        count_with(s)
+    };
     let limits = IngestLimits::default();
-    let ccfg = ChunkConfig::default();
+    // `--min-tokens 0` turns merging off (to see what merging costs).
+    let ccfg =
+        ChunkConfig { min_tokens: args.num("min-tokens", ChunkConfig::default().min_tokens), ..ChunkConfig::default() };
     let bp = BoilerplateConfig::default();
     let workers = pool(threads);
 
     let mut runs = Vec::new();
+    let mut markdown_bytes = 0usize;
+    // Fingerprint of the sanitised documents (after boilerplate removal), like `chunks_digest`.
+    let mut docs_digest = String::new();
     let mut last_chunks = Vec::new();
     let mut slowest: Vec<serde_json::Value> = Vec::new();
     for _ in 0..reps.max(1) {
@@ -67,21 +83,37 @@ fn main() {
             .install(|| pages.par_iter().map(|(path, b)| ingest(path, b, &limits)).filter_map(Result::ok).collect());
         let sanitize = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let report = remove_boilerplate(&mut docs, &bp);
+        let report = workers.install(|| remove_boilerplate(&mut docs, &bp));
         let boilerplate = t.elapsed().as_secs_f64();
+        calls.store(0, std::sync::atomic::Ordering::Relaxed);
+        counted_bytes.store(0, std::sync::atomic::Ordering::Relaxed);
         let t = Instant::now();
+        let cache = TokenCache::new();
         let chunks: Vec<(f64, Vec<ragsnap::core::Chunk>)> = workers.install(|| {
             docs.par_iter()
                 .map(|d| {
                     let url = format!("https://docs.python.org/3.11/{}", d.source_path);
                     let t = Instant::now();
-                    let c = chunk_doc(d, Some(&url), &ccfg, &counter);
+                    let c = if tokens == "model-cached" {
+                        chunk_doc_cached(d, Some(&url), &ccfg, &counter, &cache)
+                    } else {
+                        chunk_doc(d, Some(&url), &ccfg, &counter)
+                    };
                     (t.elapsed().as_secs_f64(), c)
                 })
                 .collect()
         });
         let chunk = t.elapsed().as_secs_f64();
         let total = t_all.elapsed().as_secs_f64();
+        markdown_bytes = docs.iter().map(|d| d.markdown.len()).sum();
+        docs_digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for d in &docs {
+                (&d.source_path, &d.title, &d.canonical_url, &d.markdown, &d.links, &d.warnings).hash(&mut h);
+            }
+            format!("{:016x}", h.finish())
+        };
         runs.push((total, sanitize, boilerplate, chunk, docs.len(), report.blocks_removed, cpu_secs() - cpu0));
         let mut per_doc: Vec<(f64, &str, usize)> =
             chunks.iter().zip(&docs).map(|((s, _), d)| (*s, d.source_path.as_str(), d.markdown.len())).collect();
@@ -94,6 +126,16 @@ fn main() {
     let total = median(&mut totals);
     let mid = runs.iter().min_by(|a, b| (a.0 - total).abs().total_cmp(&(b.0 - total).abs())).expect("a run");
     let chunk_tokens: usize = last_chunks.iter().map(|c| c.tokens).sum();
+    // Fingerprint of every chunk (text, tokens, ranges, header path): equal digests mean the
+    // chunker produced the same output, e.g. before and after a change.
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for c in &last_chunks {
+            (&c.text, c.tokens, c.byte_range, c.line_range, &c.header_path, &c.source_path).hash(&mut h);
+        }
+        format!("{:016x}", h.finish())
+    };
     // The HTML parser alone (html5ever via scraper, what `sanitize_html` starts with), same pool:
     // the rest of the sanitize stage is decoding, the depth guard and ragsnap's own tree walk.
     let parse_secs = {
@@ -124,16 +166,27 @@ fn main() {
         "docs_per_s": pages.len() as f64 / total,
         "mb_per_s": bytes as f64 / 1e6 / total,
         "chunks": last_chunks.len(),
+        "chunks_digest": digest,
+        "markdown_bytes": markdown_bytes,
+        "docs_digest": docs_digest,
+        "chunk_text_bytes": last_chunks.iter().map(|c| c.text.len()).sum::<usize>(),
+        "counter_calls": calls.load(std::sync::atomic::Ordering::Relaxed),
+        "counter_bytes": counted_bytes.load(std::sync::atomic::Ordering::Relaxed),
         "mean_chunk_tokens": chunk_tokens as f64 / last_chunks.len().max(1) as f64,
         "boilerplate_blocks_removed": mid.5,
         "slowest_pages_to_chunk": slowest,
-        "padding_model": (tokens == "model").then(|| padding_model(&last_chunks)),
-        "token_counting": (tokens == "model").then(|| token_counting(&last_chunks)),
+        "padding_model": tokens.starts_with("model").then(|| padding_model(&last_chunks)),
+        // `--extras 0` skips this (e.g. under a profiler, to see the timed stages only).
+        "token_counting": (tokens.starts_with("model") && args.num("extras", 1) == 1)
+            .then(|| token_counting(&last_chunks)),
         "load": load_average(),
     }));
 
     if let Some(out) = args.get("dump-sample") {
-        assert!(embedder.is_some(), "--dump-sample needs --tokens model (the 20–256 bounds are model tokens)");
+        assert!(
+            embedder.is_some(),
+            "--dump-sample needs --tokens model or model-cached (the 20–256 bounds are model tokens)"
+        );
         let want: usize = args.num("sample", 5000);
         let mut seen = std::collections::HashSet::new();
         let mut prose: Vec<(String, usize)> = last_chunks

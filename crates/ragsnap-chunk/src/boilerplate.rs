@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::SanitizedDoc;
@@ -98,7 +99,9 @@ struct Parsed {
 /// assert_eq!(docs[0].markdown, "# tides\n\nAll about tides here.\n");
 /// ```
 pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) -> BoilerplateReport {
-    let parsed: Vec<Parsed> = docs.iter().map(|d| parse_units(&d.markdown)).collect();
+    // Parsing and rewriting are per document (rayon, results in document order);
+    // only the page counts are gathered sequentially.
+    let parsed: Vec<Parsed> = docs.par_iter().map(|d| parse_units(&d.markdown)).collect();
     let mut pages: HashMap<&str, (usize, (usize, usize))> = HashMap::new();
     for (doc_no, p) in parsed.iter().enumerate() {
         let mut seen = HashSet::new();
@@ -127,40 +130,46 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
         })
         .collect();
 
-    let mut rewritten = Vec::with_capacity(docs.len());
-    for (doc_no, p) in parsed.iter().enumerate() {
-        let md = &docs[doc_no].markdown;
-        let line_count = md.split_inclusive('\n').count();
-        let mut removed = vec![false; line_count];
-        let mut removed_rows = vec![0usize; p.tables.len()];
-        // Pairs first, so a paragraph already removed with its heading is not counted twice.
-        let ordered = p
-            .units
-            .iter()
-            .filter(|u| u.kind == UnitKind::Pair)
-            .chain(p.units.iter().filter(|u| u.kind != UnitKind::Pair));
-        for u in ordered {
-            if !boiler.contains_key(u.key.as_str()) {
-                continue;
-            }
-            let (a, b) = u.lines;
-            if removed[a..b].iter().all(|&r| r) {
-                continue;
-            }
-            removed[a..b].iter_mut().for_each(|r| *r = true);
-            report.blocks_removed += 1;
-            if let UnitKind::TableRow(t) = u.kind {
-                removed_rows[t] += 1;
-            }
-        }
-        for (t, table) in p.tables.iter().enumerate() {
-            if table.rows > 0 && removed_rows[t] == table.rows {
-                let (a, b) = table.header_lines;
+    let rewritten: Vec<(usize, Option<String>)> = parsed
+        .par_iter()
+        .enumerate()
+        .map(|(doc_no, p)| {
+            let md = &docs[doc_no].markdown;
+            let line_count = md.split_inclusive('\n').count();
+            let mut removed = vec![false; line_count];
+            let mut removed_rows = vec![0usize; p.tables.len()];
+            let mut blocks_removed = 0usize;
+            // Pairs first, so a paragraph already removed with its heading is not counted twice.
+            let ordered = p
+                .units
+                .iter()
+                .filter(|u| u.kind == UnitKind::Pair)
+                .chain(p.units.iter().filter(|u| u.kind != UnitKind::Pair));
+            for u in ordered {
+                if !boiler.contains_key(u.key.as_str()) {
+                    continue;
+                }
+                let (a, b) = u.lines;
+                if removed[a..b].iter().all(|&r| r) {
+                    continue;
+                }
                 removed[a..b].iter_mut().for_each(|r| *r = true);
+                blocks_removed += 1;
+                if let UnitKind::TableRow(t) = u.kind {
+                    removed_rows[t] += 1;
+                }
             }
-        }
-        rewritten.push(removed.iter().any(|&r| r).then(|| rebuild(md, &removed)));
-    }
+            for (t, table) in p.tables.iter().enumerate() {
+                if table.rows > 0 && removed_rows[t] == table.rows {
+                    let (a, b) = table.header_lines;
+                    removed[a..b].iter_mut().for_each(|r| *r = true);
+                }
+            }
+            (blocks_removed, removed.iter().any(|&r| r).then(|| rebuild(md, &removed)))
+        })
+        .collect();
+    report.blocks_removed = rewritten.iter().map(|r| r.0).sum();
+    let rewritten = rewritten.into_iter().map(|r| r.1);
     for (doc, new_md) in docs.iter_mut().zip(rewritten) {
         if let Some(md) = new_md {
             doc.markdown = md;

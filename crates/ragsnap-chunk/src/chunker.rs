@@ -13,8 +13,18 @@
 //!
 //! A chunk body is always a verbatim, trimmed slice of the Markdown, so
 //! `byte_range` locates it exactly.
+//!
+//! Counting is the expensive part with a real tokenizer, so each text is counted
+//! once: every piece's count is memoised, "does this block fit with its header?"
+//! is answered from `count(header) + count(block) - count("")` unless that estimate
+//! is within [`MARGIN`] tokens of `max_tokens` (then the joined text is measured),
+//! and every chunk that is kept is measured exactly, so `Chunk::tokens` is the
+//! counter's own count and no chunk exceeds `max_tokens` whatever the counter.
+//! [`chunk_doc_cached`] goes further for counters that add up over words (BERT
+//! WordPiece): it counts each distinct word once per [`TokenCache`].
 
 use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 use ragsnap_core::{Chunk, ContentId};
@@ -80,6 +90,9 @@ fn is_cjk(c: char) -> bool {
 
 type Counter<'c> = &'c (dyn Fn(&str) -> usize + Sync);
 
+/// Estimates within this many tokens of a limit are re-measured with the counter.
+const MARGIN: usize = 8;
+
 /// Split `doc.markdown` into chunks; see the module documentation for the rules.
 ///
 /// Deterministic: the same document, configuration and counter give the same
@@ -90,11 +103,128 @@ pub fn chunk_doc(
     cfg: &ChunkConfig,
     count_tokens: &(dyn Fn(&str) -> usize + Sync),
 ) -> Vec<Chunk> {
+    chunk_with(doc, url, cfg, Mode::Exact(count_tokens))
+}
+
+/// A thread-safe memo of per-word token counts for [`chunk_doc_cached`]; share one
+/// across the documents of a corpus, and use it with one counter only.
+pub struct TokenCache {
+    overhead: OnceLock<usize>,
+    shards: Vec<Mutex<FnvMap<Box<str>, u32>>>,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache { overhead: OnceLock::new(), shards: (0..32).map(|_| Mutex::new(FnvMap::default())).collect() }
+    }
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache").field("words", &self.len()).finish()
+    }
+}
+
+impl TokenCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Distinct words counted so far.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().map_or(0, |m| m.len())).sum()
+    }
+
+    /// Whether no word has been counted yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn overhead(&self, count: Counter<'_>) -> usize {
+        *self.overhead.get_or_init(|| count(""))
+    }
+
+    /// `count(word) - count("")`, memoised.
+    fn word(&self, word: &str, count: Counter<'_>) -> usize {
+        let fx = {
+            use std::hash::Hasher;
+            let mut h = Fnv::default();
+            h.write(word.as_bytes());
+            h.finish()
+        };
+        let shard = &self.shards[(fx >> 32) as usize % self.shards.len()];
+        if let Some(&n) = shard.lock().unwrap_or_else(|e| e.into_inner()).get(word) {
+            return n as usize;
+        }
+        let n = count(word).saturating_sub(self.overhead(count));
+        // Clamped so that a first lookup and later ones agree (a counter may say
+        // usize::MAX for text it cannot encode).
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        shard.lock().unwrap_or_else(|e| e.into_inner()).insert(word.into(), n32);
+        n32 as usize
+    }
+}
+
+/// [`chunk_doc`] for a counter whose counts add up over words: with `e = count("")`,
+/// `count(a + w + b) == count(a) + count(b) - e` for any run `w` of ASCII spaces,
+/// tabs, CRs and LFs, and `count(a + p + b) == count(a) + count(p) + count(b) - 2e`
+/// for an ASCII punctuation character `p` other than `[` and `]`. BERT WordPiece
+/// tokenizers (BertNormalizer, BertPreTokenizer, `[CLS] … [SEP]`, no truncation,
+/// `[…]` special tokens) are such counters. Each distinct word is then counted once
+/// per `cache`, instead of every candidate chunk being run through the counter.
+///
+/// The result is the same as [`chunk_doc`]'s, `tokens` included, as long as that
+/// property holds; use this only with such a counter. As a safety net, every chunk
+/// whose derived count is within a few tokens of `max_tokens` is measured with
+/// `count_tokens`, and if any count disagrees the document is chunked again by
+/// [`chunk_doc`]. That catches a counter that is slightly off near the limit, not
+/// one that does not add up at all (with such a counter, counts far below the limit
+/// are not checked, so neither they nor `max_tokens` are guaranteed).
+pub fn chunk_doc_cached(
+    doc: &SanitizedDoc,
+    url: Option<&str>,
+    cfg: &ChunkConfig,
+    count_tokens: &(dyn Fn(&str) -> usize + Sync),
+    cache: &TokenCache,
+) -> Vec<Chunk> {
+    let chunks = chunk_with(doc, url, cfg, Mode::Words(count_tokens, cache));
+    let near = cfg.max_tokens.saturating_sub(MARGIN);
+    if chunks.iter().all(|c| c.tokens < near || count_tokens(&c.text) == c.tokens) {
+        chunks
+    } else {
+        chunk_doc(doc, url, cfg, count_tokens)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Mode<'c> {
+    /// Every decision from the counter (memoised, with estimates far from a limit).
+    Exact(Counter<'c>),
+    /// Counts derived from per-word counts.
+    Words(Counter<'c>, &'c TokenCache),
+}
+
+fn chunk_with(doc: &SanitizedDoc, url: Option<&str>, cfg: &ChunkConfig, mode: Mode<'_>) -> Vec<Chunk> {
     let md = doc.markdown.as_str();
     let blocks = top_level_blocks(md);
     let title = root_title(doc, &blocks);
     let sections = sections(&blocks, &title);
-    let mut ctx = Ctx { md, cfg, count: count_tokens, headers: HashMap::new() };
+    let overhead = match mode {
+        Mode::Exact(count) => count(""),
+        Mode::Words(count, cache) => cache.overhead(count),
+    };
+    let mut ctx = Ctx {
+        md,
+        cfg,
+        mode,
+        overhead,
+        headers: HashMap::new(),
+        header_lines: Vec::new(),
+        alone: HashMap::new(),
+        measured: HashMap::new(),
+        words: FnvMap::default(),
+    };
 
     let mut drafts = Vec::new();
     for (section_no, section) in sections.iter().enumerate() {
@@ -106,18 +236,18 @@ pub fn chunk_doc(
             if range.0 == range.1 {
                 continue;
             }
-            if ctx.fits(&header, range) {
+            if ctx.fits(&header, range, false) {
                 pieces.push(range);
             } else if block.items.len() > 1 {
                 for &item in &block.items {
-                    ctx.split_to_fit(&header, item, &mut pieces);
+                    ctx.split_to_fit(&header, item, &mut pieces, false);
                 }
             } else {
-                ctx.split_to_fit(&header, range, &mut pieces);
+                ctx.split_to_fit(&header, range, &mut pieces, false);
             }
         }
         let first = drafts.len();
-        ctx.pack(&header, &section.path, section_no, &pieces, &mut drafts);
+        ctx.pack(&header, &section.path, section_no, pieces, &mut drafts);
         if let Some(d) = drafts.get_mut(first) {
             d.heading_start = section.heading_start;
         }
@@ -288,13 +418,27 @@ struct Draft {
 struct Header {
     path: Vec<String>,
     line: String,
+    /// Index into `Ctx::header_lines` (memo key).
+    id: usize,
+    /// `count(line)`.
+    tokens: usize,
 }
 
 struct Ctx<'a, 'c> {
     md: &'a str,
     cfg: &'a ChunkConfig,
-    count: Counter<'c>,
+    mode: Mode<'c>,
+    /// `count("")`: what every counted text carries besides its own tokens
+    /// (`[CLS]` and `[SEP]` for BERT), so joining two texts counts it once.
+    overhead: usize,
     headers: HashMap<Vec<String>, Header>,
+    header_lines: Vec<String>,
+    /// `count(md[range])`.
+    alone: HashMap<(usize, usize), usize>,
+    /// `count(header line + "\n\n" + md[range])`, by header id.
+    measured: HashMap<(usize, usize, usize), usize>,
+    /// Per-document front of the shared word cache ([`Mode::Words`]).
+    words: FnvMap<&'a str, usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,7 +462,96 @@ impl Level {
     }
 }
 
-impl Ctx<'_, '_> {
+/// The words [`chunk_doc_cached`] counts separately: runs of characters between
+/// ASCII whitespace (dropped) and ASCII punctuation other than `[` and `]` (each
+/// its own word), as BertPreTokenizer splits text. Brackets stay inside words so
+/// that special tokens such as `[MASK]` are counted whole.
+fn for_each_word<'t>(text: &'t str, mut f: impl FnMut(&'t str)) {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let space = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+        let punct = b.is_ascii_punctuation() && b != b'[' && b != b']';
+        if space || punct {
+            if start < i {
+                f(&text[start..i]);
+            }
+            if punct {
+                f(&text[i..=i]);
+            }
+            start = i + 1;
+        }
+    }
+    if start < bytes.len() {
+        f(&text[start..]);
+    }
+}
+
+/// FNV-1a: a fast hash for the word memo (keys are short and not adversarial
+/// enough to matter: the worst case is a slow document, not a wrong count).
+#[derive(Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
+impl<'a> Ctx<'a, '_> {
+    /// Sum of the per-word counts of `text` ([`Mode::Words`]), without the overhead.
+    fn word_sum(&mut self, text: &'a str) -> usize {
+        let Mode::Words(count, cache) = self.mode else { unreachable!("word counts in exact mode") };
+        let mut total = 0usize;
+        for_each_word(text, |word| {
+            total = total.saturating_add(match self.words.get(word) {
+                Some(&n) => n,
+                None => {
+                    let n = cache.word(word, count);
+                    self.words.insert(word, n);
+                    n
+                }
+            });
+        });
+        total
+    }
+
+    /// The counter on a text that is not a slice of the Markdown (header lines).
+    fn count_owned(&mut self, text: &str) -> usize {
+        match self.mode {
+            Mode::Exact(count) => count(text),
+            Mode::Words(count, cache) => {
+                let mut total = self.overhead;
+                for_each_word(text, |word| total = total.saturating_add(cache.word(word, count)));
+                total
+            }
+        }
+    }
+
+    /// `count(md[start..end])`, memoised.
+    fn alone(&mut self, (start, end): (usize, usize)) -> usize {
+        if let Some(&n) = self.alone.get(&(start, end)) {
+            return n;
+        }
+        let md: &'a str = self.md;
+        let n = match self.mode {
+            Mode::Exact(count) => count(&md[start..end]),
+            Mode::Words(..) => self.overhead.saturating_add(self.word_sum(&md[start..end])),
+        };
+        self.alone.insert((start, end), n);
+        n
+    }
+
     /// The header line for `path`, shortened until it takes at most half of
     /// `max_tokens`: middle components go first, then the last one is cut.
     fn header(&mut self, path: &[String]) -> Header {
@@ -327,23 +560,24 @@ impl Ctx<'_, '_> {
         }
         let budget = self.cfg.max_tokens / 2;
         let mut p = path.to_vec();
-        loop {
+        let tokens = loop {
             let line = p.join(" > ");
-            if (self.count)(&line) <= budget {
-                break;
+            let tokens = self.count_owned(&line);
+            if tokens <= budget {
+                break tokens;
             }
             if p.len() > 2 {
                 p.remove(1);
                 continue;
             }
-            let Some(last) = p.last_mut() else { break };
+            let Some(last) = p.last_mut() else { break tokens };
             let chars = last.chars().count();
             if chars <= 1 {
                 if p.len() > 1 {
                     p.pop();
                     continue;
                 }
-                break;
+                break tokens;
             }
             let keep = last.char_indices().nth(chars / 2).map_or(last.len(), |(i, _)| i);
             last.truncate(keep);
@@ -353,30 +587,56 @@ impl Ctx<'_, '_> {
                 // "x…" cannot get shorter this way.
                 last.truncate(last.char_indices().next().map_or(0, |(_, c)| c.len_utf8()));
             }
-        }
-        let h = Header { line: p.join(" > "), path: p };
+        };
+        // Every exit from the loop counted the current `p`.
+        let line = p.join(" > ");
+        let h = Header { line: line.clone(), path: p, id: self.header_lines.len(), tokens };
+        self.header_lines.push(line);
         self.headers.insert(path.to_vec(), h.clone());
         h
     }
 
-    fn measure(&self, header: &str, (start, end): (usize, usize)) -> usize {
-        let text = format!("{header}\n\n{}", &self.md[start..end]);
-        (self.count)(&text)
+    /// `count(header line + "\n\n" + md[range])`, memoised.
+    fn measure(&mut self, header: &Header, (start, end): (usize, usize)) -> usize {
+        let key = (header.id, start, end);
+        if let Some(&n) = self.measured.get(&key) {
+            return n;
+        }
+        let n = match self.mode {
+            Mode::Exact(count) => count(&format!("{}\n\n{}", header.line, &self.md[start..end])),
+            // "\n\n" separates words, so the joined text's words are the two parts' words.
+            Mode::Words(..) => header.tokens.saturating_add(self.alone((start, end))).saturating_sub(self.overhead),
+        };
+        self.measured.insert(key, n);
+        n
     }
 
-    fn fits(&self, header: &Header, range: (usize, usize)) -> bool {
-        self.measure(&header.line, range) <= self.cfg.max_tokens
+    /// Whether `range` fits under `max_tokens` with the header. Unless `exact`, an
+    /// estimate from the memoised counts of the two parts decides when it is more
+    /// than [`MARGIN`] tokens from the limit.
+    fn fits(&mut self, header: &Header, range: (usize, usize), exact: bool) -> bool {
+        let max = self.cfg.max_tokens;
+        if !exact && matches!(self.mode, Mode::Exact(_)) {
+            let estimate = header.tokens.saturating_add(self.alone(range)).saturating_sub(self.overhead);
+            if estimate.saturating_add(MARGIN) <= max {
+                return true;
+            }
+            if estimate > max.saturating_add(MARGIN) {
+                return false;
+            }
+        }
+        self.measure(header, range) <= max
     }
 
     /// Cut `range` into pieces that each fit with the header, in order.
-    fn split_to_fit(&self, header: &Header, range: (usize, usize), out: &mut Vec<(usize, usize)>) {
+    fn split_to_fit(&mut self, header: &Header, range: (usize, usize), out: &mut Vec<(usize, usize)>, exact: bool) {
         let mut stack = vec![(range, Level::Paragraphs)];
         while let Some((r, level)) = stack.pop() {
             let r = trim_range(self.md, r);
             if r.0 == r.1 {
                 continue;
             }
-            if self.fits(header, r) {
+            if self.fits(header, r, exact) {
                 out.push(r);
                 continue;
             }
@@ -398,19 +658,29 @@ impl Ctx<'_, '_> {
 
     /// Greedy packing of consecutive pieces up to `target_tokens`, verified
     /// against `max_tokens` with the real counter.
-    fn pack(&self, header: &Header, path: &[String], section: usize, pieces: &[(usize, usize)], out: &mut Vec<Draft>) {
-        let header_tokens = (self.count)(&header.line);
-        let alone: Vec<usize> = pieces.iter().map(|&(s, e)| (self.count)(&self.md[s..e])).collect();
+    fn pack(
+        &mut self,
+        header: &Header,
+        path: &[String],
+        section: usize,
+        mut pieces: Vec<(usize, usize)>,
+        out: &mut Vec<Draft>,
+    ) {
+        let header_tokens = header.tokens;
         let mut i = 0;
         while i < pieces.len() {
             let mut j = i + 1;
-            let mut estimate = header_tokens + alone[i];
-            while j < pieces.len() && estimate + alone[j] <= self.cfg.target_tokens {
-                estimate += alone[j];
+            let mut estimate = header_tokens.saturating_add(self.alone(pieces[i]));
+            while j < pieces.len() {
+                let next = self.alone(pieces[j]);
+                if estimate.saturating_add(next) > self.cfg.target_tokens {
+                    break;
+                }
+                estimate += next;
                 j += 1;
             }
             let tokens = loop {
-                let t = self.measure(&header.line, (pieces[i].0, pieces[j - 1].1));
+                let t = self.measure(header, (pieces[i].0, pieces[j - 1].1));
                 if t <= self.cfg.max_tokens || j == i + 1 {
                     break t;
                 }
@@ -425,6 +695,13 @@ impl Ctx<'_, '_> {
                     section,
                     heading_start: None,
                 });
+            } else {
+                // The piece was let through on an estimate that the counter does
+                // not bear out: split it on exact measurements instead.
+                let mut sub = Vec::new();
+                self.split_to_fit(header, pieces[i], &mut sub, true);
+                pieces.splice(i..j, sub);
+                continue;
             }
             i = j;
         }
@@ -432,7 +709,7 @@ impl Ctx<'_, '_> {
 
     fn try_merge(&mut self, path: &[String], start: usize, end: usize) -> Option<usize> {
         let header = self.header(path);
-        let tokens = self.measure(&header.line, (start, end));
+        let tokens = self.measure(&header, (start, end));
         (tokens <= self.cfg.max_tokens).then_some(tokens)
     }
 
@@ -713,6 +990,64 @@ mod tests {
         let chunks = chunk_doc(&d, None, &cfg, &approx_token_count);
         assert_eq!(chunks.len(), 1);
         assert!(chunks[0].tokens <= cfg.max_tokens);
+    }
+
+    #[test]
+    fn estimates_the_counter_does_not_bear_out_are_caught() {
+        // Parts count 1 each, but any joined text (it contains "\n\n") counts its
+        // bytes: every estimate says "fits", every measurement disagrees.
+        let liar = |s: &str| if s.contains("\n\n") { s.len() } else { 1 };
+        let md = format!("# T\n\n{}\n\n{}\n", words(200, "a"), words(300, "b"));
+        let d = doc(None, &md);
+        let cfg = ChunkConfig { target_tokens: 150, max_tokens: 200, min_tokens: 10 };
+        let chunks = chunk_doc(&d, None, &cfg, &liar);
+        assert!(chunks.len() > 5);
+        for c in &chunks {
+            assert_eq!(liar(&c.text), c.tokens);
+            assert!(c.tokens <= cfg.max_tokens, "{} > {}", c.tokens, cfg.max_tokens);
+        }
+        let body = chunks.iter().map(|c| &md[c.byte_range.0..c.byte_range.1]).collect::<Vec<_>>().join(" ");
+        assert_eq!(body.split_whitespace().count(), 500, "no word lost");
+    }
+
+    #[test]
+    fn a_counter_that_fails_on_some_text_does_not_overflow() {
+        // `OnnxEmbedder::count_tokens` says usize::MAX for text it cannot encode.
+        let failing = |s: &str| if s.contains('☃') { usize::MAX } else { approx_token_count(s) };
+        let md = format!("# T\n\n{}\n\nsnow ☃ man.\n\n{}\n", words(100, "a"), words(100, "b"));
+        let d = doc(None, &md);
+        let cfg = ChunkConfig::default();
+        let cache = TokenCache::new();
+        for chunks in [chunk_doc(&d, None, &cfg, &failing), chunk_doc_cached(&d, None, &cfg, &failing, &cache)] {
+            assert!(!chunks.is_empty());
+            assert!(chunks.iter().all(|c| c.tokens <= cfg.max_tokens && !c.text.contains('☃')));
+        }
+    }
+
+    #[test]
+    fn cached_counts_match_exact_ones() {
+        // Adds up over words (ASCII whitespace; ASCII punctuation is a word of its own).
+        let additive = |s: &str| {
+            let (mut total, mut run) = (2usize, 0usize);
+            for c in s.chars() {
+                let punct = c.is_ascii_punctuation() && c != '[' && c != ']';
+                if c == ' ' || c == '\n' || punct {
+                    total += run.div_ceil(3) + usize::from(punct);
+                    run = 0;
+                } else {
+                    run += 1;
+                }
+            }
+            total + run.div_ceil(3)
+        };
+        let md = format!("# T\n\n{}\n\n## U\n\nshort.\n\n```\n{}\n```\n", words(400, "w"), words(300, "c"));
+        let d = doc(Some("Title"), &md);
+        let cache = TokenCache::new();
+        let cfg = ChunkConfig::default();
+        let exact = chunk_doc(&d, None, &cfg, &additive);
+        assert!(exact.len() > 3);
+        assert_eq!(chunk_doc_cached(&d, None, &cfg, &additive, &cache), exact);
+        assert!(!cache.is_empty());
     }
 
     #[test]

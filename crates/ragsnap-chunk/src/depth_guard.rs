@@ -25,6 +25,7 @@ const VOID: &[&str] = &[
 const RAW_TEXT: &[&str] = &["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript"];
 
 /// Elements that the parser closes implicitly when a sibling of a listed kind starts.
+/// Both names are lowercase (see [`lower`]).
 fn implicitly_closed_by(open: &str, starting: &str) -> bool {
     match starting {
         "li" => open == "li",
@@ -42,8 +43,21 @@ fn implicitly_closed_by(open: &str, starting: &str) -> bool {
 }
 
 struct Open {
-    name: String,
+    /// Byte range of the tag name in the document, as written.
+    name: (usize, usize),
     kept: bool,
+}
+
+/// `name` lowercased into `buf` when it fits; longer names are no element this
+/// module knows by name, so they come back as `"-"` (never equal to a known name).
+fn lower<'b>(name: &[u8], buf: &'b mut [u8; 16]) -> &'b str {
+    if name.len() > buf.len() {
+        return "-";
+    }
+    let out = &mut buf[..name.len()];
+    out.copy_from_slice(name);
+    out.make_ascii_lowercase();
+    std::str::from_utf8(out).unwrap_or("-")
 }
 
 /// Return `html` with nesting beyond [`MAX_DEPTH`] flattened (see the module docs).
@@ -92,18 +106,22 @@ pub(crate) fn flatten_with_limit(html: &str, max_depth: usize) -> Cow<'_, str> {
         while j < n && !bytes[j].is_ascii_whitespace() && bytes[j] != b'/' && bytes[j] != b'>' {
             j += 1;
         }
-        let name = html[name_start..j].to_ascii_lowercase();
+        let raw_name = &bytes[name_start..j];
+        let mut buf = [0u8; 16];
+        let name = lower(raw_name, &mut buf);
         let (tag_end, self_closing) = scan_tag_end(bytes, j);
         i = tag_end;
         if is_end {
             let lowest = stack.len().saturating_sub(END_TAG_SEARCH);
-            if let Some(pos) = (lowest..stack.len()).rev().find(|&k| stack[k].name == name) {
+            let same = |o: &Open| bytes[o.name.0..o.name.1].eq_ignore_ascii_case(raw_name);
+            if let Some(pos) = (lowest..stack.len()).rev().find(|&k| same(&stack[k])) {
                 let matched_kept = stack[pos].kept;
                 for open in stack.drain(pos..) {
                     if open.kept {
                         kept_depth -= 1;
                     }
-                    if open.name == "svg" || open.name == "math" {
+                    let open_name = &bytes[open.name.0..open.name.1];
+                    if open_name.eq_ignore_ascii_case(b"svg") || open_name.eq_ignore_ascii_case(b"math") {
                         foreign = foreign.saturating_sub(1);
                     }
                 }
@@ -116,17 +134,18 @@ pub(crate) fn flatten_with_limit(html: &str, max_depth: usize) -> Cow<'_, str> {
         if name == "plaintext" {
             break;
         }
-        if RAW_TEXT.contains(&name.as_str()) {
+        if RAW_TEXT.contains(&name) {
             // Skip to the matching end tag; its content is text.
             let close = format!("</{name}");
             i = find_ci(bytes, tag_end, close.as_bytes()).unwrap_or(n);
             continue;
         }
-        if VOID.contains(&name.as_str()) || (self_closing && foreign > 0) {
+        if VOID.contains(&name) || (self_closing && foreign > 0) {
             continue;
         }
         while let Some(top) = stack.last() {
-            if implicitly_closed_by(&top.name, &name) {
+            let mut top_buf = [0u8; 16];
+            if implicitly_closed_by(lower(&bytes[top.name.0..top.name.1], &mut top_buf), name) {
                 if top.kept {
                     kept_depth -= 1;
                 }
@@ -144,7 +163,7 @@ pub(crate) fn flatten_with_limit(html: &str, max_depth: usize) -> Cow<'_, str> {
         if name == "svg" || name == "math" {
             foreign += 1;
         }
-        stack.push(Open { name, kept });
+        stack.push(Open { name: (name_start, j), kept });
     }
     if drops.is_empty() {
         return Cow::Borrowed(html);

@@ -649,16 +649,28 @@ struct Inline {
 
 impl Inline {
     fn text(&mut self, t: &str) {
-        for c in t.chars() {
-            if c.is_whitespace() {
-                self.space = true;
-            } else if !is_invisible(c) {
+        // Runs of visible characters are copied whole; a whitespace run becomes
+        // one space before the next visible character; invisible ones vanish.
+        let mut run: Option<usize> = None;
+        for (i, c) in t.char_indices() {
+            let space = c.is_whitespace();
+            if space || is_invisible(c) {
+                if let Some(start) = run.take() {
+                    self.s.push_str(&t[start..i]);
+                }
+                if space {
+                    self.space = true;
+                }
+            } else if run.is_none() {
                 if self.space && !self.s.is_empty() {
                     self.s.push(' ');
                 }
                 self.space = false;
-                self.s.push(c);
+                run = Some(i);
             }
+        }
+        if let Some(start) = run {
+            self.s.push_str(&t[start..]);
         }
     }
 

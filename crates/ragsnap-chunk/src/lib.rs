@@ -15,7 +15,9 @@
 //!    corpus, catching chrome the per-page rules missed.
 //! 3. [`chunk_doc`] cuts a document into [`Chunk`](ragsnap_core::Chunk)s along its
 //!    heading structure, each at most `max_tokens` by the caller's token counter,
-//!    header path line included.
+//!    header path line included. [`chunk_doc_cached`] gives the same chunks for a
+//!    counter that adds up over words (BERT WordPiece), counting each distinct word
+//!    once per shared [`TokenCache`] instead of tokenising candidate chunks.
 //! 4. [`ingest_many`] runs step 1 over many files in parallel.
 //!
 //! Every step is deterministic: the same bytes give the same Markdown, the same
@@ -62,7 +64,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use boilerplate::{remove_boilerplate, BoilerplateConfig, BoilerplateReport};
-pub use chunker::{approx_token_count, chunk_doc, ChunkConfig};
+pub use chunker::{approx_token_count, chunk_doc, chunk_doc_cached, ChunkConfig, TokenCache};
 pub use html::sanitize_html;
 
 /// Version of the sanitising and chunking rules. Bump it whenever the same input

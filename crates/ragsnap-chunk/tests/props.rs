@@ -2,7 +2,10 @@
 //! every chunk respects the token limit, locates its body exactly, and is stable.
 
 use proptest::prelude::*;
-use ragsnap_chunk::{approx_token_count, chunk_doc, ingest, sanitize_html, ChunkConfig, IngestLimits, SanitizedDoc};
+use ragsnap_chunk::{
+    approx_token_count, chunk_doc, chunk_doc_cached, ingest, sanitize_html, ChunkConfig, IngestLimits, SanitizedDoc,
+    TokenCache,
+};
 use ragsnap_core::{Chunk, ContentId};
 
 fn html_token() -> impl Strategy<Value = String> {
@@ -159,6 +162,32 @@ fn bytes_counter(s: &str) -> usize {
     s.len().div_ceil(4)
 }
 
+/// A counter that adds up over words as `chunk_doc_cached` needs (ASCII whitespace
+/// separates, ASCII punctuation but brackets is a word of its own; plus a fixed 2,
+/// like BERT's `[CLS]`/`[SEP]`): `chunk_doc_cached` must give `chunk_doc`'s chunks.
+fn word_counter(s: &str) -> usize {
+    let (mut total, mut run) = (2usize, 0usize);
+    for c in s.chars() {
+        let space = matches!(c, ' ' | '\t' | '\n' | '\r');
+        let punct = c.is_ascii_punctuation() && c != '[' && c != ']';
+        if space || punct {
+            total += run.div_ceil(3) + usize::from(punct);
+            run = 0;
+        } else {
+            run += 1;
+        }
+    }
+    total + run.div_ceil(3)
+}
+
+fn check_cached(doc: &SanitizedDoc, cfg: &ChunkConfig) -> Result<(), TestCaseError> {
+    let cache = TokenCache::new();
+    let cached = chunk_doc_cached(doc, Some("https://u"), cfg, &word_counter, &cache);
+    let plain = check_chunks(doc, cfg, &word_counter)?;
+    prop_assert_eq!(cached, plain);
+    Ok(())
+}
+
 fn check_chunks(
     doc: &SanitizedDoc,
     cfg: &ChunkConfig,
@@ -196,6 +225,7 @@ proptest! {
             prop_assert!(!doc.markdown.trim().is_empty());
             check_chunks(&doc, &cfg, &approx_token_count)?;
             check_chunks(&doc, &cfg, &bytes_counter)?;
+            check_cached(&doc, &cfg)?;
             let again = sanitize_html("p/doc.html", html.as_bytes()).unwrap();
             prop_assert_eq!(doc, again);
         }
@@ -206,6 +236,7 @@ proptest! {
         let d = doc(md, title);
         check_chunks(&d, &cfg, &approx_token_count)?;
         check_chunks(&d, &cfg, &bytes_counter)?;
+        check_cached(&d, &cfg)?;
     }
 
     #[test]
