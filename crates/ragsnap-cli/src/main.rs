@@ -668,6 +668,11 @@ fn chunk_cmd(config: &Config, paths: &[PathBuf], markdown: bool, model_tokens: b
         Some(e) => ragsnap::Embedder::count_tokens(e.as_ref(), s),
         None => chunk::approx_token_count(s),
     };
+    // The model's counter adds up over words: count each distinct word once (same chunks).
+    let words = embedder
+        .as_ref()
+        .filter(|e| ragsnap::Embedder::word_additive_counts(e.as_ref()))
+        .map(|_| chunk::TokenCache::new());
     let limits = IngestLimits { max_bytes: config.ingest.max_bytes };
     let ccfg = ChunkConfig {
         target_tokens: config.chunker.target_tokens,
@@ -692,7 +697,11 @@ fn chunk_cmd(config: &Config, paths: &[PathBuf], markdown: bool, model_tokens: b
                     }
                     continue;
                 }
-                let chunks = chunk::chunk_doc(&doc, doc.canonical_url.as_deref(), &ccfg, &count);
+                let url = doc.canonical_url.as_deref();
+                let chunks = match &words {
+                    Some(cache) => chunk::chunk_doc_cached(&doc, url, &ccfg, &count, cache),
+                    None => chunk::chunk_doc(&doc, url, &ccfg, &count),
+                };
                 if json {
                     all.push(serde_json::json!({ "path": name, "title": doc.title, "chunks": chunks }));
                 } else {

@@ -49,6 +49,14 @@ pub trait Embedder: Send + Sync {
     fn truncated_inputs(&self) -> u64 {
         0
     }
+
+    /// Whether [`Embedder::count_tokens`] adds up over words (BERT WordPiece: the count of a
+    /// text is the sum of its words' counts plus the constant special tokens), which lets the
+    /// chunker count each distinct word once (`ragsnap_chunk::chunk_doc_cached`). `false`, the
+    /// safe answer, makes the chunker measure texts whole.
+    fn word_additive_counts(&self) -> bool {
+        false
+    }
 }
 
 /// Cosine similarity of two vectors (not assumed normalised).

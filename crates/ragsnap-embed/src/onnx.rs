@@ -123,8 +123,22 @@ pub struct OnnxEmbedder {
     ort_lib: PathBuf,
     env: &'static ort::environment::Environment,
     bulk: OnceLock<std::result::Result<Vec<Mutex<Session>>, String>>,
+    /// The tokenizer is a BERT WordPiece pipeline (see `Embedder::word_additive_counts`).
+    word_additive: bool,
     options: OnnxOptions,
     counters: Counters,
+}
+
+/// Whether `tokenizer.json` describes the BERT pipeline whose token counts add up over words:
+/// BertNormalizer, BertPreTokenizer, a WordPiece model, and a post-processor that only adds a
+/// fixed number of special tokens.
+fn is_bert_wordpiece(tokenizer_json: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(tokenizer_json) else { return false };
+    let kind = |key: &str| v.get(key).and_then(|x| x.get("type")).and_then(|t| t.as_str()).map(str::to_owned);
+    kind("normalizer").as_deref() == Some("BertNormalizer")
+        && kind("pre_tokenizer").as_deref() == Some("BertPreTokenizer")
+        && kind("model").as_deref() == Some("WordPiece")
+        && matches!(kind("post_processor").as_deref(), Some("TemplateProcessing" | "BertProcessing"))
 }
 
 fn cores() -> usize {
@@ -209,6 +223,7 @@ impl OnnxEmbedder {
             ort_lib: runtime.ort_lib.clone(),
             env,
             bulk: OnceLock::new(),
+            word_additive: is_bert_wordpiece(&tok_bytes),
             options,
             counters: Counters::default(),
         })
@@ -422,6 +437,10 @@ impl Embedder for OnnxEmbedder {
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         self.embed_with(texts, true)
+    }
+
+    fn word_additive_counts(&self) -> bool {
+        self.word_additive
     }
 
     fn truncated_inputs(&self) -> u64 {

@@ -218,3 +218,22 @@ fn bulk_sessions_give_the_same_bits_in_the_callers_order() {
     let alone = one.embed(&refs[..2]).unwrap();
     assert_eq!(q, alone);
 }
+
+#[test]
+fn word_additive_counting_only_for_a_bert_wordpiece_tokenizer() {
+    let base = shared();
+    assert!(base.word_additive_counts(), "the pinned MiniLM tokenizer is BERT WordPiece");
+    // What the chunker relies on: counts add up over words, minus the special tokens.
+    let e = base.count_tokens("");
+    let (a, b) = ("retry_backoff with jitter", "dead-letter queues (DLQ)");
+    assert_eq!(base.count_tokens(&format!("{a} \n\t {b}")), base.count_tokens(a) + base.count_tokens(b) - e);
+    // Another pre-tokenizer: the embedder must not claim the property.
+    let dir = copy_model_dir();
+    let tok = dir.path().join("tokenizer.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&tok).unwrap()).unwrap();
+    v["pre_tokenizer"] = serde_json::json!({"type": "Whitespace"});
+    std::fs::write(&tok, serde_json::to_vec(&v).unwrap()).unwrap();
+    let rt = Runtime { ort_lib: runtime().ort_lib, model_dir: dir.path().to_path_buf() };
+    let other = OnnxEmbedder::load(&rt, OnnxOptions { bulk_sessions: 1, ..Default::default() }).unwrap();
+    assert!(!other.word_additive_counts());
+}

@@ -366,6 +366,9 @@ pub fn rebuild_with(
         min_tokens: config.chunker.min_tokens,
     };
     let count = |s: &str| embedder.count_tokens(s);
+    // One memo of per-word counts for the whole run when the model's counts add up over words
+    // (same chunks, a fraction of the tokenizer calls); otherwise texts are measured whole.
+    let word_cache = embedder.word_additive_counts().then(ragsnap_chunk::TokenCache::new);
     let fp_id_for_keys = embedder.fingerprint().id();
     let head_docs: HashMap<&str, &DocumentEntry> =
         head.as_ref().map(|h| h.documents.iter().map(|d| (d.source_path.as_str(), d)).collect()).unwrap_or_default();
@@ -395,7 +398,13 @@ pub fn rebuild_with(
                 .and_then(|e| head_snapshot.and_then(|h| chunks_of(h, e)));
             match from_head {
                 Some(cs) => (cs, key, true),
-                None => (ragsnap_chunk::chunk_doc(d, url.as_deref(), &ccfg, &count), key, false),
+                None => {
+                    let cs = match &word_cache {
+                        Some(cache) => ragsnap_chunk::chunk_doc_cached(d, url.as_deref(), &ccfg, &count, cache),
+                        None => ragsnap_chunk::chunk_doc(d, url.as_deref(), &ccfg, &count),
+                    };
+                    (cs, key, false)
+                }
             }
         })
         .collect();
