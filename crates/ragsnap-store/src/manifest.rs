@@ -158,6 +158,7 @@ impl Manifest {
             return Err(refuse(format!("snapshot id {:?} is not a plain name", m.snapshot_id)));
         }
         let mut seen = std::collections::HashSet::new();
+        let mut kinds = std::collections::HashSet::new();
         for f in &m.files {
             if !is_plain_file_name(&f.name) || f.name == MANIFEST_FILE {
                 return Err(refuse(format!("file name {:?} is not a plain file name inside the snapshot", f.name)));
@@ -167,6 +168,10 @@ impl Manifest {
             }
             if crate::ArtifactKind::from_name(&f.kind).is_none() {
                 return Err(refuse(format!("file {:?} has unknown kind {:?}", f.name, f.kind)));
+            }
+            // Readers look artifacts up by kind: a second file of the same kind would be ambiguous.
+            if !kinds.insert(f.kind.as_str()) {
+                return Err(refuse(format!("file {:?} is a second {:?} artifact", f.name, f.kind)));
             }
             if f.size > crate::MAX_ARTIFACT_BYTES {
                 return Err(refuse(format!("file {:?} claims {} bytes", f.name, f.size)));

@@ -177,6 +177,13 @@ fn hostile_manifests_are_refused_without_reading_outside_the_store() {
             }),
         ),
         ("huge size", Box::new(|v: &mut serde_json::Value| v["files"][0]["size"] = u64::MAX.into())),
+        (
+            "two files of one kind",
+            Box::new(|v: &mut serde_json::Value| {
+                let kind = v["files"][0]["kind"].clone();
+                v["files"][1]["kind"] = kind;
+            }),
+        ),
     ] {
         let d = tempfile::tempdir().unwrap();
         let mut s = Store::open_writer(d.path()).unwrap();
