@@ -7,8 +7,20 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-/// Catalog schema version (`PRAGMA user_version`).
-pub const CATALOG_SCHEMA_VERSION: i64 = 1;
+/// Catalog schema version (`PRAGMA user_version`) this build writes. Version 2 added the
+/// `backed_out_*` columns; a version-1 catalog is migrated in place by the first writer and read
+/// as it is by readers.
+pub const CATALOG_SCHEMA_VERSION: i64 = 2;
+
+/// Oldest catalog schema version this build reads.
+pub const CATALOG_OLDEST_SCHEMA_VERSION: i64 = 1;
+
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE snapshots ADD COLUMN backed_out_at TEXT;
+ALTER TABLE snapshots ADD COLUMN backed_out_by TEXT;
+ALTER TABLE snapshots ADD COLUMN backed_out_reason TEXT;
+PRAGMA user_version = 2;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE snapshots (
@@ -23,7 +35,10 @@ CREATE TABLE snapshots (
     chunks          INTEGER NOT NULL,
     index_kind      TEXT NOT NULL,
     recall          REAL NOT NULL,
-    reason          TEXT
+    reason          TEXT,
+    backed_out_at   TEXT,
+    backed_out_by   TEXT,
+    backed_out_reason TEXT
 );
 CREATE TABLE head (
     one         INTEGER PRIMARY KEY CHECK (one = 1),
@@ -45,7 +60,7 @@ CREATE TABLE pins (
     snapshot_id TEXT NOT NULL REFERENCES snapshots(id),
     created_at  TEXT NOT NULL
 );
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 ";
 
 /// A snapshot as the catalog knows it.
@@ -79,6 +94,21 @@ pub struct SnapshotRecord {
     pub is_head: bool,
     /// Pin tags.
     pub pins: Vec<String>,
+    /// Set when head was moved away from this snapshot by a rollback or by promoting an older
+    /// one: a bare `rollback` skips it and making it head again needs `promote --force`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backed_out: Option<BackedOut>,
+}
+
+/// Who moved head away from a snapshot, when and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BackedOut {
+    /// When (RFC 3339).
+    pub at: String,
+    /// `user@host pid N`.
+    pub by: String,
+    /// The reason given for the head move.
+    pub reason: String,
 }
 
 /// One row of the head history.
@@ -104,6 +134,17 @@ pub struct HistoryEntry {
 pub struct Catalog {
     path: PathBuf,
     conn: Connection,
+    version: i64,
+}
+
+/// How a reader reached the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// An ordinary read-only connection (it may create `-wal`/`-shm` beside the catalog).
+    Shared,
+    /// SQLite's `immutable=1`: the store could not be written (read-only mount or no
+    /// permission) and the catalog had no pending write-ahead log.
+    Immutable,
 }
 
 impl Catalog {
@@ -112,42 +153,209 @@ impl Catalog {
     }
 
     /// Open for writing, creating the schema if the file is new.
+    ///
+    /// Writers of a store use [`Catalog::create`] and [`Catalog::open_existing`] instead, which
+    /// never turn a lost catalog into an empty one.
     pub fn open_rw(path: &Path) -> Result<Self> {
+        let conn = Self::connect_rw(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        let mut c = Catalog { path: path.to_path_buf(), conn, version: 0 };
+        c.version = c.user_version()?;
+        if c.version == 0 {
+            c.conn.execute_batch(SCHEMA).map_err(|x| c.err(x))?;
+            c.version = CATALOG_SCHEMA_VERSION;
+        }
+        c.check_version()?;
+        c.migrate()?;
+        Ok(c)
+    }
+
+    /// Create a new catalog at `path` (which must not exist yet).
+    pub fn create(path: &Path) -> Result<Self> {
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(StoreError::Catalog {
+                path: path.to_path_buf(),
+                message: "refusing to create a catalog over an existing file".into(),
+            });
+        }
+        let conn = Self::connect_rw(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        let c = Catalog { path: path.to_path_buf(), conn, version: CATALOG_SCHEMA_VERSION };
+        c.conn.execute_batch(SCHEMA).map_err(|x| c.err(x))?;
+        Ok(c)
+    }
+
+    /// Open an existing catalog for writing: it must exist, be a ragsnap catalog and pass
+    /// SQLite's integrity and foreign-key checks; an old schema is migrated in place. Anything
+    /// else is [`StoreError::CatalogDamaged`], and nothing is created or changed.
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        let damaged = |m: String| StoreError::CatalogDamaged { path: path.to_path_buf(), message: m };
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(damaged("the file is missing".into())),
+            Err(e) => return Err(StoreError::io(path, e)),
+            Ok(m) if m.file_type().is_symlink() => return Err(StoreError::SymlinkRefused { path: path.to_path_buf() }),
+            Ok(m) if !m.is_file() => return Err(damaged("not a regular file".into())),
+            Ok(m) if m.len() == 0 => return Err(damaged("the file is empty".into())),
+            Ok(_) => {}
+        }
+        // No CREATE flag: SQLite must not make a new database if the file vanished meanwhile.
+        let conn = Self::connect_rw(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(|e| damaged(format!("cannot open: {e}")))?;
+        let mut c = Catalog { path: path.to_path_buf(), conn, version: 0 };
+        c.check_health().map_err(damaged)?;
+        c.migrate()?;
+        Ok(c)
+    }
+
+    fn connect_rw(path: &Path, flags: OpenFlags) -> Result<Connection> {
         let e = |x: rusqlite::Error| StoreError::Catalog { path: path.to_path_buf(), message: x.to_string() };
-        let conn = Connection::open(path).map_err(e)?;
+        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(e)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(e)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(e)?;
-        let c = Catalog { path: path.to_path_buf(), conn };
-        let v: i64 = c.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|x| c.err(x))?;
-        match v {
-            0 => c.conn.execute_batch(SCHEMA).map_err(|x| c.err(x))?,
-            CATALOG_SCHEMA_VERSION => {}
-            other => return Err(c.err(format!("schema version {other}; this build reads {CATALOG_SCHEMA_VERSION}"))),
+        Ok(conn)
+    }
+
+    fn user_version(&self) -> Result<i64> {
+        self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|x| self.err(x))
+    }
+
+    fn check_version(&self) -> Result<()> {
+        if !(CATALOG_OLDEST_SCHEMA_VERSION..=CATALOG_SCHEMA_VERSION).contains(&self.version) {
+            return Err(self.err(format!(
+                "schema version {}; this build reads {CATALOG_OLDEST_SCHEMA_VERSION}..={CATALOG_SCHEMA_VERSION}",
+                self.version
+            )));
         }
-        Ok(c)
+        Ok(())
+    }
+
+    /// SQLite's `integrity_check` and `foreign_key_check`, the schema version, and the tables a
+    /// ragsnap catalog has. Sets the schema version on success; the error says what failed.
+    pub(crate) fn check_health(&mut self) -> std::result::Result<(), String> {
+        let v: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| format!("cannot read: {e}"))?;
+        if !(CATALOG_OLDEST_SCHEMA_VERSION..=CATALOG_SCHEMA_VERSION).contains(&v) {
+            return Err(format!(
+                "schema version {v}; this build reads {CATALOG_OLDEST_SCHEMA_VERSION}..={CATALOG_SCHEMA_VERSION}"
+            ));
+        }
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check").map_err(|e| format!("integrity check: {e}"))?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|it| it.collect())
+            .map_err(|e| format!("integrity check: {e}"))?;
+        drop(stmt);
+        if rows != ["ok"] {
+            return Err(format!("integrity check failed: {}", rows.join("; ")));
+        }
+        let mut stmt = self.conn.prepare("PRAGMA foreign_key_check").map_err(|e| format!("foreign key check: {e}"))?;
+        let bad = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| format!("foreign key check: {e}"))?.count();
+        drop(stmt);
+        if bad > 0 {
+            return Err(format!("{bad} row(s) point at snapshots the catalog does not have"));
+        }
+        for t in ["snapshots", "head", "history", "pins"] {
+            let n: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [t], |r| r.get(0))
+                .map_err(|e| format!("reading the schema: {e}"))?;
+            if n != 1 {
+                return Err(format!("no {t} table: not a ragsnap catalog"));
+            }
+        }
+        let bad_status: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM snapshots WHERE status NOT IN ('ready', 'rejected', 'collected')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| format!("reading snapshots: {e}"))?;
+        if bad_status > 0 {
+            return Err(format!("{bad_status} snapshot row(s) have an unknown status"));
+        }
+        self.version = v;
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        if self.version == 1 {
+            self.conn.execute_batch(&format!("BEGIN IMMEDIATE; {MIGRATE_1_TO_2} COMMIT;")).map_err(|x| self.err(x))?;
+            tracing::info!(path = %self.path.display(), "catalog schema migrated from version 1 to 2");
+            self.version = 2;
+        }
+        Ok(())
+    }
+
+    /// Schema version of this catalog (1 or 2).
+    pub fn schema_version(&self) -> i64 {
+        self.version
     }
 
     /// Open read-only (readers never write the catalog).
     pub fn open_ro(path: &Path) -> Result<Self> {
-        if !path.exists() {
-            return Err(StoreError::Catalog {
-                path: path.to_path_buf(),
-                message: "no catalog: is this a ragsnap store? run `ragsnap rebuild` first".into(),
+        Self::open_reader(path).map(|(c, _)| c)
+    }
+
+    /// Open read-only, and say how: an ordinary read-only connection, or, when the store cannot
+    /// be written (read-only mount, no permission to create `-wal`/`-shm`) and no write-ahead log
+    /// is pending, SQLite's `immutable=1` mode. The catalog is checked like a writer checks it.
+    pub fn open_reader(path: &Path) -> Result<(Self, ReadMode)> {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Catalog {
+                    path: path.to_path_buf(),
+                    message: "no catalog: is this a ragsnap store? run `ragsnap rebuild` first".into(),
+                })
+            }
+            Err(e) => return Err(StoreError::io(path, e)),
+            Ok(m) if m.file_type().is_symlink() => return Err(StoreError::SymlinkRefused { path: path.to_path_buf() }),
+            Ok(_) => {}
+        }
+        for side in ["-wal", "-shm"] {
+            let p = side_file(path, side);
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(StoreError::SymlinkRefused { path: p });
+            }
+        }
+        let damaged = |m: String| StoreError::CatalogDamaged { path: path.to_path_buf(), message: m };
+        let shared = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .and_then(|conn| {
+                conn.busy_timeout(std::time::Duration::from_secs(30))?;
+                // Reading the schema is what fails when -shm cannot be created.
+                conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?;
+                Ok(conn)
             });
-        }
-        let conn =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        let (conn, mode) = match shared {
+            Ok(conn) => (conn, ReadMode::Shared),
+            Err(e) if is_cannot_write(&e) => {
+                let wal = side_file(path, "-wal");
+                if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                    return Err(StoreError::Catalog {
+                        path: path.to_path_buf(),
+                        message: format!(
+                            "cannot open read-only ({e}) and {} holds writes not yet in the catalog; \
+                             open the store once where it can be written",
+                            wal.display()
+                        ),
+                    });
+                }
+                tracing::debug!(path = %path.display(), error = %e, "catalog opened immutable: the store cannot be written");
+                let uri = format!("file:{}?immutable=1", uri_path(path));
+                let conn = Connection::open_with_flags(
+                    &uri,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
                 .map_err(|x| StoreError::Catalog { path: path.to_path_buf(), message: x.to_string() })?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(|x| StoreError::Catalog { path: path.to_path_buf(), message: x.to_string() })?;
-        let c = Catalog { path: path.to_path_buf(), conn };
-        let v: i64 = c.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|x| c.err(x))?;
-        if v != CATALOG_SCHEMA_VERSION {
-            return Err(c.err(format!("schema version {v}; this build reads {CATALOG_SCHEMA_VERSION}")));
-        }
-        Ok(c)
+                (conn, ReadMode::Immutable)
+            }
+            Err(e) => return Err(damaged(format!("cannot open: {e}"))),
+        };
+        let mut c = Catalog { path: path.to_path_buf(), conn, version: 0 };
+        c.check_health().map_err(damaged)?;
+        Ok((c, mode))
     }
 
     /// Current head id.
@@ -161,12 +369,18 @@ impl Catalog {
     /// Every snapshot, in the order they were recorded (oldest first).
     pub fn list(&self) -> Result<Vec<SnapshotRecord>> {
         let head = self.head_id()?;
+        // A version-1 catalog (read, never migrated, by a reader) has no back-out columns.
+        let backed_out = if self.version >= 2 {
+            "backed_out_at, backed_out_by, backed_out_reason"
+        } else {
+            "NULL, NULL, NULL"
+        };
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT id, parent_id, created_at, created_unix, status, manifest_blake3, fingerprint_id, documents, chunks,
-                        index_kind, recall, reason FROM snapshots ORDER BY rowid",
-            )
+                        index_kind, recall, reason, {backed_out} FROM snapshots ORDER BY rowid"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
@@ -185,6 +399,14 @@ impl Catalog {
                     reason: r.get(11)?,
                     is_head: false,
                     pins: Vec::new(),
+                    backed_out: match (r.get::<_, Option<String>>(12)?, r.get::<_, Option<String>>(13)?) {
+                        (Some(at), by) => Some(BackedOut {
+                            at,
+                            by: by.unwrap_or_default(),
+                            reason: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
+                        }),
+                        (None, _) => None,
+                    },
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -265,14 +487,57 @@ impl Catalog {
 
     /// Move head to `id` and append a history row: one transaction.
     pub fn set_head(&mut self, id: &str, action: &str, reason: &str) -> Result<()> {
+        self.move_head_backing_out(id, action, reason, false)
+    }
+
+    /// Move head to `id` and append a history row; when `back_out`, mark the snapshot head
+    /// leaves as backed out (who, when, `reason`). The new head's own back-out mark is cleared.
+    /// One transaction.
+    pub fn move_head_backing_out(&mut self, id: &str, action: &str, reason: &str, back_out: bool) -> Result<()> {
         let path = self.path.clone();
         let e = |x: rusqlite::Error| StoreError::Catalog { path: path.clone(), message: x.to_string() };
         let tx = self.conn.transaction().map_err(e)?;
+        let from: Option<String> =
+            tx.query_row("SELECT snapshot_id FROM head WHERE one = 1", [], |r| r.get(0)).optional().map_err(e)?;
         move_head(&tx, id, action, reason).map_err(e)?;
         if action == "force-promote" {
             tx.execute("UPDATE snapshots SET status = 'ready' WHERE id = ?1", [id]).map_err(e)?;
         }
+        if self.version >= 2 {
+            tx.execute(
+                "UPDATE snapshots SET backed_out_at = NULL, backed_out_by = NULL, backed_out_reason = NULL WHERE id = ?1",
+                [id],
+            )
+            .map_err(e)?;
+            if let (true, Some(from)) = (back_out, from.filter(|f| f != id)) {
+                tx.execute(
+                    "UPDATE snapshots SET backed_out_at = ?2, backed_out_by = ?3, backed_out_reason = ?4 WHERE id = ?1",
+                    params![from, rfc3339(unix_now()), who(), reason],
+                )
+                .map_err(e)?;
+            }
+        }
         tx.commit().map_err(e)
+    }
+
+    /// Record a snapshot recovered by `repair` (status, back-out mark and all), without moving
+    /// head.
+    pub(crate) fn insert_recovered(&mut self, rec: &SnapshotRecord) -> Result<()> {
+        self.insert_snapshot(rec, None)?;
+        if let Some(b) = &rec.backed_out {
+            self.conn
+                .execute(
+                    "UPDATE snapshots SET backed_out_at = ?2, backed_out_by = ?3, backed_out_reason = ?4 WHERE id = ?1",
+                    params![rec.id, b.at, b.by, b.reason],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// The catalog's file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Mark a snapshot collected (its folder is gone; its row and history stay).
@@ -313,4 +578,33 @@ fn move_head(tx: &rusqlite::Transaction<'_>, id: &str, action: &str, reason: &st
         params![rfc3339(unix_now()), action, from, id, who(), reason],
     )?;
     Ok(())
+}
+
+/// `catalog.sqlite-wal` and `catalog.sqlite-shm` beside `path`.
+pub(crate) fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Whether an open failed because the database's folder or side files cannot be written.
+fn is_cannot_write(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::SystemIoFailure)
+    )
+}
+
+/// A path as a SQLite URI path: percent-encode what URIs reserve.
+fn uri_path(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::new();
+    for b in abs.to_string_lossy().bytes() {
+        match b {
+            b'%' | b'?' | b'#' | b' ' | 0x80.. => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(b as char),
+        }
+    }
+    out
 }

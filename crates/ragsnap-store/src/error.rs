@@ -78,6 +78,37 @@ pub enum StoreError {
     /// An operation was refused (with the reason).
     #[error("{0}")]
     Refused(String),
+    /// The folder has content but is not a ragsnap store; nothing in it was touched.
+    #[error("{path} is not a ragsnap store: it has content but no {identity} and no usable catalog; nothing was changed (point --store at a ragsnap store or at an empty or new folder)")]
+    NotAStore {
+        /// The folder.
+        path: PathBuf,
+        /// Name of the identity file it lacks.
+        identity: &'static str,
+    },
+    /// The catalog is missing, empty, fails SQLite's checks, or disagrees with the snapshot
+    /// folders. Writers stop rather than recreate it.
+    #[error("catalog {path} is damaged: {message}; nothing was changed: run `ragsnap repair` to rebuild it from the snapshot folders (`ragsnap repair --dry-run` shows the plan)")]
+    CatalogDamaged {
+        /// The catalog file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A store entry is a symbolic link; ragsnap does not follow links inside a store.
+    #[error("{path} is a symbolic link; ragsnap refuses to follow links for store entries (replace it with a real file or folder)")]
+    SymlinkRefused {
+        /// The link.
+        path: PathBuf,
+    },
+    /// A snapshot whose checksums match but which a reader cannot open.
+    #[error("{path}: a reader cannot open this snapshot: {message}")]
+    Unreadable {
+        /// The snapshot folder.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
 }
 
 impl StoreError {

@@ -3,24 +3,38 @@
 //!
 //! Layout of a store:
 //! ```text
+//! <store>/ragsnap-store.json    identity: this folder is a ragsnap store (format, store id)
 //! <store>/catalog.sqlite        snapshots, head, append-only history, pins
+//! <store>/HEAD.json             head and backed-out snapshots, mirrored for `repair`
 //! <store>/LOCK                  writer lock (flock), holds the writer's pid
+//! <store>/staging/<id>.pending  marker: build <id> is not committed yet
 //! <store>/staging/<id>/         a snapshot being written
 //! <store>/snapshots/<id>/       published snapshots, never modified
+//! <store>/quarantine/           folders the catalog could not account for (never deleted)
 //! <store>/leases/<id>.lease     shared locks held by readers; GC skips leased snapshots
 //! <store>/cache/                the embedding cache
 //! ```
+//! Nothing is deleted by inference: a writer removes only staged builds it marked and that
+//! never reached the catalog, and moves any other unknown folder to `quarantine/`. A missing
+//! or damaged catalog is never recreated; [`Store::repair`] rebuilds it from the snapshot
+//! folders.
 //! The commit protocol and the file formats are described byte by byte in `docs/format.md`.
 
 pub mod artifact;
 mod catalog;
 mod error;
+pub mod layout;
 pub mod manifest;
+mod repair;
 pub mod tables;
 pub mod time;
 
 pub use artifact::ArtifactKind;
-pub use catalog::{Catalog, HistoryEntry, SnapshotRecord, CATALOG_SCHEMA_VERSION};
+pub use catalog::{
+    BackedOut, Catalog, HistoryEntry, ReadMode, SnapshotRecord, CATALOG_OLDEST_SCHEMA_VERSION, CATALOG_SCHEMA_VERSION,
+};
+pub use layout::{HeadRecord, Identity, IDENTITY_FILE};
+pub use repair::{RepairReport, RepairedSnapshot, UnrestoredFolder};
 pub use error::{Result, StoreError};
 pub use manifest::{Calibration, ChunkerInfo, Counts, FileEntry, IndexInfo, Manifest, MANIFEST_FILE};
 pub use tables::{ChunkTable, DocumentEntry};
@@ -47,11 +61,23 @@ pub fn failpoint(name: &str) {
     }
 }
 
+/// A check that a verified snapshot can be loaded the way readers load it (parse every
+/// artifact). The store crate cannot load snapshots itself; the `ragsnap` library supplies this
+/// (`ragsnap::load_check`), and publish, verify, rollback, promote and repair run it when set.
+pub type LoadCheck = fn(OpenedSnapshot) -> std::result::Result<(), String>;
+
+/// Artifact kinds a full load parses from memory; [`LoadCheck`]s get them kept.
+pub const LOADED_KINDS: [ArtifactKind; 4] =
+    [ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Hnsw, ArtifactKind::Lexical];
+
 /// A store opened for reading (no lock) or writing (holding `LOCK`).
 pub struct Store {
     root: PathBuf,
     catalog: Catalog,
     _writer: Option<File>,
+    read_mode: ReadMode,
+    quarantined: Vec<(String, PathBuf)>,
+    load_check: Option<LoadCheck>,
 }
 
 /// A snapshot being written under `staging/`.
@@ -188,6 +214,10 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// Snapshots already marked `collected` whose folders an interrupted GC left behind, and
+    /// that this run removed (or would).
+    #[serde(default)]
+    pub resumed: Vec<String>,
 }
 
 fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
@@ -214,43 +244,104 @@ fn new_snapshot_id() -> String {
 }
 
 impl Store {
-    /// Open `root` for writing: create it if needed, take the writer lock, clean up orphans a
-    /// crashed writer left behind (staging folders, snapshot folders the catalog doesn't know).
+    /// Open `root` for writing: create a new store in an absent or empty folder, take the
+    /// writer lock, check the catalog, and clean up what a crashed writer left behind.
+    ///
+    /// A folder with content but no identity file is refused ([`StoreError::NotAStore`]) unless
+    /// it holds a valid catalog (a store made before identity files: it is adopted). A missing,
+    /// empty or failing catalog is [`StoreError::CatalogDamaged`]; it is never recreated. No
+    /// entry of the store may be a symbolic link.
     pub fn open_writer(root: &Path) -> Result<Self> {
-        for d in ["", "staging", "snapshots", "leases", "cache"] {
-            let p = root.join(d);
-            fs::create_dir_all(&p).map_err(|e| StoreError::io(&p, e))?;
+        // Classify before writing anything: a foreign folder gets no LOCK, no folders.
+        let before = match layout::classify(root) {
+            Ok(state) => state,
+            Err(e) => return Err(lock_holder_error(root).unwrap_or(e)),
+        };
+        if before == layout::RootState::Damaged {
+            return Err(lock_holder_error(root).unwrap_or_else(|| StoreError::CatalogDamaged {
+                path: root.join(layout::CATALOG_FILE),
+                message: "the store has snapshot folders but its catalog cannot be opened".into(),
+            }));
         }
-        let lock_path = root.join("LOCK");
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| StoreError::io(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut s = String::new();
-                let _ = lock.read_to_string(&mut s);
-                return Err(StoreError::Locked { path: lock_path, pid: s.trim().parse().unwrap_or(0) });
+        fs::create_dir_all(root).map_err(|e| StoreError::io(root, e))?;
+        let lock = take_lock(root)?;
+        // Classify again under the lock: another writer may have created the store meanwhile.
+        let state = layout::classify(root)?;
+        for d in layout::STORE_DIRS {
+            layout::ensure_dir(&root.join(d))?;
+        }
+        let cpath = root.join(layout::CATALOG_FILE);
+        let catalog = match state {
+            layout::RootState::Fresh => {
+                let c = Catalog::create(&cpath)?;
+                fsio::sync_dir(root).map_err(|e| StoreError::io(root, e))?;
+                layout::write_identity(root)?;
+                c
             }
-            Err(fs::TryLockError::Error(e)) => return Err(StoreError::io(&lock_path, e)),
-        }
-        lock.set_len(0).map_err(|e| StoreError::io(&lock_path, e))?;
-        writeln!(lock, "{}", std::process::id()).map_err(|e| StoreError::io(&lock_path, e))?;
-        lock.sync_data().map_err(|e| StoreError::io(&lock_path, e))?;
-        let catalog = Catalog::open_rw(&root.join("catalog.sqlite"))?;
-        let store = Store { root: root.to_path_buf(), catalog, _writer: Some(lock) };
+            layout::RootState::Adoptable => {
+                let c = Catalog::open_existing(&cpath)?;
+                layout::write_identity(root)?;
+                tracing::warn!(store = %root.display(), "adopted a store made before identity files: wrote {}", IDENTITY_FILE);
+                c
+            }
+            layout::RootState::Known => Catalog::open_existing(&cpath)?,
+            layout::RootState::Damaged => {
+                return Err(StoreError::CatalogDamaged {
+                    path: cpath,
+                    message: "the store has snapshot folders but its catalog cannot be opened".into(),
+                })
+            }
+        };
+        let mut store = Store {
+            root: root.to_path_buf(),
+            catalog,
+            _writer: Some(lock),
+            read_mode: ReadMode::Shared,
+            quarantined: Vec::new(),
+            load_check: None,
+        };
+        store.check_folders()?;
         store.clean_orphans()?;
+        store.sync_head_record()?;
         Ok(store)
     }
 
-    /// Open `root` for reading. Takes no lock and never writes the catalog.
+    /// Open `root` for reading. Takes no lock and never writes the catalog. On a store that
+    /// cannot be written (read-only mount, no permission) the catalog is opened immutable and
+    /// snapshots are opened without a lease.
     pub fn open_reader(root: &Path) -> Result<Self> {
-        let catalog = Catalog::open_ro(&root.join("catalog.sqlite"))?;
-        Ok(Store { root: root.to_path_buf(), catalog, _writer: None })
+        for name in [layout::CATALOG_FILE, "snapshots", "leases"] {
+            layout::entry_metadata(&root.join(name))?;
+        }
+        let identity = layout::read_identity(root)?;
+        let cpath = root.join(layout::CATALOG_FILE);
+        if identity.is_some() && layout::entry_metadata(&cpath)?.is_none_or(|m| m.len() == 0) {
+            return Err(StoreError::CatalogDamaged { path: cpath, message: "the file is missing or empty".into() });
+        }
+        let (catalog, read_mode) = Catalog::open_reader(&cpath)?;
+        Ok(Store {
+            root: root.to_path_buf(),
+            catalog,
+            _writer: None,
+            read_mode,
+            quarantined: Vec::new(),
+            load_check: None,
+        })
+    }
+
+    /// Set the check that a snapshot loads the way readers load it (see [`LoadCheck`]).
+    pub fn set_load_check(&mut self, check: LoadCheck) {
+        self.load_check = Some(check);
+    }
+
+    /// How the catalog was opened (always [`ReadMode::Shared`] for a writer).
+    pub fn read_mode(&self) -> ReadMode {
+        self.read_mode
+    }
+
+    /// Folders this writer open moved to `quarantine/` (name, new path).
+    pub fn quarantined(&self) -> &[(String, PathBuf)] {
+        &self.quarantined
     }
 
     /// The store's folder.
@@ -268,6 +359,18 @@ impl Store {
         self.root.join("snapshots").join(id)
     }
 
+    /// Path of the embedding cache, after checking that neither `cache/` nor the database is a
+    /// symbolic link.
+    pub fn cache_path(&self) -> Result<PathBuf> {
+        let dir = self.root.join("cache");
+        layout::entry_metadata(&dir)?;
+        let path = dir.join("embeddings.sqlite");
+        for p in [path.clone(), catalog::side_file(&path, "-wal"), catalog::side_file(&path, "-shm")] {
+            layout::entry_metadata(&p)?;
+        }
+        Ok(path)
+    }
+
     fn require_writer(&self) -> Result<()> {
         if self._writer.is_none() {
             return Err(StoreError::Refused("this store was opened read-only".into()));
@@ -275,32 +378,110 @@ impl Store {
         Ok(())
     }
 
-    fn clean_orphans(&self) -> Result<()> {
-        let staging = self.root.join("staging");
-        for e in fs::read_dir(&staging).map_err(|e| StoreError::io(&staging, e))? {
-            let p = e.map_err(|e| StoreError::io(&staging, e))?.path();
-            tracing::info!(path = %p.display(), "removing orphaned staging folder");
-            remove_any(&p)?;
+    /// Every snapshot the catalog lists as present must have its folder; otherwise the catalog
+    /// and the folders disagree and only `repair` can tell which is right.
+    fn check_folders(&self) -> Result<()> {
+        for s in self.catalog.list()? {
+            if s.status == "collected" {
+                continue;
+            }
+            let dir = self.snapshot_dir(&s.id);
+            match layout::entry_metadata(&dir)? {
+                Some(m) if m.is_dir() => {}
+                _ => {
+                    return Err(StoreError::CatalogDamaged {
+                        path: self.catalog.path().to_path_buf(),
+                        message: format!("it lists snapshot {} as {} but {} does not exist", s.id, s.status, dir.display()),
+                    })
+                }
+            }
         }
-        let known: std::collections::HashSet<String> = self.catalog.list()?.into_iter().map(|s| s.id).collect();
+        Ok(())
+    }
+
+    /// Remove what this store wrote and can prove unfinished: builds whose `staging/<id>.pending`
+    /// marker is still there and that the catalog does not list. Anything else the catalog does
+    /// not account for is moved to `quarantine/`, never deleted.
+    fn clean_orphans(&mut self) -> Result<()> {
+        let staging = self.root.join("staging");
         let snaps = self.root.join("snapshots");
+        let known: std::collections::HashSet<String> = self.catalog.list()?.into_iter().map(|s| s.id).collect();
+        let mut names: Vec<String> = Vec::new();
+        for e in fs::read_dir(&staging).map_err(|e| StoreError::io(&staging, e))? {
+            names.push(e.map_err(|e| StoreError::io(&staging, e))?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        let mut handled: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for name in &names {
+            let Some(id) = name.strip_suffix(layout::PENDING_SUFFIX) else { continue };
+            if !manifest::is_plain_file_name(id) {
+                continue;
+            }
+            handled.insert(id.to_string());
+            if !known.contains(id) {
+                tracing::info!(snapshot = %id, "removing a build that never reached the catalog");
+                remove_any(&staging.join(id))?;
+                remove_any(&snaps.join(id))?;
+                fsio::sync_dir(&snaps).map_err(|e| StoreError::io(&snaps, e))?;
+            }
+            remove_any(&staging.join(name))?;
+        }
+        for name in &names {
+            if name.ends_with(layout::PENDING_SUFFIX) || handled.contains(name) {
+                continue;
+            }
+            let p = staging.join(name);
+            if fs::symlink_metadata(&p).is_err() {
+                continue;
+            }
+            let to = layout::quarantine(&self.root, &p)?;
+            tracing::warn!(path = %p.display(), to = %to.display(), "staging entry without a build marker moved to quarantine");
+            self.quarantined.push((name.clone(), to));
+        }
+        fsio::sync_dir(&staging).map_err(|e| StoreError::io(&staging, e))?;
+        let mut unknown = Vec::new();
         for e in fs::read_dir(&snaps).map_err(|e| StoreError::io(&snaps, e))? {
             let e = e.map_err(|e| StoreError::io(&snaps, e))?;
             let name = e.file_name().to_string_lossy().into_owned();
             if !known.contains(&name) {
-                tracing::info!(snapshot = %name, "removing snapshot folder the catalog does not know (a crashed build)");
-                remove_any(&e.path())?;
+                unknown.push((name, e.path()));
             }
         }
-        fsio::sync_dir(&snaps).map_err(|e| StoreError::io(&snaps, e))?;
+        unknown.sort();
+        for (name, p) in unknown {
+            let to = layout::quarantine(&self.root, &p)?;
+            tracing::warn!(snapshot = %name, to = %to.display(), "snapshot folder the catalog does not list moved to quarantine");
+            self.quarantined.push((name, to));
+        }
         Ok(())
+    }
+
+    /// Rewrite `HEAD.json` from the catalog when it differs.
+    fn sync_head_record(&self) -> Result<()> {
+        let mut rec = HeadRecord { head: self.catalog.head_id()?, ..HeadRecord::default() };
+        for s in self.catalog.list()? {
+            if let Some(b) = s.backed_out {
+                rec.backed_out.insert(s.id, b);
+            }
+        }
+        let old = layout::read_head_record(&self.root);
+        if old.as_ref().is_some_and(|o| o.head == rec.head && o.backed_out == rec.backed_out) {
+            return Ok(());
+        }
+        rec.written_at = time::rfc3339(time::unix_now());
+        layout::write_head_record(&self.root, &rec)
     }
 
     /// Start a new snapshot under `staging/`.
     pub fn stage(&self) -> Result<Staging> {
         self.require_writer()?;
         let id = new_snapshot_id();
-        let dir = self.root.join("staging").join(&id);
+        let staging = self.root.join("staging");
+        // The marker first: whatever of this build a crash leaves is then provably ours.
+        let marker = layout::pending_marker(&self.root, &id);
+        fsio::write_synced(&marker, id.as_bytes()).map_err(|e| StoreError::io(&marker, e))?;
+        fsio::sync_dir(&staging).map_err(|e| StoreError::io(&staging, e))?;
+        let dir = staging.join(&id);
         fs::create_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
         Ok(Staging { id, dir, files: Vec::new() })
     }
@@ -317,6 +498,16 @@ impl Store {
         let mpath = staging.dir.join(MANIFEST_FILE);
         fsio::write_atomic(&mpath, &bytes).map_err(|e| StoreError::io(&mpath, e))?;
         failpoint("after-manifest");
+        if let Some(check) = self.load_check {
+            // What is published must open: the same load readers do, on the staged folder.
+            let loaded = open_folder(&self.root, &staging.dir, &staging.id, None, &LOADED_KINDS).and_then(|o| {
+                check(o).map_err(|message| StoreError::Unreadable { path: staging.dir.clone(), message })
+            });
+            if let Err(e) = loaded {
+                let _ = staging.abandon();
+                return Err(e);
+            }
+        }
         let target = self.snapshot_dir(&staging.id);
         fs::rename(&staging.dir, &target).map_err(|e| StoreError::io(&target, e))?;
         for d in [self.root.join("snapshots"), self.root.join("staging")] {
@@ -340,9 +531,15 @@ impl Store {
             reason: (!promote).then(|| reason.to_string()),
             is_head: false,
             pins: Vec::new(),
+            backed_out: None,
         };
         self.catalog.insert_snapshot(&rec, promote.then_some(("promote", reason)))?;
         failpoint("after-commit");
+        self.sync_head_record()?;
+        let marker = layout::pending_marker(&self.root, &staging.id);
+        remove_any(&marker)?;
+        let sdir = self.root.join("staging");
+        fsio::sync_dir(&sdir).map_err(|e| StoreError::io(&sdir, e))?;
         Ok(digest)
     }
 
@@ -365,81 +562,59 @@ impl Store {
         if rec.status == "collected" {
             return Err(StoreError::Refused(format!("snapshot {id} was garbage-collected")));
         }
-        let lease = self.lease(id)?;
-        let dir = self.snapshot_dir(id);
-        let manifest = self.read_manifest(&rec, &dir)?;
-        let mut kept = Vec::new();
-        for f in &manifest.files {
-            let path = dir.join(&f.name);
-            check_regular(&path, f.size)?;
-            let kind = ArtifactKind::from_name(&f.kind).filter(|k| keep.contains(k));
-            let found = match kind {
-                Some(kind) => {
-                    let bytes = artifact::read_file(&path, f.size)?;
-                    let found = blake3::hash(&bytes).to_hex().to_string();
-                    kept.push((kind, bytes));
-                    found
-                }
-                None => hash_file(&path).map_err(|e| StoreError::io(&path, e))?.0,
-            };
-            if found != f.blake3 {
-                return Err(StoreError::Corrupt { path, expected: f.blake3.clone(), found });
-            }
-        }
-        Ok(OpenedSnapshot { manifest, dir, lease, kept: Mutex::new(kept) })
-    }
-
-    fn read_manifest(&self, rec: &SnapshotRecord, dir: &Path) -> Result<Manifest> {
-        let mpath = dir.join(MANIFEST_FILE);
-        check_regular(&mpath, u64::MAX)?;
-        let bytes = artifact::read_file(&mpath, manifest::MAX_MANIFEST_BYTES)?;
-        let found = blake3::hash(&bytes).to_hex().to_string();
-        if found != rec.manifest_blake3 {
-            return Err(StoreError::Corrupt { path: mpath, expected: rec.manifest_blake3.clone(), found });
-        }
-        let m = Manifest::parse(&mpath, &bytes)?;
-        if m.snapshot_id != rec.id {
-            return Err(StoreError::ManifestRefused {
-                path: mpath,
-                message: format!("manifest is for {}, catalog row is {}", m.snapshot_id, rec.id),
+        let opened = open_folder(&self.root, &self.snapshot_dir(id), id, Some(&rec.manifest_blake3), keep)?;
+        if let Some(field) = record_mismatch(&rec, &opened.manifest) {
+            return Err(StoreError::CatalogDamaged {
+                path: self.catalog.path().to_path_buf(),
+                message: format!("its row for snapshot {id} disagrees with the snapshot's manifest ({field})"),
             });
         }
-        Ok(m)
+        Ok(opened)
     }
 
     /// Take a reader lease on snapshot `id`.
     pub fn lease(&self, id: &str) -> Result<Lease> {
-        if !manifest::is_plain_file_name(id) {
-            return Err(StoreError::UnknownSnapshot(id.to_string()));
-        }
-        let dir = self.root.join("leases");
-        let path = dir.join(format!("{id}.lease"));
-        let file = match OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path) {
-            Ok(f) => f,
-            // A read-only reader on a store it cannot write: no lease possible; open anyway.
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied || e.kind() == std::io::ErrorKind::NotFound => {
-                File::open(self.snapshot_dir(id)).map_err(|e| StoreError::io(self.snapshot_dir(id), e))?
-            }
-            Err(e) => return Err(StoreError::io(&path, e)),
-        };
-        file.lock_shared().map_err(|e| StoreError::io(&path, e))?;
-        Ok(Lease { _file: file })
+        take_lease(&self.root, id)
     }
 
     /// Re-hash every file of snapshot `id` against its manifest, and the manifest against the
-    /// catalog. Problems are collected, not returned as the first error.
+    /// catalog; when a [`LoadCheck`] is set, also load the snapshot the way readers do. Problems
+    /// are collected, not returned as the first error.
     pub fn verify(&self, id: &str) -> Result<VerifyReport> {
+        self.verify_with(id, self.load_check)
+    }
+
+    /// [`Store::verify`] with an explicit load check (`None`: checksums and frames only).
+    pub fn verify_with(&self, id: &str, check: Option<LoadCheck>) -> Result<VerifyReport> {
+        let mut rep = self.verify_files(id)?;
+        if let (true, Some(check)) = (rep.ok, check) {
+            if self.catalog.get(id)?.status != "collected" {
+                if let Err(e) = self.open_snapshot_keeping(id, &LOADED_KINDS).map_err(|e| e.to_string()).and_then(check) {
+                    rep.ok = false;
+                    rep.problems.push(Problem { file: MANIFEST_FILE.into(), message: format!("a reader cannot open it: {e}") });
+                }
+            }
+        }
+        Ok(rep)
+    }
+
+    fn verify_files(&self, id: &str) -> Result<VerifyReport> {
         let rec = self.catalog.get(id)?;
         let dir = self.snapshot_dir(id);
         let mut rep = VerifyReport { snapshot_id: id.to_string(), ok: true, files: 0, bytes: 0, problems: Vec::new() };
         if rec.status == "collected" {
             return Ok(rep);
         }
-        let manifest = match self.read_manifest(&rec, &dir) {
+        let manifest = match read_manifest_at(&dir, id, Some(&rec.manifest_blake3)) {
             Ok(m) => m,
             Err(e) => {
                 rep.ok = false;
-                rep.problems.push(Problem { file: MANIFEST_FILE.into(), message: e.to_string() });
+                let hint = if matches!(e, StoreError::Corrupt { .. }) {
+                    " (if the folder itself is intact, the catalog's record of it is what changed: `ragsnap repair`)"
+                } else {
+                    ""
+                };
+                rep.problems.push(Problem { file: MANIFEST_FILE.into(), message: format!("{e}{hint}") });
                 return Ok(rep);
             }
         };
@@ -486,8 +661,10 @@ impl Store {
         Ok(rep)
     }
 
-    /// Move head back to `target` after verifying every checksum of it. Refuses a snapshot
-    /// built with another embedding fingerprint unless `allow_model_change`. Never deletes.
+    /// Move head back to `target` after verifying every checksum of it (and loading it, when a
+    /// [`LoadCheck`] is set). Refuses a snapshot built with another embedding fingerprint unless
+    /// `allow_model_change`, and a rejected or backed-out one (those need `promote --force`).
+    /// The snapshot head leaves is marked backed out. Never deletes.
     pub fn rollback(&mut self, target: &str, reason: &str, allow_model_change: bool) -> Result<(String, String)> {
         self.require_writer()?;
         let head = self.head()?;
@@ -498,76 +675,136 @@ impl Store {
         if rec.id == head.id {
             return Err(StoreError::Refused(format!("snapshot {target} is already head")));
         }
-        let rep = self.verify(target)?;
-        if !rep.ok {
-            let list: Vec<String> = rep.problems.iter().map(|p| format!("{}: {}", p.file, p.message)).collect();
+        if let Some(b) = &rec.backed_out {
             return Err(StoreError::Refused(format!(
-                "rollback target {target} failed verification: {}",
-                list.join("; ")
+                "snapshot {target} was backed out by {} at {} ({}); use `promote {target} --force` to make it head again",
+                b.by, b.at, b.reason
             )));
         }
-        if rec.fingerprint_id != head.fingerprint_id && !allow_model_change {
-            return Err(StoreError::Refused(format!(
-                "snapshot {target} was built with embedding {} but head uses {}; pass --allow-model-change to roll back across a model change",
-                rec.fingerprint_id, head.fingerprint_id
-            )));
-        }
-        self.catalog.set_head(target, "rollback", reason)?;
+        self.model_guard(&rec, &head, allow_model_change, "roll back")?;
+        self.verified_or_refused(target, "rollback target")?;
+        self.catalog.move_head_backing_out(target, "rollback", reason, true)?;
+        self.sync_head_record()?;
         Ok((head.id, rec.id))
     }
 
-    /// The snapshot `steps` heads back in the history (1 = the head before the current one).
-    pub fn previous_head(&self, steps: usize) -> Result<String> {
-        let history = self.catalog.history()?;
-        let mut seen: Vec<String> = Vec::new();
-        for h in history.iter().rev() {
-            if seen.last() != Some(&h.to_id) {
-                seen.push(h.to_id.clone());
-            }
-        }
-        // seen[0] is the current head; walk back over distinct earlier heads still available.
-        let usable: Vec<&String> = seen
-            .iter()
-            .skip(1)
-            .filter(|id| self.catalog.get(id).map(|r| r.status == "ready").unwrap_or(false))
-            .filter(|id| Some(id.as_str()) != seen.first().map(String::as_str))
-            .collect();
-        usable
-            .get(steps.saturating_sub(1))
-            .map(|s| (*s).clone())
-            .ok_or_else(|| StoreError::Refused(format!("no head {steps} step(s) back in the history")))
-    }
-
-    /// Make snapshot `id` head (the nightly job's force-promotion of a rejected build).
-    pub fn promote(&mut self, id: &str, force: bool, reason: &str) -> Result<()> {
-        self.require_writer()?;
-        let rec = self.catalog.get(id)?;
-        if rec.status == "rejected" && !force {
+    fn model_guard(&self, rec: &SnapshotRecord, head: &SnapshotRecord, allow: bool, verb: &str) -> Result<()> {
+        if rec.fingerprint_id != head.fingerprint_id && !allow {
             return Err(StoreError::Refused(format!(
-                "snapshot {id} was rejected ({}); pass --force to promote it anyway",
-                rec.reason.unwrap_or_default()
+                "snapshot {} was built with embedding {} but head uses {}; pass --allow-model-change to {verb} across a model change",
+                rec.id, rec.fingerprint_id, head.fingerprint_id
             )));
         }
+        Ok(())
+    }
+
+    fn verified_or_refused(&self, id: &str, what: &str) -> Result<()> {
+        let rep = self.verify(id)?;
+        if !rep.ok {
+            let list: Vec<String> = rep.problems.iter().map(|p| format!("{}: {}", p.file, p.message)).collect();
+            return Err(StoreError::Refused(format!("{what} {id} failed verification: {}", list.join("; "))));
+        }
+        Ok(())
+    }
+
+    /// Where a bare rollback goes: the `steps`-th newest ready snapshot recorded before head
+    /// that is not backed out (1 = the nearest). `steps` must be at least 1.
+    pub fn previous_head(&self, steps: usize) -> Result<String> {
+        if steps == 0 {
+            return Err(StoreError::Refused("--steps must be at least 1".into()));
+        }
+        let all = self.catalog.list()?;
+        let head = self.catalog.head_id()?.ok_or(StoreError::NoHead)?;
+        let pos = all.iter().position(|s| s.id == head).unwrap_or(all.len());
+        let usable: Vec<&SnapshotRecord> =
+            all[..pos].iter().rev().filter(|s| s.status == "ready" && s.backed_out.is_none()).collect();
+        usable.get(steps - 1).map(|s| s.id.clone()).ok_or_else(|| {
+            StoreError::Refused(format!(
+                "no ready snapshot {steps} step(s) before head {head} that is not backed out ({} available); `ragsnap snapshots` lists them, `promote ID --force` takes a backed-out one",
+                usable.len()
+            ))
+        })
+    }
+
+    /// Make snapshot `id` head (the nightly job's force-promotion of a rejected build). Same as
+    /// [`Store::promote_with`] without permission to cross a model change.
+    pub fn promote(&mut self, id: &str, force: bool, reason: &str) -> Result<()> {
+        self.promote_with(id, force, false, reason)
+    }
+
+    /// Make snapshot `id` head. A rejected or backed-out snapshot needs `force`; one built with
+    /// another embedding model than head's needs `allow_model_change` (the rule rollback
+    /// applies). The target is verified first. Promoting a snapshot recorded before head marks
+    /// head backed out.
+    pub fn promote_with(&mut self, id: &str, force: bool, allow_model_change: bool, reason: &str) -> Result<()> {
+        self.require_writer()?;
+        let rec = self.catalog.get(id)?;
         if rec.status == "collected" {
             return Err(StoreError::Refused(format!("snapshot {id} was garbage-collected")));
         }
-        let rep = self.verify(id)?;
-        if !rep.ok {
-            return Err(StoreError::Refused(format!("snapshot {id} failed verification")));
+        if rec.status == "rejected" && !force {
+            return Err(StoreError::Refused(format!(
+                "snapshot {id} was rejected ({}); pass --force to promote it anyway",
+                rec.reason.clone().unwrap_or_default()
+            )));
         }
-        self.catalog.set_head(id, if rec.status == "rejected" { "force-promote" } else { "promote" }, reason)
+        if let (Some(b), false) = (&rec.backed_out, force) {
+            return Err(StoreError::Refused(format!(
+                "snapshot {id} was backed out by {} at {} ({}); pass --force to make it head again",
+                b.by, b.at, b.reason
+            )));
+        }
+        let head = match self.catalog.head_id()? {
+            Some(h) => Some(self.catalog.get(&h)?),
+            None => None,
+        };
+        if let Some(head) = &head {
+            if head.id == rec.id {
+                return Err(StoreError::Refused(format!("snapshot {id} is already head")));
+            }
+            self.model_guard(&rec, head, allow_model_change, "promote")?;
+        }
+        self.verified_or_refused(id, "snapshot")?;
+        let all = self.catalog.list()?;
+        let pos = |x: &str| all.iter().position(|s| s.id == x);
+        let older = head.as_ref().is_some_and(|h| pos(&rec.id) < pos(&h.id));
+        let forced = rec.status == "rejected" || rec.backed_out.is_some();
+        self.catalog.move_head_backing_out(id, if forced { "force-promote" } else { "promote" }, reason, older)?;
+        self.sync_head_record()
     }
 
     /// Remove snapshots that are neither head, pinned, among the newest `keep` ready ones, nor
     /// younger than `older_than_secs`, nor leased by a reader.
+    ///
+    /// Crash-safe: a snapshot's row is marked `collected` before its folder is removed, and
+    /// every run first finishes removing the folders of rows already marked (what a GC killed
+    /// between the two steps leaves).
     pub fn gc(&mut self, keep: usize, older_than_secs: Option<i64>, dry_run: bool) -> Result<GcReport> {
         self.require_writer()?;
         let all = self.catalog.list()?;
         let now = time::unix_now();
+        let mut rep = GcReport { dry_run, ..GcReport::default() };
+        for s in all.iter().filter(|s| s.status == "collected") {
+            let dir = self.snapshot_dir(&s.id);
+            if layout::entry_metadata(&dir)?.is_none() {
+                continue;
+            }
+            let lease_path = self.root.join("leases").join(format!("{}.lease", s.id));
+            let lease = layout::open_nofollow(&lease_path, true)?;
+            if lease.try_lock().is_err() {
+                rep.kept.push((s.id.clone(), "collected, but its folder is open by a reader".into()));
+                continue;
+            }
+            rep.bytes_freed += dir_size(&dir);
+            if !dry_run {
+                remove_any(&dir)?;
+                let _ = fs::remove_file(&lease_path);
+            }
+            rep.resumed.push(s.id.clone());
+        }
         // The catalog lists snapshots in the order they were recorded; the newest come last.
         let newest: Vec<&str> =
             all.iter().rev().filter(|s| s.status == "ready").take(keep).map(|s| s.id.as_str()).collect();
-        let mut rep = GcReport { dry_run, ..GcReport::default() };
         for s in all.iter().filter(|s| s.status != "collected") {
             let why = if s.is_head {
                 Some("head")
@@ -575,7 +812,7 @@ impl Store {
                 Some("pinned")
             } else if newest.contains(&s.id.as_str()) {
                 Some("within --keep")
-            } else if older_than_secs.is_some_and(|age| now - s.created_unix < age) {
+            } else if older_than_secs.is_some_and(|age| now.saturating_sub(s.created_unix) < age) {
                 Some("younger than --older-than")
             } else {
                 None
@@ -585,13 +822,7 @@ impl Store {
                 continue;
             }
             let lease_path = self.root.join("leases").join(format!("{}.lease", s.id));
-            let lease = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&lease_path)
-                .map_err(|e| StoreError::io(&lease_path, e))?;
+            let lease = layout::open_nofollow(&lease_path, true)?;
             if lease.try_lock().is_err() {
                 rep.kept.push((s.id.clone(), "open by a reader".into()));
                 continue;
@@ -600,13 +831,20 @@ impl Store {
             let bytes = dir_size(&dir);
             if !dry_run {
                 self.catalog.mark_collected(&s.id)?;
+                failpoint("gc-after-mark");
                 remove_any(&dir)?;
+                failpoint("gc-after-remove");
                 let _ = fs::remove_file(&lease_path);
             }
             rep.bytes_freed += bytes;
             rep.removed.push(s.id.clone());
         }
         Ok(rep)
+    }
+
+    /// Rebuild a lost or damaged catalog from the snapshot folders: see [`repair`](crate::repair).
+    pub fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Result<RepairReport> {
+        repair::repair(root, dry_run, check)
     }
 
     /// Pin a snapshot so GC keeps it.
@@ -641,9 +879,13 @@ impl Staging {
         Ok(entry)
     }
 
-    /// Throw the staged snapshot away.
+    /// Throw the staged snapshot away (its folder, then its marker).
     pub fn abandon(self) -> Result<()> {
-        remove_any(&self.dir)
+        remove_any(&self.dir)?;
+        if let Some(staging) = self.dir.parent() {
+            remove_any(&staging.join(format!("{}{}", self.id, layout::PENDING_SUFFIX)))?;
+        }
+        Ok(())
     }
 }
 
@@ -709,4 +951,145 @@ fn remove_any(p: &Path) -> Result<()> {
 
 fn dir_size(p: &Path) -> u64 {
     fs::read_dir(p).map(|it| it.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+}
+
+/// Take `LOCK` (created without following links), write our pid into it.
+fn take_lock(root: &Path) -> Result<File> {
+    let lock_path = root.join("LOCK");
+    let mut lock = layout::open_nofollow(&lock_path, true)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut s = String::new();
+            let _ = lock.read_to_string(&mut s);
+            return Err(StoreError::Locked { path: lock_path, pid: s.trim().parse().unwrap_or(0) });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(StoreError::io(&lock_path, e)),
+    }
+    lock.set_len(0).map_err(|e| StoreError::io(&lock_path, e))?;
+    writeln!(lock, "{}", std::process::id()).map_err(|e| StoreError::io(&lock_path, e))?;
+    lock.sync_data().map_err(|e| StoreError::io(&lock_path, e))?;
+    Ok(lock)
+}
+
+/// `Locked` when another writer holds an existing `LOCK` of `root` (nothing is created).
+fn lock_holder_error(root: &Path) -> Option<StoreError> {
+    let lock_path = root.join("LOCK");
+    let mut f = layout::open_nofollow(&lock_path, false).ok()?;
+    match f.try_lock() {
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut s = String::new();
+            let _ = f.read_to_string(&mut s);
+            Some(StoreError::Locked { path: lock_path, pid: s.trim().parse().unwrap_or(0) })
+        }
+        _ => None,
+    }
+}
+
+/// A shared lease on snapshot `id` of the store at `root`. Where no lease file can be made
+/// (read-only mount, no permission) the snapshot folder itself is held instead, and a debug log
+/// says so: GC cannot run on such a store anyway.
+pub(crate) fn take_lease(root: &Path, id: &str) -> Result<Lease> {
+    if !manifest::is_plain_file_name(id) {
+        return Err(StoreError::UnknownSnapshot(id.to_string()));
+    }
+    let dir = root.join("leases");
+    layout::entry_metadata(&dir)?;
+    let path = dir.join(format!("{id}.lease"));
+    let file = match layout::open_nofollow(&path, true) {
+        Ok(f) => f,
+        Err(StoreError::Io { source, .. })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            tracing::debug!(lease = %path.display(), error = %source, "no lease taken: the store cannot be written");
+            let sdir = root.join("snapshots").join(id);
+            std::os::unix::fs::OpenOptionsExt::custom_flags(OpenOptions::new().read(true), libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&sdir)
+                .map_err(|e| layout::nofollow_error(&sdir, e))?
+        }
+        Err(e) => return Err(e),
+    };
+    file.lock_shared().map_err(|e| StoreError::io(&path, e))?;
+    Ok(Lease { _file: file })
+}
+
+/// Verify and open the snapshot folder `dir` (`id`), under a lease. With `manifest_blake3`, the
+/// manifest must have that digest (the catalog's record); without, it is trusted as parsed (a
+/// staged build, or `repair` reading folders). Every listed file is checked.
+pub(crate) fn open_folder(
+    root: &Path,
+    dir: &Path,
+    id: &str,
+    manifest_blake3: Option<&str>,
+    keep: &[ArtifactKind],
+) -> Result<OpenedSnapshot> {
+    match layout::entry_metadata(dir)? {
+        Some(m) if m.is_dir() => {}
+        Some(_) => return Err(StoreError::malformed(dir, "not a folder")),
+        None => return Err(StoreError::io(dir, std::io::Error::from(std::io::ErrorKind::NotFound))),
+    }
+    let lease = take_lease(root, id)?;
+    let manifest = read_manifest_at(dir, id, manifest_blake3)?;
+    let mut kept = Vec::new();
+    for f in &manifest.files {
+        let path = dir.join(&f.name);
+        check_regular(&path, f.size)?;
+        let kind = ArtifactKind::from_name(&f.kind).filter(|k| keep.contains(k));
+        let found = match kind {
+            Some(kind) => {
+                let bytes = artifact::read_file(&path, f.size)?;
+                let found = blake3::hash(&bytes).to_hex().to_string();
+                kept.push((kind, bytes));
+                found
+            }
+            None => hash_file(&path).map_err(|e| StoreError::io(&path, e))?.0,
+        };
+        if found != f.blake3 {
+            return Err(StoreError::Corrupt { path, expected: f.blake3.clone(), found });
+        }
+    }
+    Ok(OpenedSnapshot { manifest, dir: dir.to_path_buf(), lease, kept: Mutex::new(kept) })
+}
+
+/// Read, hash and parse `dir/MANIFEST.json`; it must be for snapshot `id`.
+pub(crate) fn read_manifest_at(dir: &Path, id: &str, manifest_blake3: Option<&str>) -> Result<Manifest> {
+    let mpath = dir.join(MANIFEST_FILE);
+    check_regular(&mpath, u64::MAX)?;
+    let bytes = artifact::read_file(&mpath, manifest::MAX_MANIFEST_BYTES)?;
+    if let Some(expected) = manifest_blake3 {
+        let found = blake3::hash(&bytes).to_hex().to_string();
+        if found != expected {
+            return Err(StoreError::Corrupt { path: mpath, expected: expected.to_string(), found });
+        }
+    }
+    let m = Manifest::parse(&mpath, &bytes)?;
+    if m.snapshot_id != id {
+        return Err(StoreError::ManifestRefused {
+            path: mpath,
+            message: format!("manifest is for {}, catalog row is {id}", m.snapshot_id),
+        });
+    }
+    Ok(m)
+}
+
+/// The first field in which a catalog row disagrees with the manifest it records, if any.
+pub(crate) fn record_mismatch(rec: &SnapshotRecord, m: &Manifest) -> Option<&'static str> {
+    if rec.fingerprint_id != m.fingerprint.id() {
+        Some("embedding fingerprint")
+    } else if rec.documents != m.counts.documents as u64 {
+        Some("document count")
+    } else if rec.chunks != m.counts.chunks as u64 {
+        Some("chunk count")
+    } else if rec.index_kind != m.index.kind {
+        Some("index kind")
+    } else if rec.created_at != m.created_at {
+        Some("creation time")
+    } else if rec.parent_id != m.parent_id {
+        Some("parent")
+    } else {
+        None
+    }
 }

@@ -244,7 +244,10 @@ fn rollback_moves_head_verifies_first_and_never_deletes() {
     let mut bytes = std::fs::read(&v).unwrap();
     bytes[40] ^= 1;
     std::fs::write(&v, bytes).unwrap();
+    // b was backed out by the rollback: a rollback to it is refused, a forced promotion verifies.
     let err = s.rollback(&b, "forward", false).unwrap_err();
+    assert!(err.to_string().contains("backed out"), "{err}");
+    let err = s.promote(&b, true, "forward").unwrap_err();
     assert!(err.to_string().contains("failed verification"), "{err}");
     assert_eq!(s.head().unwrap().id, a);
 }
@@ -282,12 +285,26 @@ fn orphans_from_a_crash_are_cleaned_on_the_next_writer_open() {
         let mut s = Store::open_writer(d.path()).unwrap();
         publish(&mut s, 4, "m", true)
     };
+    // A build this store marked and never committed: provably unfinished, removed.
     std::fs::create_dir_all(d.path().join("staging/sdead-000000")).unwrap();
     std::fs::write(d.path().join("staging/sdead-000000/chunks.bin"), b"half").unwrap();
+    std::fs::write(d.path().join("staging/sdead-000000.pending"), b"sdead-000000").unwrap();
+    // ... also after its rename into snapshots/.
+    std::fs::create_dir_all(d.path().join("snapshots/sgone-222222")).unwrap();
+    std::fs::write(d.path().join("staging/sgone-222222.pending"), b"sgone-222222").unwrap();
+    // Unmarked: nothing proves these are ours or unfinished; moved to quarantine, not deleted.
     std::fs::create_dir_all(d.path().join("snapshots/sunknown-111111")).unwrap();
+    std::fs::write(d.path().join("snapshots/sunknown-111111/keep.txt"), b"mine").unwrap();
+    std::fs::create_dir_all(d.path().join("staging/sstray-333333")).unwrap();
     let s = Store::open_writer(d.path()).unwrap();
     assert!(!d.path().join("staging/sdead-000000").exists());
+    assert!(!d.path().join("staging/sdead-000000.pending").exists());
+    assert!(!d.path().join("snapshots/sgone-222222").exists());
     assert!(!d.path().join("snapshots/sunknown-111111").exists());
+    assert_eq!(std::fs::read(d.path().join("quarantine/sunknown-111111/keep.txt")).unwrap(), b"mine");
+    assert!(d.path().join("quarantine/sstray-333333").is_dir());
+    let names: Vec<&str> = s.quarantined().iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["sstray-333333", "sunknown-111111"]);
     assert!(s.verify(&id).unwrap().ok);
 }
 
