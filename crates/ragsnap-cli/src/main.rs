@@ -16,6 +16,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 const EXIT_ERROR: u8 = 1;
+const EXIT_USAGE: u8 = 2;
 const EXIT_REFUSED: u8 = 3;
 const EXIT_VERIFY: u8 = 4;
 const EXIT_LOCKED: u8 = 5;
@@ -136,9 +137,9 @@ enum Command {
         /// Target snapshot.
         #[arg(long, conflicts_with = "steps")]
         to: Option<String>,
-        /// Go this many heads back in the history.
-        #[arg(long)]
-        steps: Option<usize>,
+        /// Go back this many ready snapshots that are not backed out (at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        steps: Option<u64>,
         /// Why (recorded in the history).
         #[arg(long, default_value = "operator rollback")]
         reason: String,
@@ -149,13 +150,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Make a snapshot head (a rejected one needs --force).
+    /// Make a snapshot head (a rejected or backed-out one needs --force).
     Promote {
         /// Snapshot id.
         id: String,
-        /// Promote a rejected build.
+        /// Promote a rejected or backed-out snapshot.
         #[arg(long)]
         force: bool,
+        /// Allow a snapshot built with another embedding model than head's.
+        #[arg(long)]
+        allow_model_change: bool,
         /// Why.
         #[arg(long, default_value = "operator promotion")]
         reason: String,
@@ -176,9 +180,9 @@ enum Command {
         /// Keep this many newest ready snapshots.
         #[arg(long, default_value_t = 5)]
         keep: usize,
-        /// Keep snapshots younger than this (e.g. 7d, 12h, 30m).
-        #[arg(long)]
-        older_than: Option<String>,
+        /// Keep snapshots younger than this (e.g. 7d, 12h, 30m; at most 100 years).
+        #[arg(long, value_parser = parse_duration_arg)]
+        older_than: Option<i64>,
         /// Say what would be removed.
         #[arg(long)]
         dry_run: bool,
@@ -190,6 +194,16 @@ enum Command {
     Cache {
         #[command(subcommand)]
         action: CacheAction,
+    },
+    /// Rebuild a lost or damaged catalog from the snapshot folders (each verified); the old
+    /// catalog is kept aside.
+    Repair {
+        /// Show the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Show what would be indexed: sanitized Markdown or chunks of the given files.
     Chunk {
@@ -220,11 +234,18 @@ enum CacheAction {
         #[arg(long)]
         json: bool,
     },
-    /// Delete vectors of every fingerprint not listed.
+    /// Delete vectors of every fingerprint not listed (takes the writer lock).
+    #[command(group = clap::ArgGroup::new("selection").required(true).args(["keep_fingerprints", "all"]))]
     Prune {
         /// Fingerprint ids to keep.
-        #[arg(long, num_args = 0..)]
+        #[arg(long, num_args = 1..)]
         keep_fingerprints: Vec<String>,
+        /// Delete every vector of every fingerprint.
+        #[arg(long)]
+        all: bool,
+        /// Say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -274,7 +295,12 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 fn store_code(s: &StoreError) -> u8 {
     match s {
         StoreError::Locked { .. } => EXIT_LOCKED,
-        StoreError::Corrupt { .. } | StoreError::Malformed { .. } | StoreError::ManifestRefused { .. } => EXIT_VERIFY,
+        StoreError::Corrupt { .. }
+        | StoreError::Malformed { .. }
+        | StoreError::ManifestRefused { .. }
+        | StoreError::CatalogDamaged { .. }
+        | StoreError::Unreadable { .. } => EXIT_VERIFY,
+        StoreError::NotAStore { .. } => EXIT_USAGE,
         StoreError::Refused(_) => EXIT_REFUSED,
         _ => EXIT_ERROR,
     }
@@ -470,6 +496,9 @@ fn run(cli: Cli) -> Result<Exit> {
                         s.fingerprint_id,
                         s.recall
                     );
+                    if let Some(b) = &s.backed_out {
+                        println!("   backed out {} by {}: {}", b.at, b.by, b.reason);
+                    }
                 }
             }
             Ok(Exit(0))
@@ -481,13 +510,23 @@ fn run(cli: Cli) -> Result<Exit> {
                 None => store.head()?.id,
             };
             let opened = store.open_snapshot(&id)?;
+            let record = store.catalog().get(&id)?;
             let mut m = opened.manifest.clone();
             let canaries = m.canaries.len();
             m.canaries.iter_mut().for_each(|c| c.vector.truncate(4));
             if json {
-                print_json(&m)?;
+                let mut v = serde_json::to_value(&m)?;
+                v["status"] = serde_json::json!(record.status);
+                if let Some(b) = &record.backed_out {
+                    v["backed_out"] = serde_json::to_value(b)?;
+                }
+                print_json(&v)?;
             } else {
                 println!("snapshot     {}", m.snapshot_id);
+                println!("status       {}{}", record.status, if record.is_head { " (head)" } else { "" });
+                if let Some(b) = &record.backed_out {
+                    println!("backed out   {} by {}: {}", b.at, b.by, b.reason);
+                }
                 println!("parent       {}", m.parent_id.as_deref().unwrap_or("-"));
                 println!("created      {}", m.created_at);
                 println!("format       v{}  tool {}", m.format_version.0, m.tool_version);
@@ -556,10 +595,10 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit(0))
         }
         Command::Rollback { to, steps, reason, allow_model_change, json } => {
-            let mut store = Store::open_writer(&store_path)?;
+            let mut store = open_writer(&store_path, cli.quiet)?;
             let target = match to {
                 Some(t) => t,
-                None => store.previous_head(steps.unwrap_or(1))?,
+                None => store.previous_head(steps.unwrap_or(1) as usize)?,
             };
             let (from, to) = store.rollback(&target, &reason, allow_model_change)?;
             if json {
@@ -569,9 +608,9 @@ fn run(cli: Cli) -> Result<Exit> {
             }
             Ok(Exit(0))
         }
-        Command::Promote { id, force, reason } => {
-            let mut store = Store::open_writer(&store_path)?;
-            store.promote(&id, force, &reason)?;
+        Command::Promote { id, force, allow_model_change, reason } => {
+            let mut store = open_writer(&store_path, cli.quiet)?;
+            store.promote_with(&id, force, allow_model_change, &reason)?;
             if !cli.quiet {
                 eprintln!("ragsnap: {id} is head");
             }
@@ -589,7 +628,7 @@ fn run(cli: Cli) -> Result<Exit> {
             };
             let mut reports = Vec::new();
             for id in &ids {
-                reports.push(store.verify(id)?);
+                reports.push(ragsnap::verify_snapshot(&store, id)?);
             }
             let ok = reports.iter().all(|r| r.ok);
             if json {
@@ -609,12 +648,17 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit(if ok { 0 } else { EXIT_VERIFY }))
         }
         Command::Gc { keep, older_than, dry_run, json } => {
-            let age = older_than.as_deref().map(parse_duration).transpose()?;
-            let mut store = Store::open_writer(&store_path)?;
-            let rep = store.gc(keep, age, dry_run)?;
+            let mut store = open_writer(&store_path, cli.quiet)?;
+            let rep = store.gc(keep, older_than, dry_run)?;
             if json {
                 print_json(&rep)?;
             } else {
+                for id in &rep.resumed {
+                    println!(
+                        "{} {id} (collected earlier; an interrupted gc left its folder)",
+                        if dry_run { "would remove" } else { "removed" }
+                    );
+                }
                 for id in &rep.removed {
                     println!("{} {id}", if dry_run { "would remove" } else { "removed" });
                 }
@@ -627,13 +671,36 @@ fn run(cli: Cli) -> Result<Exit> {
             }
             Ok(Exit(0))
         }
+        Command::Repair { dry_run, json } => repair_cmd(&store_path, dry_run, json),
         Command::Cache { action } => {
+            // Pruning writes: it takes the writer lock like every other writer.
+            let writer = match &action {
+                CacheAction::Prune { .. } => Some(open_writer(&store_path, cli.quiet)?),
+                CacheAction::Stats { .. } => None,
+            };
+            for name in ["cache", "cache/embeddings.sqlite", "cache/embeddings.sqlite-wal", "cache/embeddings.sqlite-shm"] {
+                ragsnap::store::layout::entry_metadata(&store_path.join(name))?;
+            }
             let path = store_path.join("cache").join("embeddings.sqlite");
             if !path.exists() {
                 anyhow::bail!("no embedding cache at {}: run `ragsnap rebuild` first", path.display());
             }
             let cache = ragsnap::embed::EmbeddingCache::open(&path)?;
             match action {
+                CacheAction::Prune { keep_fingerprints, all, dry_run } => {
+                    let keep: Vec<String> = if all { Vec::new() } else { keep_fingerprints };
+                    if dry_run {
+                        let doomed: Vec<_> = cache.stats()?.into_iter().filter(|s| !keep.contains(&s.fingerprint)).collect();
+                        for s in &doomed {
+                            println!("would delete {:<28} {:>8} vectors", s.fingerprint, s.vectors);
+                        }
+                        println!("would delete {} vectors (dry run)", doomed.iter().map(|s| s.vectors).sum::<u64>());
+                    } else {
+                        let n = cache.prune(&keep)?;
+                        println!("deleted {n} vectors");
+                    }
+                    drop(writer);
+                }
                 CacheAction::Stats { json } => {
                     let stats = cache.stats()?;
                     if json {
@@ -643,10 +710,6 @@ fn run(cli: Cli) -> Result<Exit> {
                             println!("{:<28} {:>8} vectors {:>12} bytes", s.fingerprint, s.vectors, s.bytes);
                         }
                     }
-                }
-                CacheAction::Prune { keep_fingerprints } => {
-                    let n = cache.prune(&keep_fingerprints)?;
-                    println!("deleted {n} vectors");
                 }
             }
             Ok(Exit(0))
@@ -734,16 +797,67 @@ fn env_path(k: &str) -> Option<PathBuf> {
     std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
-fn parse_duration(s: &str) -> Result<i64> {
+/// Longest `--older-than` accepted: 100 years, in seconds.
+const MAX_DURATION_SECS: i64 = 100 * 366 * 86_400;
+
+/// `7d`, `12h`, `30m`, `90s`, `2w` (or bare seconds) as seconds; a clap value parser, so a bad
+/// or out-of-range value is a usage error (exit 2).
+fn parse_duration_arg(s: &str) -> std::result::Result<i64, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().with_context(|| format!("bad duration {s:?} (use e.g. 7d, 12h, 30m)"))?;
-    let mult = match unit {
+    let n: i64 = num.parse().map_err(|_| format!("bad duration {s:?} (use e.g. 7d, 12h, 30m)"))?;
+    let mult: i64 = match unit {
         "s" | "" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => anyhow::bail!("bad duration unit in {s:?} (use s, m, h, d or w)"),
+        _ => return Err(format!("bad duration unit in {s:?} (use s, m, h, d or w)")),
     };
-    Ok(n * mult)
+    n.checked_mul(mult)
+        .filter(|v| *v <= MAX_DURATION_SECS)
+        .ok_or_else(|| format!("duration {s:?} is out of range (at most 100 years)"))
+}
+
+/// Open the store for writing with the library's load check, and say what it quarantined.
+fn open_writer(path: &std::path::Path, quiet: bool) -> Result<Store> {
+    let store = ragsnap::open_store_writer(path)?;
+    if !quiet {
+        for (name, to) in store.quarantined() {
+            eprintln!("ragsnap: warning: {name} is not in the catalog: moved to {} (nothing was deleted)", to.display());
+        }
+    }
+    Ok(store)
+}
+
+fn repair_cmd(path: &std::path::Path, dry_run: bool, json: bool) -> Result<Exit> {
+    let rep = ragsnap::repair_store(path, dry_run)?;
+    if json {
+        print_json(&rep)?;
+    } else if !rep.needed {
+        println!("catalog is healthy and agrees with the snapshot folders: nothing to repair");
+    } else {
+        println!("catalog problem: {}", rep.catalog_problem.as_deref().unwrap_or("-"));
+        let verb = if dry_run { "would restore" } else { "restored" };
+        for s in &rep.restored {
+            println!(
+                "{verb} {} as {}{}{}",
+                s.id,
+                s.status,
+                if s.backed_out { " (backed out)" } else { "" },
+                s.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            );
+        }
+        for u in &rep.unrestored {
+            println!("could not restore {}: {} ({})", u.name, u.problem, u.path.display());
+        }
+        println!("head: {} ({})", rep.head.as_deref().unwrap_or("none"), rep.head_source);
+        if let Some(p) = &rep.old_catalog_kept_as {
+            println!("old catalog kept as {}", p.display());
+        }
+        println!("not restored: {}", rep.not_restored.join(", "));
+        if dry_run {
+            println!("(dry run: nothing was changed)");
+        }
+    }
+    Ok(Exit(if rep.unrestored.is_empty() { 0 } else { EXIT_VERIFY }))
 }

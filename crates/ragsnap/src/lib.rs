@@ -46,7 +46,7 @@ pub use ragsnap_store::Store;
 pub use reader::Reader;
 pub use rebuild::{prometheus_metrics, rebuild, rebuild_with, GateResult, RebuildOptions, RebuildReport};
 pub use search::{Answer, Hit, Mode, QueryOptions, QueryResult, Searcher, Signals, DEFAULT_MAX_K, FALLBACK_FLOOR};
-pub use snapshot::{open_head, Snapshot};
+pub use snapshot::{load_check, open_head, open_store_writer, repair_store, verify_snapshot, Snapshot};
 
 use std::sync::Arc;
 

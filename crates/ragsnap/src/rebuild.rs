@@ -290,7 +290,7 @@ pub fn rebuild_with(
         return Err(Error::Invalid("no sources: pass --source DIR or add [[sources]] to ragsnap.toml".into()));
     }
     let t_all = Instant::now();
-    let mut store = Store::open_writer(store_root)?;
+    let mut store = crate::open_store_writer(store_root)?;
     report.parent_id = store.catalog().head_id()?;
     let head = load_head(&store)?;
 

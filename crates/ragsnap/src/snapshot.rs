@@ -131,6 +131,32 @@ impl Snapshot {
     }
 }
 
+/// The [`ragsnap_store::LoadCheck`] the library gives the store: load a verified snapshot the
+/// way [`Snapshot::open`] does (every artifact parsed), and drop it.
+pub fn load_check(opened: OpenedSnapshot) -> std::result::Result<(), String> {
+    Snapshot::load(opened).map(drop).map_err(|e| e.to_string())
+}
+
+/// Verify snapshot `id`: every checksum and frame, and a full load through the reader's code,
+/// so that `ok` means a reader can open it.
+pub fn verify_snapshot(store: &Store, id: &str) -> Result<ragsnap_store::VerifyReport> {
+    Ok(store.verify_with(id, Some(load_check))?)
+}
+
+/// Open the store at `root` for writing with [`load_check`] installed: publish, verify,
+/// rollback and promote then check their snapshot the way readers will open it.
+pub fn open_store_writer(root: &Path) -> Result<Store> {
+    let mut store = Store::open_writer(root)?;
+    store.set_load_check(load_check);
+    Ok(store)
+}
+
+/// Rebuild a lost or damaged catalog from the snapshot folders, each checked with a full load
+/// ([`Store::repair`]).
+pub fn repair_store(root: &Path, dry_run: bool) -> Result<ragsnap_store::RepairReport> {
+    Ok(Store::repair(root, dry_run, Some(load_check))?)
+}
+
 /// Open the head snapshot of the store at `root` read-only.
 pub fn open_head(root: &Path) -> Result<Snapshot> {
     let store = Store::open_reader(root)?;
