@@ -15,6 +15,22 @@ pub const CATALOG_SCHEMA_VERSION: i64 = 2;
 /// Oldest catalog schema version this build reads.
 pub const CATALOG_OLDEST_SCHEMA_VERSION: i64 = 1;
 
+/// Columns of the `snapshots` table in a version-1 catalog, in order.
+const SNAPSHOT_COLUMNS: [&str; 12] = [
+    "id",
+    "parent_id",
+    "created_at",
+    "created_unix",
+    "status",
+    "manifest_blake3",
+    "fingerprint_id",
+    "documents",
+    "chunks",
+    "index_kind",
+    "recall",
+    "reason",
+];
+
 const MIGRATE_1_TO_2: &str = "
 ALTER TABLE snapshots ADD COLUMN backed_out_at TEXT;
 ALTER TABLE snapshots ADD COLUMN backed_out_by TEXT;
@@ -187,6 +203,11 @@ impl Catalog {
     /// SQLite's integrity and foreign-key checks; an old schema is migrated in place. Anything
     /// else is [`StoreError::CatalogDamaged`], and nothing is created or changed.
     pub fn open_existing(path: &Path) -> Result<Self> {
+        Self::open_existing_as(path, true)
+    }
+
+    /// [`Catalog::open_existing`], with or without migrating an old schema.
+    pub(crate) fn open_existing_as(path: &Path, migrate: bool) -> Result<Self> {
         let damaged = |m: String| StoreError::CatalogDamaged { path: path.to_path_buf(), message: m };
         match std::fs::symlink_metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(damaged("the file is missing".into())),
@@ -201,7 +222,9 @@ impl Catalog {
             .map_err(|e| damaged(format!("cannot open: {e}")))?;
         let mut c = Catalog { path: path.to_path_buf(), conn, version: 0 };
         c.check_health().map_err(damaged)?;
-        c.migrate()?;
+        if migrate {
+            c.migrate()?;
+        }
         Ok(c)
     }
 
@@ -256,13 +279,27 @@ impl Catalog {
         if bad > 0 {
             return Err(format!("{bad} row(s) point at snapshots the catalog does not have"));
         }
-        for t in ["snapshots", "head", "history", "pins"] {
-            let n: i64 = self
+        let mut snapshot_cols: Vec<&str> = SNAPSHOT_COLUMNS.to_vec();
+        if v >= 2 {
+            snapshot_cols.extend(["backed_out_at", "backed_out_by", "backed_out_reason"]);
+        }
+        let tables: [(&str, &[&str]); 4] = [
+            ("snapshots", &snapshot_cols),
+            ("head", &["one", "snapshot_id"]),
+            ("history", &["seq", "at", "action", "from_id", "to_id", "who", "reason"]),
+            ("pins", &["tag", "snapshot_id", "created_at"]),
+        ];
+        for (t, want) in tables {
+            let cols: Vec<String> = self
                 .conn
-                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [t], |r| r.get(0))
+                .prepare("SELECT name FROM pragma_table_info(?1)")
+                .and_then(|mut st| st.query_map([t], |r| r.get(0))?.collect())
                 .map_err(|e| format!("reading the schema: {e}"))?;
-            if n != 1 {
+            if cols.is_empty() {
                 return Err(format!("no {t} table: not a ragsnap catalog"));
+            }
+            if cols != want {
+                return Err(format!("table {t} has columns {cols:?}, expected {want:?}"));
             }
         }
         let bad_status: i64 = self
@@ -276,7 +313,46 @@ impl Catalog {
         if bad_status > 0 {
             return Err(format!("{bad_status} snapshot row(s) have an unknown status"));
         }
+        // Every head move appends a history row in the same transaction: head is the last row's
+        // target, and a catalog with history has a head.
+        let head: Vec<(i64, String)> = self
+            .conn
+            .prepare("SELECT one, snapshot_id FROM head")
+            .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(|e| format!("reading head: {e}"))?;
+        let last: Option<String> = self
+            .conn
+            .query_row("SELECT to_id FROM history ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| format!("reading history: {e}"))?;
+        match (head.as_slice(), last) {
+            ([], None) => {}
+            ([(1, h)], Some(l)) if *h == l => {
+                let status: Option<String> = self
+                    .conn
+                    .query_row("SELECT status FROM snapshots WHERE id = ?1", [h], |r| r.get(0))
+                    .optional()
+                    .map_err(|e| format!("reading snapshots: {e}"))?;
+                if status.as_deref() != Some("ready") {
+                    return Err(format!("head {h} is not a ready snapshot ({})", status.unwrap_or("no row".into())));
+                }
+            }
+            ([(1, h)], Some(l)) => return Err(format!("head is {h} but the last history entry moved it to {l}")),
+            ([], Some(l)) => return Err(format!("no head row, though the history moved head to {l}")),
+            (rows, _) => return Err(format!("the head table is inconsistent ({} row(s))", rows.len())),
+        }
         self.version = v;
+        // Read every row the way the store will, so that a damaged value (not UTF-8, wrong
+        // type) stops here as damage rather than later as an odd error.
+        for r in self.list().map_err(|e| format!("reading snapshots: {e}"))? {
+            if r.manifest_blake3.len() != 64 || !r.manifest_blake3.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                return Err(format!("snapshot {}: the manifest digest {:?} is not a blake3 digest", r.id, r.manifest_blake3));
+            }
+            if !crate::manifest::is_plain_file_name(&r.id) {
+                return Err(format!("snapshot id {:?} is not a plain file name", r.id));
+            }
+        }
+        self.history().map_err(|e| format!("reading history: {e}"))?;
         Ok(())
     }
 

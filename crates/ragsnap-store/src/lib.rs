@@ -562,7 +562,23 @@ impl Store {
         if rec.status == "collected" {
             return Err(StoreError::Refused(format!("snapshot {id} was garbage-collected")));
         }
-        let opened = open_folder(&self.root, &self.snapshot_dir(id), id, Some(&rec.manifest_blake3), keep)?;
+        let dir = self.snapshot_dir(id);
+        let opened = match open_folder(&self.root, &dir, id, Some(&rec.manifest_blake3), keep) {
+            Ok(o) => o,
+            Err(StoreError::Corrupt { path, expected, found }) if path.ends_with(MANIFEST_FILE) => {
+                // The folder may be intact and the catalog's record of it what changed.
+                if open_folder(&self.root, &dir, id, None, &[]).is_ok() {
+                    return Err(StoreError::CatalogDamaged {
+                        path: self.catalog.path().to_path_buf(),
+                        message: format!(
+                            "it records manifest blake3 {expected} for snapshot {id}, but the folder is intact and its manifest is {found}"
+                        ),
+                    });
+                }
+                return Err(StoreError::Corrupt { path, expected, found });
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(field) = record_mismatch(&rec, &opened.manifest) {
             return Err(StoreError::CatalogDamaged {
                 path: self.catalog.path().to_path_buf(),
@@ -618,6 +634,14 @@ impl Store {
                 return Ok(rep);
             }
         };
+        if let Some(field) = record_mismatch(&rec, &manifest) {
+            rep.problems.push(Problem {
+                file: MANIFEST_FILE.into(),
+                message: format!(
+                    "the catalog's row disagrees with the manifest ({field}); the catalog is damaged: run `ragsnap repair`"
+                ),
+            });
+        }
         rep.files += 1;
         for f in &manifest.files {
             let path = dir.join(&f.name);

@@ -64,7 +64,8 @@ pub struct RepairReport {
 /// Diagnose the catalog; `None` when it is healthy and agrees with the folders.
 fn diagnose(root: &Path, check: Option<LoadCheck>) -> Option<String> {
     let cpath = root.join(layout::CATALOG_FILE);
-    let (cat, _) = match Catalog::open_reader(&cpath) {
+    // Opened the way a writer opens it: some damage only shows on a read-write connection.
+    let cat = match Catalog::open_existing_as(&cpath, false) {
         Ok(c) => c,
         Err(StoreError::CatalogDamaged { message, .. }) => return Some(message),
         Err(e) => return Some(e.to_string()),
