@@ -678,7 +678,9 @@ fn run(cli: Cli) -> Result<Exit> {
                 CacheAction::Prune { .. } => Some(open_writer(&store_path, cli.quiet)?),
                 CacheAction::Stats { .. } => None,
             };
-            for name in ["cache", "cache/embeddings.sqlite", "cache/embeddings.sqlite-wal", "cache/embeddings.sqlite-shm"] {
+            for name in
+                ["cache", "cache/embeddings.sqlite", "cache/embeddings.sqlite-wal", "cache/embeddings.sqlite-shm"]
+            {
                 ragsnap::store::layout::entry_metadata(&store_path.join(name))?;
             }
             let path = store_path.join("cache").join("embeddings.sqlite");
@@ -690,7 +692,8 @@ fn run(cli: Cli) -> Result<Exit> {
                 CacheAction::Prune { keep_fingerprints, all, dry_run } => {
                     let keep: Vec<String> = if all { Vec::new() } else { keep_fingerprints };
                     if dry_run {
-                        let doomed: Vec<_> = cache.stats()?.into_iter().filter(|s| !keep.contains(&s.fingerprint)).collect();
+                        let doomed: Vec<_> =
+                            cache.stats()?.into_iter().filter(|s| !keep.contains(&s.fingerprint)).collect();
                         for s in &doomed {
                             println!("would delete {:<28} {:>8} vectors", s.fingerprint, s.vectors);
                         }
@@ -823,7 +826,10 @@ fn open_writer(path: &std::path::Path, quiet: bool) -> Result<Store> {
     let store = ragsnap::open_store_writer(path)?;
     if !quiet {
         for (name, to) in store.quarantined() {
-            eprintln!("ragsnap: warning: {name} is not in the catalog: moved to {} (nothing was deleted)", to.display());
+            eprintln!(
+                "ragsnap: warning: {name} is not in the catalog: moved to {} (nothing was deleted)",
+                to.display()
+            );
         }
     }
     Ok(store)

@@ -131,9 +131,12 @@ fn catalog_corruption_campaign_loses_no_folder_and_repair_restores_head() {
         }
         let mut all_ok = true;
         let mut log = Vec::new();
-        for args in
-            [&["gc", "--keep", "100", "--dry-run"][..], &["gc", "--keep", "100"], &["show", "--json"], &["verify", "--all"]]
-        {
+        for args in [
+            &["gc", "--keep", "100", "--dry-run"][..],
+            &["gc", "--keep", "100"],
+            &["show", "--json"],
+            &["verify", "--all"],
+        ] {
             let o = run(&store, args);
             let said = format!("{}{}", stderr(&o), String::from_utf8_lossy(&o.stdout));
             log.push(format!("{args:?} exit {}: {said}", code(&o)));
@@ -296,7 +299,13 @@ fn a_gc_killed_at_each_step_leaks_nothing_once_the_next_gc_runs() {
     let ids = &base().ids;
     for point in ["gc-after-mark", "gc-after-remove"] {
         let store = copy_store(dir.path());
-        let o = bin().arg("--store").arg(&store).args(["gc", "--keep", "1"]).env("RAGSNAP_FAILPOINT", point).output().unwrap();
+        let o = bin()
+            .arg("--store")
+            .arg(&store)
+            .args(["gc", "--keep", "1"])
+            .env("RAGSNAP_FAILPOINT", point)
+            .output()
+            .unwrap();
         assert!(!o.status.success(), "{point}: the gc must have died");
         let rows = |store: &Path| -> BTreeMap<String, String> {
             let o = run(store, &["snapshots", "--json"]);
@@ -370,7 +379,9 @@ fn a_read_only_store_answers_queries() {
         let _ = std::fs::remove_file(store.join(side));
     }
     chmod_tree(&store, 0o555, 0o444);
-    let probe = std::process::Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"]).output();
+    let probe = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
+        .output();
     if probe.is_ok_and(|o| o.status.success()) {
         let mut c = std::process::Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -390,10 +401,8 @@ fn a_read_only_store_answers_queries() {
     chmod_tree(&store, 0o755, 0o644);
     // 2. A read-only bind mount, as root (EROFS rather than EACCES).
     let store = copy_store(dir.path());
-    let script = format!(
-        "mount --bind {s} {s} && mount -o remount,bind,ro {s} && exec \"$0\" \"$@\"",
-        s = store.display()
-    );
+    let script =
+        format!("mount --bind {s} {s} && mount -o remount,bind,ro {s} && exec \"$0\" \"$@\"", s = store.display());
     let o = std::process::Command::new("unshare")
         .args(["-m", "sh", "-c", &script])
         .arg(env!("CARGO_BIN_EXE_ragsnap"))
@@ -487,7 +496,8 @@ fn operator_commands_move_head_predictably() {
         std::fs::copy(cache.join(f), model.join(f)).unwrap();
     }
     let toml = std::fs::read_to_string(cache.join("model.toml")).unwrap();
-    std::fs::write(model.join("model.toml"), toml.replace("name = \"minilm-l6-int8\"", "name = \"minilm-renamed\"")).unwrap();
+    std::fs::write(model.join("model.toml"), toml.replace("name = \"minilm-l6-int8\"", "name = \"minilm-renamed\""))
+        .unwrap();
     let site = base().site.to_str().unwrap();
     let o = bin()
         .arg("--store")

@@ -345,8 +345,13 @@ impl Catalog {
         // Read every row the way the store will, so that a damaged value (not UTF-8, wrong
         // type) stops here as damage rather than later as an odd error.
         for r in self.list().map_err(|e| format!("reading snapshots: {e}"))? {
-            if r.manifest_blake3.len() != 64 || !r.manifest_blake3.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-                return Err(format!("snapshot {}: the manifest digest {:?} is not a blake3 digest", r.id, r.manifest_blake3));
+            if r.manifest_blake3.len() != 64
+                || !r.manifest_blake3.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return Err(format!(
+                    "snapshot {}: the manifest digest {:?} is not a blake3 digest",
+                    r.id, r.manifest_blake3
+                ));
             }
             if !crate::manifest::is_plain_file_name(&r.id) {
                 return Err(format!("snapshot id {:?} is not a plain file name", r.id));
@@ -397,13 +402,14 @@ impl Catalog {
             }
         }
         let damaged = |m: String| StoreError::CatalogDamaged { path: path.to_path_buf(), message: m };
-        let shared = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .and_then(|conn| {
-                conn.busy_timeout(std::time::Duration::from_secs(30))?;
-                // Reading the schema is what fails when -shm cannot be created.
-                conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?;
-                Ok(conn)
-            });
+        let shared =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .and_then(|conn| {
+                    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+                    // Reading the schema is what fails when -shm cannot be created.
+                    conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?;
+                    Ok(conn)
+                });
         let (conn, mode) = match shared {
             Ok(conn) => (conn, ReadMode::Shared),
             Err(e) if is_cannot_write(&e) => {
@@ -446,11 +452,8 @@ impl Catalog {
     pub fn list(&self) -> Result<Vec<SnapshotRecord>> {
         let head = self.head_id()?;
         // A version-1 catalog (read, never migrated, by a reader) has no back-out columns.
-        let backed_out = if self.version >= 2 {
-            "backed_out_at, backed_out_by, backed_out_reason"
-        } else {
-            "NULL, NULL, NULL"
-        };
+        let backed_out =
+            if self.version >= 2 { "backed_out_at, backed_out_by, backed_out_reason" } else { "NULL, NULL, NULL" };
         let mut stmt = self
             .conn
             .prepare(&format!(

@@ -147,7 +147,10 @@ pub fn read_identity(root: &Path) -> Result<Option<Identity>> {
     if id.layout_version != STORE_LAYOUT_VERSION {
         return Err(StoreError::malformed(
             &path,
-            format!("store layout version {} is not readable by this build (reads {STORE_LAYOUT_VERSION})", id.layout_version),
+            format!(
+                "store layout version {} is not readable by this build (reads {STORE_LAYOUT_VERSION})",
+                id.layout_version
+            ),
         ));
     }
     Ok(Some(id))
@@ -222,7 +225,8 @@ pub fn quarantine(root: &Path, path: &Path) -> Result<PathBuf> {
 /// What a folder given as a store is, seen before anything is written to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RootState {
-    /// Absent, empty, or holding only an empty store layout: a new store is created.
+    /// Absent, empty, or holding only an empty store layout (a lock, empty folders, leases, an
+    /// embedding cache): a new store is created.
     Fresh,
     /// Has an identity file.
     Known,
@@ -252,9 +256,21 @@ pub fn classify(root: &Path) -> Result<RootState> {
     for e in fs::read_dir(root).map_err(|e| StoreError::io(root, e))? {
         let e = e.map_err(|e| StoreError::io(root, e))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let empty_dir = STORE_DIRS.contains(&name.as_str())
-            && fs::read_dir(e.path()).map(|mut d| d.next().is_none()).unwrap_or(false);
-        if !(empty_dir || name == "LOCK") {
+        // What a new store may already hold: its lock, empty folders, reader leases, and an
+        // embedding cache copied in to warm it.
+        let allowed: Option<fn(&str) -> bool> = match name.as_str() {
+            "staging" | "snapshots" | QUARANTINE_DIR => Some(|_| false),
+            "leases" => Some(|n| n.ends_with(".lease")),
+            "cache" => Some(|n| n.starts_with("embeddings.sqlite")),
+            _ => None,
+        };
+        let fits = match allowed {
+            Some(ok) => fs::read_dir(e.path())
+                .map(|d| d.flatten().all(|x| ok(&x.file_name().to_string_lossy())))
+                .unwrap_or(false),
+            None => name == "LOCK",
+        };
+        if !fits {
             only_layout = false;
         }
     }

@@ -33,10 +33,10 @@ pub use artifact::ArtifactKind;
 pub use catalog::{
     BackedOut, Catalog, HistoryEntry, ReadMode, SnapshotRecord, CATALOG_OLDEST_SCHEMA_VERSION, CATALOG_SCHEMA_VERSION,
 };
-pub use layout::{HeadRecord, Identity, IDENTITY_FILE};
-pub use repair::{RepairReport, RepairedSnapshot, UnrestoredFolder};
 pub use error::{Result, StoreError};
+pub use layout::{HeadRecord, Identity, IDENTITY_FILE};
 pub use manifest::{Calibration, ChunkerInfo, Counts, FileEntry, IndexInfo, Manifest, MANIFEST_FILE};
+pub use repair::{RepairReport, RepairedSnapshot, UnrestoredFolder};
 pub use tables::{ChunkTable, DocumentEntry};
 
 use ragsnap_core::fsio;
@@ -391,7 +391,12 @@ impl Store {
                 _ => {
                     return Err(StoreError::CatalogDamaged {
                         path: self.catalog.path().to_path_buf(),
-                        message: format!("it lists snapshot {} as {} but {} does not exist", s.id, s.status, dir.display()),
+                        message: format!(
+                            "it lists snapshot {} as {} but {} does not exist",
+                            s.id,
+                            s.status,
+                            dir.display()
+                        ),
                     })
                 }
             }
@@ -605,9 +610,11 @@ impl Store {
         let mut rep = self.verify_files(id)?;
         if let (true, Some(check)) = (rep.ok, check) {
             if self.catalog.get(id)?.status != "collected" {
-                if let Err(e) = self.open_snapshot_keeping(id, &LOADED_KINDS).map_err(|e| e.to_string()).and_then(check) {
+                if let Err(e) = self.open_snapshot_keeping(id, &LOADED_KINDS).map_err(|e| e.to_string()).and_then(check)
+                {
                     rep.ok = false;
-                    rep.problems.push(Problem { file: MANIFEST_FILE.into(), message: format!("a reader cannot open it: {e}") });
+                    rep.problems
+                        .push(Problem { file: MANIFEST_FILE.into(), message: format!("a reader cannot open it: {e}") });
                 }
             }
         }
@@ -1025,14 +1032,19 @@ pub(crate) fn take_lease(root: &Path, id: &str) -> Result<Lease> {
         Err(StoreError::Io { source, .. })
             if matches!(
                 source.kind(),
-                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound | std::io::ErrorKind::ReadOnlyFilesystem
+                std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::ReadOnlyFilesystem
             ) =>
         {
             tracing::debug!(lease = %path.display(), error = %source, "no lease taken: the store cannot be written");
             let sdir = root.join("snapshots").join(id);
-            std::os::unix::fs::OpenOptionsExt::custom_flags(OpenOptions::new().read(true), libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            std::os::unix::fs::OpenOptionsExt::custom_flags(
+                OpenOptions::new().read(true),
+                libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
             .open(&sdir)
-                .map_err(|e| layout::nofollow_error(&sdir, e))?
+            .map_err(|e| layout::nofollow_error(&sdir, e))?
         }
         Err(e) => return Err(e),
     };

@@ -83,11 +83,8 @@ fn diagnose(root: &Path, check: Option<LoadCheck>) -> Option<String> {
         let Ok(m) = crate::read_manifest_at(&dir, &rec.id, None) else { continue };
         let bytes = fs::read(dir.join(crate::MANIFEST_FILE)).unwrap_or_default();
         let digest = blake3::hash(&bytes).to_hex().to_string();
-        let mismatch = if digest != rec.manifest_blake3 {
-            Some("manifest digest")
-        } else {
-            crate::record_mismatch(rec, &m)
-        };
+        let mismatch =
+            if digest != rec.manifest_blake3 { Some("manifest digest") } else { crate::record_mismatch(rec, &m) };
         if let Some(field) = mismatch {
             if check_folder(root, &dir, &rec.id, check).is_ok() {
                 return Some(format!("its row for snapshot {} disagrees with the intact folder ({field})", rec.id));
@@ -185,7 +182,10 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
         let (status, reason) = if was_head {
             ("ready", None)
         } else if pending {
-            ("rejected", Some("restored by repair: its build was interrupted before the catalog recorded it".to_string()))
+            (
+                "rejected",
+                Some("restored by repair: its build was interrupted before the catalog recorded it".to_string()),
+            )
         } else if !promoted {
             let why = report
                 .as_ref()
