@@ -347,3 +347,60 @@ fn kept_payloads_are_the_bytes_read_payload_gives() {
     }
     assert!(kept.payload(ArtifactKind::Hnsw).unwrap().is_none());
 }
+
+fn refuse_everything(_: OpenedSnapshot) -> std::result::Result<(), String> {
+    Err("the test's load check refuses it".into())
+}
+
+#[test]
+fn a_build_the_load_check_refuses_is_not_published() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let a = publish(&mut s, 4, "m", true);
+    s.set_load_check(refuse_everything);
+    let mut st = s.stage().unwrap();
+    let id = st.id.clone();
+    assert!(d.path().join("staging").join(format!("{id}.pending")).exists(), "marker written at stage time");
+    st.write_artifact("vectors.bin", ArtifactKind::Vectors, &tables::encode_vectors(4, &[vec![1.0, 0.0, 0.0, 0.0]]))
+        .unwrap();
+    let m = s.open_snapshot(&a).unwrap().manifest.clone();
+    let err = s.publish(st, m, true, "t").unwrap_err();
+    assert!(matches!(err, StoreError::Unreadable { .. }), "{err}");
+    assert!(err.to_string().contains("refuses it"), "{err}");
+    assert_eq!(s.head().unwrap().id, a);
+    assert!(!s.snapshot_dir(&id).exists());
+    assert_eq!(std::fs::read_dir(d.path().join("staging")).unwrap().count(), 0, "staging folder and marker removed");
+    assert!(s.catalog().get(&id).is_err());
+}
+
+#[test]
+fn a_missing_or_empty_catalog_is_never_recreated() {
+    let d = tempfile::tempdir().unwrap();
+    let a = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        publish(&mut s, 4, "m", true)
+    };
+    std::fs::write(d.path().join("catalog.sqlite"), b"").unwrap();
+    for side in ["catalog.sqlite-wal", "catalog.sqlite-shm"] {
+        let _ = std::fs::remove_file(d.path().join(side));
+    }
+    // Twice: the first refusal must not have turned the empty file into a fresh catalog.
+    for _ in 0..2 {
+        let err = Store::open_writer(d.path()).err().expect("an empty catalog stops the writer");
+        assert!(matches!(err, StoreError::CatalogDamaged { .. }), "{err}");
+        assert!(err.to_string().contains("ragsnap repair"), "{err}");
+        assert!(matches!(Store::open_reader(d.path()).err(), Some(StoreError::CatalogDamaged { .. })));
+        assert_eq!(std::fs::metadata(d.path().join("catalog.sqlite")).unwrap().len(), 0, "not recreated");
+        assert!(d.path().join("snapshots").join(&a).exists());
+    }
+    std::fs::remove_file(d.path().join("catalog.sqlite")).unwrap();
+    assert!(matches!(Store::open_writer(d.path()).err(), Some(StoreError::CatalogDamaged { .. })));
+    let plan = Store::repair(d.path(), true, None).unwrap();
+    assert!(plan.needed && plan.head.as_deref() == Some(a.as_str()), "{plan:?}");
+    assert!(!d.path().join("catalog.sqlite").exists(), "a dry run changes nothing");
+    let done = Store::repair(d.path(), false, None).unwrap();
+    assert_eq!(done.head_source, "head record");
+    let s = Store::open_writer(d.path()).unwrap();
+    assert_eq!(s.head().unwrap().id, a);
+    assert!(s.verify(&a).unwrap().ok);
+}
