@@ -1,7 +1,8 @@
 //! `ragsnap`: build, query, verify and roll back RAG index snapshots.
 //!
-//! Exit codes: 0 ok · 1 error · 2 usage · 3 refused (no confident match, embedding mismatch or
-//! drift, a refused rollback) · 4 verification failed / corrupted snapshot · 5 store locked ·
+//! Exit codes: 0 ok · 1 error · 2 usage (also: `--store` is not a ragsnap store) · 3 refused (no
+//! confident match, embedding mismatch or drift, a refused rollback or promotion) · 4 verification
+//! failed / corrupted snapshot / damaged catalog (run `ragsnap repair`) · 5 store locked ·
 //! 6 rebuild rejected by a gate (kept as a rejected snapshot; head unchanged) · 130 interrupted.
 
 use anyhow::{Context, Result};
@@ -595,7 +596,7 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit(0))
         }
         Command::Rollback { to, steps, reason, allow_model_change, json } => {
-            let mut store = open_writer(&store_path, cli.quiet)?;
+            let mut store = open_writer(&store_path)?;
             let target = match to {
                 Some(t) => t,
                 None => store.previous_head(steps.unwrap_or(1) as usize)?,
@@ -609,7 +610,7 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit(0))
         }
         Command::Promote { id, force, allow_model_change, reason } => {
-            let mut store = open_writer(&store_path, cli.quiet)?;
+            let mut store = open_writer(&store_path)?;
             store.promote_with(&id, force, allow_model_change, &reason)?;
             if !cli.quiet {
                 eprintln!("ragsnap: {id} is head");
@@ -648,7 +649,7 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit(if ok { 0 } else { EXIT_VERIFY }))
         }
         Command::Gc { keep, older_than, dry_run, json } => {
-            let mut store = open_writer(&store_path, cli.quiet)?;
+            let mut store = open_writer(&store_path)?;
             let rep = store.gc(keep, older_than, dry_run)?;
             if json {
                 print_json(&rep)?;
@@ -673,9 +674,12 @@ fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Repair { dry_run, json } => repair_cmd(&store_path, dry_run, json),
         Command::Cache { action } => {
+            if !store_path.is_dir() {
+                anyhow::bail!("no store at {}: run `ragsnap rebuild` first", store_path.display());
+            }
             // Pruning writes: it takes the writer lock like every other writer.
             let writer = match &action {
-                CacheAction::Prune { .. } => Some(open_writer(&store_path, cli.quiet)?),
+                CacheAction::Prune { .. } => Some(open_writer(&store_path)?),
                 CacheAction::Stats { .. } => None,
             };
             for name in
@@ -821,18 +825,10 @@ fn parse_duration_arg(s: &str) -> std::result::Result<i64, String> {
         .ok_or_else(|| format!("duration {s:?} is out of range (at most 100 years)"))
 }
 
-/// Open the store for writing with the library's load check, and say what it quarantined.
-fn open_writer(path: &std::path::Path, quiet: bool) -> Result<Store> {
-    let store = ragsnap::open_store_writer(path)?;
-    if !quiet {
-        for (name, to) in store.quarantined() {
-            eprintln!(
-                "ragsnap: warning: {name} is not in the catalog: moved to {} (nothing was deleted)",
-                to.display()
-            );
-        }
-    }
-    Ok(store)
+/// Open the store for writing with the library's load check. What the open moves to
+/// `quarantine/` is logged as a warning by the store itself (shown unless `-q`).
+fn open_writer(path: &std::path::Path) -> Result<Store> {
+    Ok(ragsnap::open_store_writer(path)?)
 }
 
 fn repair_cmd(path: &std::path::Path, dry_run: bool, json: bool) -> Result<Exit> {
@@ -856,11 +852,15 @@ fn repair_cmd(path: &std::path::Path, dry_run: bool, json: bool) -> Result<Exit>
         for u in &rep.unrestored {
             println!("could not restore {}: {} ({})", u.name, u.problem, u.path.display());
         }
-        println!("head: {} ({})", rep.head.as_deref().unwrap_or("none"), rep.head_source);
+        if !rep.restored.is_empty() || rep.head.is_some() {
+            println!("head: {} ({})", rep.head.as_deref().unwrap_or("none"), rep.head_source);
+        }
         if let Some(p) = &rep.old_catalog_kept_as {
             println!("old catalog kept as {}", p.display());
         }
-        println!("not restored: {}", rep.not_restored.join(", "));
+        if !rep.not_restored.is_empty() {
+            println!("not restored: {}", rep.not_restored.join(", "));
+        }
         if dry_run {
             println!("(dry run: nothing was changed)");
         }

@@ -563,3 +563,23 @@ fn verify_and_rollback_refuse_a_snapshot_that_hashes_but_does_not_open() {
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert_eq!(head_id(&store).as_deref(), Some(base().ids[2].as_str()));
 }
+
+#[test]
+fn a_damaged_identity_file_stops_writers_until_repair_sets_it_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = copy_store(dir.path());
+    std::fs::write(store.join("ragsnap-store.json"), b"{\"kind\": \"something-else\"").unwrap();
+    let o = run(&store, &["gc", "--dry-run"]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert!(stderr(&o).contains("ragsnap-store.json") && stderr(&o).contains("ragsnap repair"), "{}", stderr(&o));
+    let o = run(&store, &["repair", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&run(&store, &["gc", "--dry-run"])), 0);
+    let kept: Vec<String> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ragsnap-store.json.damaged-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the damaged identity file is kept aside");
+    assert_eq!(head_id(&store).as_deref(), Some(base().ids[2].as_str()));
+}

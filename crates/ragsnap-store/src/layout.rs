@@ -139,8 +139,12 @@ pub fn read_identity(root: &Path) -> Result<Option<Identity>> {
         return Ok(None);
     }
     let bytes = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
-    let id: Identity = serde_json::from_slice(&bytes)
-        .map_err(|e| StoreError::malformed(&path, format!("not a ragsnap identity file: {e}")))?;
+    let id: Identity = serde_json::from_slice(&bytes).map_err(|e| {
+        StoreError::malformed(
+            &path,
+            format!("not a ragsnap identity file ({e}); `ragsnap repair` sets it aside and writes a new one"),
+        )
+    })?;
     if id.kind != STORE_KIND {
         return Err(StoreError::malformed(&path, format!("kind is {:?}, expected {STORE_KIND:?}", id.kind)));
     }

@@ -419,7 +419,9 @@ impl Store {
         let mut handled: std::collections::HashSet<String> = std::collections::HashSet::new();
         for name in &names {
             let Some(id) = name.strip_suffix(layout::PENDING_SUFFIX) else { continue };
-            if !manifest::is_plain_file_name(id) {
+            // Only a regular file is a marker this store wrote.
+            let is_marker = fs::symlink_metadata(staging.join(name)).is_ok_and(|m| m.file_type().is_file());
+            if !manifest::is_plain_file_name(id) || !is_marker {
                 continue;
             }
             handled.insert(id.to_string());
@@ -432,7 +434,10 @@ impl Store {
             remove_any(&staging.join(name))?;
         }
         for name in &names {
-            if name.ends_with(layout::PENDING_SUFFIX) || handled.contains(name) {
+            let marker_done = name
+                .strip_suffix(layout::PENDING_SUFFIX)
+                .is_some_and(|id| handled.contains(id) && fs::symlink_metadata(staging.join(name)).is_err());
+            if marker_done || handled.contains(name) {
                 continue;
             }
             let p = staging.join(name);
@@ -440,7 +445,7 @@ impl Store {
                 continue;
             }
             let to = layout::quarantine(&self.root, &p)?;
-            tracing::warn!(path = %p.display(), to = %to.display(), "staging entry without a build marker moved to quarantine");
+            tracing::warn!(path = %p.display(), to = %to.display(), "staging entry without a build marker moved to quarantine (nothing was deleted)");
             self.quarantined.push((name.clone(), to));
         }
         fsio::sync_dir(&staging).map_err(|e| StoreError::io(&staging, e))?;
@@ -455,7 +460,7 @@ impl Store {
         unknown.sort();
         for (name, p) in unknown {
             let to = layout::quarantine(&self.root, &p)?;
-            tracing::warn!(snapshot = %name, to = %to.display(), "snapshot folder the catalog does not list moved to quarantine");
+            tracing::warn!(snapshot = %name, to = %to.display(), "snapshot folder the catalog does not list moved to quarantine (nothing was deleted)");
             self.quarantined.push((name, to));
         }
         Ok(())

@@ -126,7 +126,22 @@ fn check_folder(
 }
 
 pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Result<RepairReport> {
-    let state = layout::classify(root)?;
+    // A damaged identity file in a folder that holds snapshot folders is set aside, not trusted.
+    let mut identity_problem = None;
+    if let Err(e @ StoreError::Malformed { .. }) = layout::read_identity(root) {
+        if !layout::has_snapshot_folders(root) {
+            return Err(e);
+        }
+        identity_problem = Some(e.to_string());
+        if !dry_run {
+            let _lock = crate::take_lock(root)?;
+            let from = root.join(layout::IDENTITY_FILE);
+            let aside = root.join(format!("{}.damaged-{}", layout::IDENTITY_FILE, time::compact(time::unix_now())));
+            fs::rename(&from, &aside).map_err(|e| StoreError::io(&from, e))?;
+            layout::write_identity(root)?;
+        }
+    }
+    let state = if identity_problem.is_some() && dry_run { RootState::Known } else { layout::classify(root)? };
     let mut rep = RepairReport {
         dry_run,
         needed: false,
@@ -143,6 +158,11 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
     }
     let lock = crate::take_lock(root)?;
     rep.catalog_problem = diagnose(root, check);
+    if let (Some(p), None) = (&identity_problem, &rep.catalog_problem) {
+        rep.needed = true;
+        rep.catalog_problem = Some(format!("the catalog is healthy; the identity file was not: {p}"));
+        return Ok(rep);
+    }
     if rep.catalog_problem.is_none() {
         drop(lock);
         if !dry_run && state == RootState::Adoptable {
