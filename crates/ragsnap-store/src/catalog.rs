@@ -614,6 +614,32 @@ impl Catalog {
         Ok(())
     }
 
+    /// Copy the head history and the pins of the listed snapshots from `old` (what `repair`
+    /// keeps of a damaged catalog that can still be read). Returns (history rows, pins) copied.
+    pub(crate) fn copy_history_and_pins(&mut self, old: &Catalog, ids: &[String]) -> Result<(usize, usize)> {
+        let history = old.history()?;
+        let pins: Vec<(String, String)> = old.pins()?.into_iter().filter(|(_, id)| ids.contains(id)).collect();
+        let path = self.path.clone();
+        let e = |x: rusqlite::Error| StoreError::Catalog { path: path.clone(), message: x.to_string() };
+        let tx = self.conn.transaction().map_err(e)?;
+        for h in &history {
+            tx.execute(
+                "INSERT INTO history (seq, at, action, from_id, to_id, who, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![h.seq, h.at, h.action, h.from_id, h.to_id, h.who, h.reason],
+            )
+            .map_err(e)?;
+        }
+        for (tag, id) in &pins {
+            tx.execute(
+                "INSERT INTO pins (tag, snapshot_id, created_at) VALUES (?1, ?2, ?3)",
+                params![tag, id, rfc3339(unix_now())],
+            )
+            .map_err(e)?;
+        }
+        tx.commit().map_err(e)?;
+        Ok((history.len(), pins.len()))
+    }
+
     /// The catalog's file.
     pub fn path(&self) -> &Path {
         &self.path

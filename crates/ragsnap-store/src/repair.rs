@@ -5,7 +5,8 @@
 //! Each folder is verified (every checksum; with a [`LoadCheck`], a full load) before it is
 //! listed again. Head is restored from `HEAD.json` when that names a restored snapshot, else it
 //! is the newest ready one. The old catalog is renamed aside, never deleted. Pins and the head
-//! history lived only in the catalog and are not restored.
+//! history lived only in the catalog: they are copied when the old catalog can still be read,
+//! and reported as not restored otherwise.
 
 use crate::catalog::{self, Catalog, SnapshotRecord};
 use crate::layout::{self, RootState};
@@ -257,8 +258,12 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
             backed_out: r.backed_out.is_some(),
         })
         .collect();
-    rep.not_restored =
-        vec!["pins".into(), "the head history (the old catalog is kept aside for reading by hand)".into()];
+    // What can still be read of the old catalog: its head history and pins.
+    let old = Catalog::open_reader(&root.join(layout::CATALOG_FILE)).ok().map(|(c, _)| c);
+    if old.is_none() {
+        rep.not_restored =
+            vec!["pins".into(), "the head history (the old catalog is kept aside for reading by hand)".into()];
+    }
     if dry_run {
         return Ok(rep);
     }
@@ -275,10 +280,19 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
         for (r, _) in &found {
             cat.insert_recovered(r)?;
         }
+        if let Some(old) = &old {
+            let ids: Vec<String> = found.iter().map(|(r, _)| r.id.clone()).collect();
+            if let Err(e) = cat.copy_history_and_pins(old, &ids) {
+                tracing::warn!(error = %e, "the old catalog's history could not be copied");
+                rep.not_restored =
+                    vec!["pins".into(), "the head history (the old catalog is kept aside for reading by hand)".into()];
+            }
+        }
         if let Some(h) = &head {
             cat.move_head_backing_out(h, "repair", "head restored by `ragsnap repair`", false)?;
         }
     }
+    drop(old);
     let stamp = time::compact(time::unix_now());
     if layout::entry_metadata(&cpath)?.is_some() {
         let aside = root.join(format!("catalog.sqlite.damaged-{stamp}"));

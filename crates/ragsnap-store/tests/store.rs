@@ -404,3 +404,35 @@ fn a_missing_or_empty_catalog_is_never_recreated() {
     assert_eq!(s.head().unwrap().id, a);
     assert!(s.verify(&a).unwrap().ok);
 }
+
+#[test]
+fn repair_fixes_a_row_that_disagrees_with_its_intact_folder_and_keeps_history_and_pins() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        let a = publish(&mut s, 4, "m", true);
+        let b = publish(&mut s, 5, "m", true);
+        s.pin("keep", &a).unwrap();
+        (a, b)
+    };
+    let conn = rusqlite::Connection::open(d.path().join("catalog.sqlite")).unwrap();
+    conn.execute("UPDATE snapshots SET manifest_blake3 = ?1 WHERE id = ?2", ["0".repeat(64), a.clone()]).unwrap();
+    drop(conn);
+    let r = Store::open_reader(d.path()).unwrap();
+    let rep = r.verify(&a).unwrap();
+    assert!(!rep.ok && rep.problems[0].message.contains("ragsnap repair"), "{rep:?}");
+    assert!(matches!(r.open_snapshot(&a).unwrap_err(), StoreError::CatalogDamaged { .. }));
+    drop(r);
+    let done = Store::repair(d.path(), false, None).unwrap();
+    assert!(done.needed, "{done:?}");
+    assert!(done.catalog_problem.as_deref().unwrap().contains(&a), "{done:?}");
+    assert!(done.not_restored.is_empty(), "{done:?}");
+    let s = Store::open_writer(d.path()).unwrap();
+    assert_eq!(s.head().unwrap().id, b);
+    assert!(s.verify(&a).unwrap().ok);
+    assert_eq!(s.catalog().get(&a).unwrap().pins, ["keep"]);
+    let actions: Vec<String> = s.catalog().history().unwrap().into_iter().map(|h| h.action).collect();
+    assert_eq!(actions, ["promote", "promote", "repair"]);
+    let aside = done.old_catalog_kept_as.expect("old catalog kept");
+    assert!(aside.exists());
+}
