@@ -326,6 +326,9 @@ pub fn rebuild_with(
     }
     report.files_seen = files.len();
     let progress = |stage: &str, done: usize, total: usize| {
+        if done == 0 {
+            tracing::info!(stage, total, "stage started");
+        }
         if let Some(p) = opts.progress {
             p(stage, done as u64, total as u64);
         }
