@@ -189,7 +189,9 @@ pub(crate) fn embed_chunks(
     progress(0, to_embed.len());
     for (i, batch) in to_embed.chunks(GROUP).enumerate() {
         crate::rebuild::check_cancel(cancel)?;
-        progress(i * GROUP, to_embed.len());
+        if i > 0 {
+            progress(i * GROUP, to_embed.len());
+        }
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
         let truncated_before = embedder.truncated_inputs();
         let vs = embedder.embed_cancellable(&texts, cancel)?;
