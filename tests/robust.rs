@@ -68,15 +68,21 @@ fn swapped_and_nan_cache_rows_are_embedded_again_and_answers_stay_right() {
         let conn = Connection::open(cache_path(&store)).unwrap();
         let (ra, rb) = (row(&conn, &a.0), row(&conn, &b.0));
         for (id, (v, s)) in [(&a.0, rb), (&b.0, ra)] {
-            conn.execute("UPDATE vectors SET vector = ?1, checksum = ?2 WHERE content_id = ?3", params![v, s, id.as_str()])
-                .unwrap();
+            conn.execute(
+                "UPDATE vectors SET vector = ?1, checksum = ?2 WHERE content_id = ?3",
+                params![v, s, id.as_str()],
+            )
+            .unwrap();
         }
         for (id, fix_checksum) in [(&c.0, false), (&d.0, true)] {
             let mut v = row(&conn, id).0;
             v[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
             let sum = if fix_checksum { row_checksum(&fp, id.as_str(), &v) } else { row(&conn, id).1 };
-            conn.execute("UPDATE vectors SET vector = ?1, checksum = ?2 WHERE content_id = ?3", params![v, sum, id.as_str()])
-                .unwrap();
+            conn.execute(
+                "UPDATE vectors SET vector = ?1, checksum = ?2 WHERE content_id = ?3",
+                params![v, sum, id.as_str()],
+            )
+            .unwrap();
         }
     }
 
@@ -203,7 +209,10 @@ fn an_embedder_returning_nan_is_a_typed_error_and_nothing_is_published() {
         .unwrap()
         .map(|r| r.unwrap())
         .collect();
-    assert!(blobs.iter().flat_map(|b| b.chunks_exact(4)).all(|x| f32::from_le_bytes(x.try_into().unwrap()).is_finite()));
+    assert!(blobs
+        .iter()
+        .flat_map(|b| b.chunks_exact(4))
+        .all(|x| f32::from_le_bytes(x.try_into().unwrap()).is_finite()));
     let (id, text) = chunk(&store, 0);
     assert_eq!(top_hit(&store, &text), id);
 }

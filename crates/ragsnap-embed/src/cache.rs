@@ -292,8 +292,11 @@ mod tests {
         };
         let (ra, rb) = (row(&a), row(&b));
         for (id, (v, s)) in [(&a, rb), (&b, ra)] {
-            conn.execute("UPDATE vectors SET vector = ?1, checksum = ?2 WHERE content_id = ?3", params![v, s, id.as_str()])
-                .unwrap();
+            conn.execute(
+                "UPDATE vectors SET vector = ?1, checksum = ?2 WHERE content_id = ?3",
+                params![v, s, id.as_str()],
+            )
+            .unwrap();
         }
         let mut nan = row(&c).0;
         nan[0..4].copy_from_slice(&f32::NAN.to_le_bytes());

@@ -156,7 +156,13 @@ pub struct CacheVerifySettings {
 
 impl Default for CacheVerifySettings {
     fn default() -> Self {
-        CacheVerifySettings { sample: 32, sample_share: 0.01, sample_max: 2000, min_cosine: 0.999, max_mismatch_share: 0.01 }
+        CacheVerifySettings {
+            sample: 32,
+            sample_share: 0.01,
+            sample_max: 2000,
+            min_cosine: 0.999,
+            max_mismatch_share: 0.01,
+        }
     }
 }
 

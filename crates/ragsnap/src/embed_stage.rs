@@ -66,10 +66,8 @@ pub struct RejectedRow {
 
 /// A seed that differs between runs, so that successive rebuilds sample different rows.
 fn run_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let h = blake3::hash(&[nanos.to_le_bytes(), u64::from(std::process::id()).to_le_bytes()].concat());
     u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes")) | 1
 }
@@ -177,10 +175,8 @@ pub(crate) fn embed_chunks(
     // Everything without a trusted vector: fresh sample vectors first, then the model.
     let misses: Vec<&Chunk> = unique.iter().copied().filter(|c| !vectors.contains_key(&c.content_id)).collect();
     report.cache_misses = misses.len();
-    let reuse: Vec<(&ContentId, &[f32])> = misses
-        .iter()
-        .filter_map(|c| fresh.get(&c.content_id).map(|v| (&c.content_id, v.as_slice())))
-        .collect();
+    let reuse: Vec<(&ContentId, &[f32])> =
+        misses.iter().filter_map(|c| fresh.get(&c.content_id).map(|v| (&c.content_id, v.as_slice()))).collect();
     cache.put_many(&fp_id, &reuse)?;
     for (id, v) in reuse {
         vectors.insert(id.clone(), v.to_vec());

@@ -914,7 +914,12 @@ pub fn prometheus_metrics(report: &RebuildReport) -> String {
     );
     put("rebuild_cache_unchecked_rows", "Cache rows without a checksum (embedded again)", cc.unchecked_rows as f64, "");
     put("rebuild_cache_sampled", "Cache hits embedded again to compare", cc.sampled as f64, "");
-    put("rebuild_cache_sample_mismatches", "Sampled cache hits that disagreed with the model", cc.sample_mismatches as f64, "");
+    put(
+        "rebuild_cache_sample_mismatches",
+        "Sampled cache hits that disagreed with the model",
+        cc.sample_mismatches as f64,
+        "",
+    );
     put(
         "rebuild_cache_untrusted",
         "1 when the sample disagreed too often and every chunk was embedded again",
