@@ -223,7 +223,9 @@ fn a_page_repeating_one_sentence_does_not_get_the_build_rejected() {
     let site = site_copy(dir.path());
     let store = dir.path().join("store");
     let sentence = "Restart the worker pool after changing the queue settings. ";
-    let body: String = (0..200).map(|_| format!("<p>{sentence}</p>")).collect();
+    // 3000 times: on the fixture site the build before this fix was rejected by the
+    // hubness gate (the repeated chunk was in the top 10 of 78 of 200 probes, bound 0.185).
+    let body: String = (0..3000).map(|_| format!("<p>{sentence}</p>")).collect();
     std::fs::write(
         site.join("repeat.html"),
         format!("<html><body><main><h1>Worker notes</h1>{body}</main></body></html>"),
@@ -234,7 +236,7 @@ fn a_page_repeating_one_sentence_does_not_get_the_build_rejected() {
     assert!(report.promoted, "{:?}", report.rejected_because);
     assert!(hub.passed, "{hub:?}");
     let dropped = report.pages_with_repeated_chunks.get("repeat.html").copied().unwrap_or(0);
-    assert!(dropped >= 5, "the page's repeated chunks were collapsed: {:?}", report.pages_with_repeated_chunks);
+    assert!(dropped >= 100, "the page's repeated chunks were collapsed: {:?}", report.pages_with_repeated_chunks);
     assert_eq!(report.duplicate_chunks_dropped, report.pages_with_repeated_chunks.values().sum::<usize>());
     // The page is still indexed and found.
     let snap = head_snapshot(&store);

@@ -97,6 +97,14 @@ pub enum EmbedError {
         /// What is wrong with the vector.
         problem: String,
     },
+    /// An [`crate::OnnxOptions`] value is out of range.
+    #[error("embedder option {name}: {message}")]
+    InvalidOption {
+        /// The option.
+        name: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
     /// The caller's cancel flag was set; the call stopped between two model batches.
     #[error("embedding cancelled")]
     Cancelled,

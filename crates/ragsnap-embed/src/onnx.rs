@@ -173,6 +173,20 @@ fn new_session(
 impl OnnxEmbedder {
     /// Load the model that `runtime` points at.
     pub fn load(runtime: &Runtime, options: OnnxOptions) -> Result<Self> {
+        // Each bulk session holds its own copy of the weights and each thread is an OS thread:
+        // more than a few per core only costs memory and time.
+        let cap = 4 * cores();
+        for (name, n) in [("intra_threads", options.intra_threads), ("bulk_sessions", options.bulk_sessions)] {
+            if n > cap {
+                return Err(EmbedError::InvalidOption {
+                    name,
+                    message: format!("{n} is too many (0 = one per core; at most {cap}, 4 × the cores here)"),
+                });
+            }
+        }
+        if options.batch_size == 0 {
+            return Err(EmbedError::InvalidOption { name: "batch_size", message: "must be at least 1".into() });
+        }
         let dir = &runtime.model_dir;
         let descriptor = ModelDescriptor::load(dir)?;
         let model_path = descriptor.model_path(dir);

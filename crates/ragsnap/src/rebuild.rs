@@ -539,6 +539,7 @@ pub fn rebuild_with(
     report.recall = tuned.recall;
     report.ef_search = tuned.ef_search;
     // The lexical index over the same chunks, rows aligned with the chunk table.
+    let chunks = Arc::new(chunks); // shared with the lexical build without a copy
     let lexical_input = chunks.clone();
     let lexical =
         crate::bounded::run_detached(opts.cancel, move |_| ragsnap_lexical::LexicalIndex::from_chunks(&lexical_input))?;
@@ -629,8 +630,11 @@ pub fn rebuild_with(
             ArtifactKind::Documents,
             &serde_json::to_vec(&documents).expect("serialises"),
         )?;
+        check_cancel(opts.cancel)?;
         staging.write_artifact("chunks.bin", ArtifactKind::Chunks, &tables::encode_chunks(&chunks))?;
+        check_cancel(opts.cancel)?;
         staging.write_artifact("vectors.bin", ArtifactKind::Vectors, &tables::encode_vectors(fp_dims, &rows))?;
+        check_cancel(opts.cancel)?;
         if let ragsnap_index::Index::Hnsw(h) = &index {
             staging.write_artifact("index.hnsw", ArtifactKind::Hnsw, &h.to_bytes()?)?;
         }
@@ -791,7 +795,10 @@ fn run_gates(
         Vec::new()
     } else {
         let qs: Vec<&str> = golden.iter().map(|(q, _)| q.as_str()).collect();
-        ctx.embedder.embed_cancellable(&qs, ctx.opts.cancel)?
+        let vs = ctx.embedder.embed_cancellable(&qs, ctx.opts.cancel)?;
+        let fp = ctx.embedder.fingerprint();
+        ragsnap_embed::check_output(&qs, &vs, fp.dims, fp.normalize)?;
+        vs
     };
     // Probes and the small-corpus bound count distinct texts: the first row of each.
     let distinct_rows: Vec<usize> = {
