@@ -79,7 +79,7 @@ fn hits_carry_provenance_and_respect_k_dedupe_and_per_source_caps() {
     let Answer::Hits { hits } = dense.answer else { panic!("floor 0 must answer") };
     assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "dense results come best cosine first");
     let too_many = QueryOptions { k: 51, ..Default::default() };
-    assert!(matches!(s.query("x", &too_many), Err(Error::Invalid(_))));
+    assert!(matches!(s.query("x", &too_many), Err(Error::InvalidSetting { key, .. }) if key == "k"));
 }
 
 #[test]
