@@ -81,9 +81,9 @@ enum Command {
     Query {
         /// The question.
         text: String,
-        /// Hits wanted.
-        #[arg(short, long)]
-        k: Option<usize>,
+        /// Hits wanted (1 to the configured max_k).
+        #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..))]
+        k: Option<u32>,
         /// Similarity floor (cosine).
         #[arg(long)]
         floor: Option<f32>,
@@ -91,8 +91,8 @@ enum Command {
         #[arg(long)]
         floor_percentile: Option<f32>,
         /// HNSW ef_search (default: the tuned value).
-        #[arg(long)]
-        ef: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        ef: Option<u32>,
         /// Retrieval mode: dense, lexical or hybrid.
         #[arg(long, default_value = "hybrid")]
         mode: ragsnap::Mode,
@@ -283,6 +283,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                 Error::EmbeddingVersionMismatch { .. } | Error::EmbeddingDrift { .. } => EXIT_REFUSED,
                 Error::Store(s) => store_code(s),
                 Error::Cancelled => EXIT_INTERRUPTED,
+                Error::InvalidSetting { .. } | Error::Config { .. } => EXIT_USAGE,
                 _ => EXIT_ERROR,
             };
         }
@@ -410,6 +411,18 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit(if report.promoted { 0 } else { EXIT_REJECTED }))
         }
         Command::Query { text, k, floor, floor_percentile, ef, mode, lexical_floor, rrf_k, snapshot, json } => {
+            let opts = QueryOptions {
+                mode,
+                lexical_floor,
+                rrf_k: rrf_k.unwrap_or(QueryOptions::default().rrf_k),
+                k: k.map_or(config.query.k, |k| k as usize),
+                max_k: config.query.max_k,
+                floor: floor.or(config.query.floor),
+                floor_percentile,
+                ef: ef.map(|e| e as usize),
+                max_per_source: config.query.max_per_source,
+            };
+            opts.validate()?;
             let store = Store::open_reader(&store_path)?;
             let id = match snapshot {
                 Some(id) => id,
@@ -418,17 +431,6 @@ fn run(cli: Cli) -> Result<Exit> {
             let snap = Arc::new(Snapshot::open(&store, &id)?);
             let embedder = ragsnap::open_embedder(&config.runtime)?;
             let searcher = Searcher::new(snap, embedder)?;
-            let opts = QueryOptions {
-                mode,
-                lexical_floor,
-                rrf_k: rrf_k.unwrap_or(QueryOptions::default().rrf_k),
-                k: k.unwrap_or(config.query.k),
-                max_k: config.query.max_k,
-                floor: floor.or(config.query.floor),
-                floor_percentile,
-                ef,
-                max_per_source: config.query.max_per_source,
-            };
             let result = searcher.query(&text, &opts)?;
             if json {
                 print_json(&result)?;

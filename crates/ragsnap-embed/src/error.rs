@@ -86,4 +86,26 @@ pub enum EmbedError {
         /// What failed.
         message: String,
     },
+    /// The model produced a vector with a NaN or infinite component (or one of the wrong
+    /// length, or all zeros where the model normalises): never stored, never served.
+    #[error("the embedder returned an unusable vector for input {index} ({text:?}): {problem}")]
+    NonFinite {
+        /// Position of the input in the call.
+        index: usize,
+        /// The start of the input text (at most 80 characters).
+        text: String,
+        /// What is wrong with the vector.
+        problem: String,
+    },
+    /// An [`crate::OnnxOptions`] value is out of range.
+    #[error("embedder option {name}: {message}")]
+    InvalidOption {
+        /// The option.
+        name: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// The caller's cancel flag was set; the call stopped between two model batches.
+    #[error("embedding cancelled")]
+    Cancelled,
 }

@@ -20,13 +20,14 @@ mod error;
 mod onnx;
 mod runtime;
 
-pub use cache::{CacheStats, EmbeddingCache};
+pub use cache::{CacheLookup, CacheStats, EmbeddingCache, RowProblem};
 pub use descriptor::ModelDescriptor;
 pub use error::{EmbedError, Result};
 pub use onnx::{EmbedStats, OnnxEmbedder, OnnxOptions};
 pub use runtime::Runtime;
 
 use ragsnap_core::EmbeddingFingerprint;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Something that turns texts into vectors in one fixed vector space.
 pub trait Embedder: Send + Sync {
@@ -57,6 +58,56 @@ pub trait Embedder: Send + Sync {
     fn word_additive_counts(&self) -> bool {
         false
     }
+
+    /// [`Embedder::embed`], stopping with [`EmbedError::Cancelled`] soon after `cancel` is set.
+    /// An embedder that runs its work in several batches checks the flag between them; the
+    /// default checks it once before the call.
+    fn embed_cancellable(&self, texts: &[&str], cancel: Option<&AtomicBool>) -> Result<Vec<Vec<f32>>> {
+        if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+            return Err(EmbedError::Cancelled);
+        }
+        self.embed(texts)
+    }
+}
+
+/// Largest distance of a normalised vector's length from 1 that [`vector_problem`] accepts.
+pub const UNIT_NORM_TOLERANCE: f32 = 1e-3;
+
+/// What is wrong with `v` as a `dims`-dimensional embedding (`None` when nothing is): a wrong
+/// length, a NaN or infinite component, or, when the model normalises, a length further than
+/// [`UNIT_NORM_TOLERANCE`] from 1.
+pub fn vector_problem(v: &[f32], dims: usize, normalized: bool) -> Option<String> {
+    if v.len() != dims {
+        return Some(format!("{} components, expected {dims}", v.len()));
+    }
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Some(format!("component {i} is {}", v[i]));
+    }
+    if normalized {
+        let norm = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
+        if (norm - 1.0).abs() > f64::from(UNIT_NORM_TOLERANCE) {
+            return Some(format!("length {norm:.6}, expected 1 (the model normalises its vectors)"));
+        }
+    }
+    None
+}
+
+/// Check an embedder's output for `texts`: one vector per text, each without a
+/// [`vector_problem`]; the first bad one is an [`EmbedError::NonFinite`] naming its input.
+pub fn check_output(texts: &[&str], vectors: &[Vec<f32>], dims: usize, normalized: bool) -> Result<()> {
+    if vectors.len() != texts.len() {
+        return Err(EmbedError::NonFinite {
+            index: vectors.len().min(texts.len()),
+            text: String::new(),
+            problem: format!("{} vectors for {} inputs", vectors.len(), texts.len()),
+        });
+    }
+    for (index, (t, v)) in texts.iter().zip(vectors).enumerate() {
+        if let Some(problem) = vector_problem(v, dims, normalized) {
+            return Err(EmbedError::NonFinite { index, text: t.chars().take(80).collect(), problem });
+        }
+    }
+    Ok(())
 }
 
 /// Cosine similarity of two vectors (not assumed normalised).

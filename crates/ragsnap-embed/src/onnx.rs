@@ -4,7 +4,7 @@ use ort::value::{Tensor, TensorElementType, ValueType};
 use ragsnap_core::{blake3_hex, EmbeddingFingerprint};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
@@ -173,6 +173,20 @@ fn new_session(
 impl OnnxEmbedder {
     /// Load the model that `runtime` points at.
     pub fn load(runtime: &Runtime, options: OnnxOptions) -> Result<Self> {
+        // Each bulk session holds its own copy of the weights and each thread is an OS thread:
+        // more than a few per core only costs memory and time.
+        let cap = 4 * cores();
+        for (name, n) in [("intra_threads", options.intra_threads), ("bulk_sessions", options.bulk_sessions)] {
+            if n > cap {
+                return Err(EmbedError::InvalidOption {
+                    name,
+                    message: format!("{n} is too many (0 = one per core; at most {cap}, 4 × the cores here)"),
+                });
+            }
+        }
+        if options.batch_size == 0 {
+            return Err(EmbedError::InvalidOption { name: "batch_size", message: "must be at least 1".into() });
+        }
         let dir = &runtime.model_dir;
         let descriptor = ModelDescriptor::load(dir)?;
         let model_path = descriptor.model_path(dir);
@@ -279,6 +293,17 @@ impl OnnxEmbedder {
     /// Embed with an explicit choice of batching: `bucketed = false` keeps the caller's order
     /// inside batches (for measuring what bucketing buys).
     pub fn embed_with(&self, texts: &[&str], bucketed: bool) -> Result<Vec<Vec<f32>>> {
+        self.embed_batches(texts, bucketed, None)
+    }
+
+    /// The work of [`OnnxEmbedder::embed_with`]: `cancel` is checked before every model batch
+    /// (one batch is at most `batch_size` texts, well under a second on one core), and every
+    /// vector is checked ([`crate::check_output`]) before it is returned.
+    fn embed_batches(&self, texts: &[&str], bucketed: bool, cancel: Option<&AtomicBool>) -> Result<Vec<Vec<f32>>> {
+        let cancelled = || cancel.is_some_and(|c| c.load(Ordering::SeqCst));
+        if cancelled() {
+            return Err(EmbedError::Cancelled);
+        }
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -319,6 +344,11 @@ impl OnnxEmbedder {
                             if k >= batches.len() {
                                 break;
                             }
+                            if cancelled() {
+                                done.lock().unwrap_or_else(|p| p.into_inner()).push((k, Err(EmbedError::Cancelled)));
+                                next.store(batches.len(), Ordering::Relaxed);
+                                break;
+                            }
                             let b = batches.len() - 1 - k;
                             let refs: Vec<&Encoding> = batches[b].iter().map(|&i| &encodings[i]).collect();
                             let r = self.run_batch(session, &refs);
@@ -339,6 +369,9 @@ impl OnnxEmbedder {
             }
             None => {
                 for batch in &batches {
+                    if cancelled() {
+                        return Err(EmbedError::Cancelled);
+                    }
                     let refs: Vec<&Encoding> = batch.iter().map(|&i| &encodings[i]).collect();
                     let vectors = self.run_batch(&self.session, &refs)?;
                     for (&i, v) in batch.iter().zip(vectors) {
@@ -347,6 +380,7 @@ impl OnnxEmbedder {
                 }
             }
         }
+        crate::check_output(texts, &out, self.descriptor.dims, self.descriptor.normalize)?;
         let c = &self.counters;
         c.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
         c.truncated.fetch_add(truncated as u64, Ordering::Relaxed);
@@ -437,6 +471,10 @@ impl Embedder for OnnxEmbedder {
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         self.embed_with(texts, true)
+    }
+
+    fn embed_cancellable(&self, texts: &[&str], cancel: Option<&AtomicBool>) -> Result<Vec<Vec<f32>>> {
+        self.embed_batches(texts, true, cancel)
     }
 
     fn word_additive_counts(&self) -> bool {

@@ -18,6 +18,7 @@ impl Distance<f32> for DotDistance {
 
 /// Graph construction parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HnswParams {
     /// Links per node per layer (`M`).
     pub m: usize,

@@ -19,7 +19,7 @@ mod simd;
 mod tune;
 
 pub use hnsw::{DotDistance, HnswIndex, HnswParams};
-pub use tune::{tune, tune_best_effort, IndexKind, TuneConfig, TuneReport};
+pub use tune::{tune, tune_best_effort, tune_stoppable, IndexKind, TuneConfig, TuneReport};
 
 use std::sync::Arc;
 
@@ -49,6 +49,9 @@ pub enum IndexError {
     /// Dumping or loading the HNSW graph failed.
     #[error("hnsw graph: {0}")]
     Graph(String),
+    /// Tuning was stopped by its caller ([`tune_stoppable`]).
+    #[error("index tuning stopped")]
+    Stopped,
 }
 
 /// Result alias for this crate.

@@ -2,6 +2,7 @@ use crate::{exact_search, HnswIndex, HnswParams, Index, IndexError, Result, Vect
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Which search structure a snapshot uses.
@@ -16,7 +17,7 @@ pub enum IndexKind {
 
 /// How to tune an index.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TuneConfig {
     /// Query vectors sampled from the set itself.
     pub sample: usize,
@@ -127,6 +128,14 @@ pub fn tune(set: Arc<VectorSet>, cfg: &TuneConfig) -> Result<(Index, TuneReport)
 /// (its recall in the report is below the target) so a caller can gate on it and keep the
 /// build for inspection.
 pub fn tune_best_effort(set: Arc<VectorSet>, cfg: &TuneConfig) -> Result<(Index, TuneReport)> {
+    tune_stoppable(set, cfg, &AtomicBool::new(false))
+}
+
+/// [`tune_best_effort`] that looks at `stop` between graphs and between `ef_search`
+/// measurements and returns [`IndexError::Stopped`] once it is set (one graph build is not
+/// interrupted).
+pub fn tune_stoppable(set: Arc<VectorSet>, cfg: &TuneConfig, stop: &AtomicBool) -> Result<(Index, TuneReport)> {
+    let stopped = || if stop.load(Ordering::SeqCst) { Err(IndexError::Stopped) } else { Ok(()) };
     let k = cfg.k.max(1);
     let rows = sample_rows(set.len(), cfg.sample, cfg.seed);
     let truth: Vec<Vec<(u32, f32)>> = rows.par_iter().map(|&r| exact_search(&set, set.get(r), k.max(2))).collect();
@@ -150,9 +159,11 @@ pub fn tune_best_effort(set: Arc<VectorSet>, cfg: &TuneConfig) -> Result<(Index,
     let truth_sets: Vec<HashSet<u32>> = truth.iter().map(|t| t.iter().take(k).map(|h| h.0).collect()).collect();
     let mut best: Option<(f64, HnswParams, usize, HnswIndex)> = None;
     for params in &cfg.ladder {
+        stopped()?;
         let graph = HnswIndex::build_shared(set.clone(), *params)?;
         let mut graph_best: Option<(f64, usize)> = None;
         for &ef in cfg.ef_candidates.iter().filter(|&&ef| ef >= k) {
+            stopped()?;
             let hits: usize = rows
                 .par_iter()
                 .zip(&truth_sets)

@@ -28,6 +28,8 @@ pub struct Config {
     pub query: QueryDefaults,
     /// Gates a build must pass before it is promoted.
     pub gates: GateConfig,
+    /// How a rebuild checks the embedding cache before it trusts it.
+    pub cache: CacheVerifySettings,
 }
 
 /// `[gates]`: what a nightly build must pass to replace head. Each is reported with its
@@ -116,11 +118,51 @@ pub struct SourceConfig {
 pub struct IngestConfig {
     /// Largest document read, in bytes.
     pub max_bytes: u64,
+    /// Budget of working memory for pages being read and sanitised at the same time, in bytes.
+    /// Each page is charged [`INGEST_MEMORY_PER_BYTE`] times its size before it is processed
+    /// and waits while the budget is spent; a page costing more than the whole budget runs
+    /// alone. The bound therefore does not grow with the number of cores.
+    pub max_inflight_bytes: u64,
 }
+
+/// Working memory a page may take while it is sanitised, per byte of the page (the sanitiser
+/// was measured at 30–66 times a page's size).
+pub const INGEST_MEMORY_PER_BYTE: u64 = 64;
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { max_bytes: 20 << 20 }
+        IngestConfig { max_bytes: 20 << 20, max_inflight_bytes: 1 << 30 }
+    }
+}
+
+/// `[cache]`: how a rebuild checks the embedding cache. Rows whose checksum, length or values
+/// are wrong are never served (they are embedded again); on top of that every rebuild embeds a
+/// random sample of the cache hits again and compares.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheVerifySettings {
+    /// Cache hits embedded again on every rebuild, at least...
+    pub sample: usize,
+    /// ...or this share of the hits, whichever is larger...
+    pub sample_share: f64,
+    /// ...but never more than this many (0 turns the sample off).
+    pub sample_max: usize,
+    /// A cached vector agrees with a fresh one when their cosine is at least this.
+    pub min_cosine: f32,
+    /// When more than this share of the sample disagrees, no hit of the fingerprint is trusted:
+    /// every chunk is embedded again in this run (and the cache rewritten).
+    pub max_mismatch_share: f64,
+}
+
+impl Default for CacheVerifySettings {
+    fn default() -> Self {
+        CacheVerifySettings {
+            sample: 32,
+            sample_share: 0.01,
+            sample_max: 2000,
+            min_cosine: 0.999,
+            max_mismatch_share: 0.01,
+        }
     }
 }
 
@@ -182,7 +224,15 @@ impl Config {
     /// Read a config file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })
+        let config: Config =
+            toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        config.validate().map_err(|e| match e {
+            Error::InvalidSetting { key, message } => {
+                Error::Config { path: path.to_path_buf(), message: format!("{key}: {message}") }
+            }
+            other => other,
+        })?;
+        Ok(config)
     }
 
     /// The config file to use: the one given, else `./ragsnap.toml` when it exists, else defaults.

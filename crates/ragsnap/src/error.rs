@@ -68,6 +68,14 @@ pub enum Error {
     /// A request that cannot be served as asked (bad k, empty query, no documents...).
     #[error("{0}")]
     Invalid(String),
+    /// A setting or option is out of its range (the `ragsnap` binary exits 2, usage).
+    #[error("invalid setting {key}: {message}")]
+    InvalidSetting {
+        /// The setting, as written in `ragsnap.toml` (`query.k`) or as the option's name.
+        key: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
 }
 
 impl From<EmbedError> for Error {
@@ -77,6 +85,7 @@ impl From<EmbedError> for Error {
                 Error::EmbeddingVersionMismatch { index, embedder }
             }
             EmbedError::EmbeddingDrift { canary, cosine, min } => Error::EmbeddingDrift { canary, cosine, min },
+            EmbedError::Cancelled => Error::Cancelled,
             other => Error::Embed(other),
         }
     }

@@ -24,16 +24,20 @@
 //! # }
 //! ```
 
+mod bounded;
 pub mod config;
 mod diff;
+mod embed_stage;
 mod error;
 mod reader;
 pub mod rebuild;
 mod search;
 mod snapshot;
+pub mod validate;
 
 pub use config::Config;
 pub use diff::{diff, SnapshotDiff};
+pub use embed_stage::{CacheCheck, RejectedRow};
 pub use error::{Error, Result};
 pub use ragsnap_chunk as chunk;
 pub use ragsnap_core as core;
@@ -53,6 +57,7 @@ use std::sync::Arc;
 /// Load the ONNX embedder the runtime config points at. Paths set in `runtime` win; unset ones
 /// come from `RAGSNAP_ORT_LIB` / `RAGSNAP_MODEL_DIR`, then from the `make setup` cache.
 pub fn open_embedder(runtime: &config::RuntimeConfig) -> Result<Arc<OnnxEmbedder>> {
+    runtime.validate()?;
     let rt = embed::Runtime::resolve(runtime.ort_lib.as_deref(), runtime.model_dir.as_deref())?;
     let opts = OnnxOptions {
         intra_threads: runtime.intra_threads,

@@ -56,12 +56,22 @@ pub struct RebuildReport {
     pub failed: Vec<DocFailure>,
     /// Chunks in the snapshot.
     pub chunks: usize,
+    /// Chunks dropped because the same page already had a chunk with the same text.
+    pub duplicate_chunks_dropped: usize,
+    /// Pages that had repeated chunks, with how many repeats were dropped from each.
+    pub pages_with_repeated_chunks: BTreeMap<String, usize>,
+    /// Most estimated working memory of pages being read and sanitised at once, in bytes
+    /// (bounded by `[ingest] max_inflight_bytes`, or one page's when it alone costs more).
+    pub ingest_peak_inflight_bytes: u64,
     /// Distinct chunk texts.
     pub distinct_chunks: usize,
     /// Vectors found in the embedding cache.
     pub cache_hits: usize,
-    /// Vectors computed by the model.
+    /// Vectors computed by the model (new chunks, rejected cache rows, cache rows that
+    /// disagreed with the model).
     pub cache_misses: usize,
+    /// How the embedding cache was verified: rows rejected, sample re-embedded and compared.
+    pub cache_check: crate::embed_stage::CacheCheck,
     /// Corpus-level boilerplate removed.
     pub boilerplate: BoilerplateReport,
     /// Index kind chosen.
@@ -253,7 +263,7 @@ pub fn rebuild(
     rebuild_with(store_root, config, &RebuildOptions { sources: sources.to_vec(), ..Default::default() }, embedder)
 }
 
-fn check_cancel(cancel: Option<&AtomicBool>) -> Result<()> {
+pub(crate) fn check_cancel(cancel: Option<&AtomicBool>) -> Result<()> {
     if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
         return Err(Error::Cancelled);
     }
@@ -283,6 +293,7 @@ pub fn rebuild_with(
     opts: &RebuildOptions<'_>,
     embedder: &dyn Embedder,
 ) -> Result<RebuildReport> {
+    config.validate()?;
     let mut report = RebuildReport { fingerprint_id: embedder.fingerprint().id(), ..Default::default() };
     let sources: Vec<SourceConfig> =
         if opts.sources.is_empty() { config.sources.clone() } else { opts.sources.clone() };
@@ -315,6 +326,9 @@ pub fn rebuild_with(
     }
     report.files_seen = files.len();
     let progress = |stage: &str, done: usize, total: usize| {
+        if done == 0 {
+            tracing::info!(stage, total, "stage started");
+        }
         if let Some(p) = opts.progress {
             p(stage, done as u64, total as u64);
         }
@@ -322,13 +336,25 @@ pub fn rebuild_with(
     progress("read", 0, files.len());
     let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
     let stamps: Vec<_> = files.iter().map(|(_, abs, _)| stamp(abs)).collect();
-    let loaded: Vec<Loaded> = files
-        .par_iter()
-        .map(|(display, abs, prefix)| {
-            let (content_blake3, result) = read_doc(display, abs, &limits);
+    // One page per core, but only while the pages' estimated working memory fits in
+    // [ingest] max_inflight_bytes; a slow page does not hold up cancellation.
+    let max_bytes = limits.max_bytes;
+    let read_limits = limits.clone();
+    let read = crate::bounded::map_bounded(
+        files.clone(),
+        config.ingest.max_inflight_bytes,
+        move |(_, abs, _): &(String, PathBuf, Option<String>)| match std::fs::metadata(abs) {
+            Ok(m) if m.len() <= max_bytes => m.len().saturating_mul(crate::config::INGEST_MEMORY_PER_BYTE),
+            _ => 1, // rejected before it is read
+        },
+        move |(display, abs, prefix)| {
+            let (content_blake3, result) = read_doc(display, abs, &read_limits);
             Loaded { path: display.clone(), url_prefix: prefix.clone(), content_blake3, result }
-        })
-        .collect();
+        },
+        opts.cancel,
+    )?;
+    report.ingest_peak_inflight_bytes = read.peak;
+    let loaded: Vec<Loaded> = read.outputs;
     check_cancel(opts.cancel)?;
     let source_digest = {
         let mut h = blake3::Hasher::new();
@@ -353,8 +379,13 @@ pub fn rebuild_with(
     // 2. Corpus-level boilerplate.
     let t = Instant::now();
     let bp = BoilerplateConfig { min_pages: config.boilerplate.min_pages, min_share: config.boilerplate.min_share };
-    let mut sanitized: Vec<SanitizedDoc> = docs.iter().map(|d| d.0.clone()).collect();
-    report.boilerplate = ragsnap_chunk::remove_boilerplate(&mut sanitized, &bp);
+    let sanitized: Vec<SanitizedDoc> = docs.iter().map(|d| d.0.clone()).collect();
+    let (sanitized, bp_report) = crate::bounded::run_detached(opts.cancel, move |_| {
+        let mut sanitized = sanitized;
+        let r = ragsnap_chunk::remove_boilerplate(&mut sanitized, &bp);
+        (sanitized, r)
+    })?;
+    report.boilerplate = bp_report;
     report.timings.insert("boilerplate".into(), elapsed(t));
 
     // 3. Chunk with the model's own token counter.
@@ -390,6 +421,9 @@ pub fn rebuild_with(
         .par_iter()
         .zip(docs.par_iter())
         .map(|(d, (_, _, prefix))| {
+            if opts.cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+                return (Vec::new(), String::new(), false); // the whole result is dropped below
+            }
             let url = d.canonical_url.clone().or_else(|| prefix.as_ref().map(|p| format!("{p}{}", d.source_path)));
             let key = chunk_key(d, url.as_deref(), &ccfg, &fp_id_for_keys);
             let from_head = head_docs
@@ -408,9 +442,17 @@ pub fn rebuild_with(
             }
         })
         .collect();
+    check_cancel(opts.cancel)?;
     let mut chunks: Vec<Chunk> = Vec::new();
     let mut documents: Vec<DocumentEntry> = Vec::new();
-    for ((d, (_, hash, _)), (cs, key, reused)) in sanitized.iter().zip(&docs).zip(per_doc) {
+    for ((d, (_, hash, _)), (mut cs, key, reused)) in sanitized.iter().zip(&docs).zip(per_doc) {
+        // A page whose chunks repeat each other keeps one of each: repeats add nothing to
+        // retrieval and would make that one text look like a hub to the gate.
+        let dropped = dedupe_within_page(&mut cs);
+        if dropped > 0 {
+            report.duplicate_chunks_dropped += dropped;
+            report.pages_with_repeated_chunks.insert(d.source_path.clone(), dropped);
+        }
         if reused {
             report.documents_reused += 1;
         } else {
@@ -447,10 +489,9 @@ pub fn rebuild_with(
     report.timings.insert("chunk".into(), elapsed(t));
     check_cancel(opts.cancel)?;
 
-    // 4. Embed cache misses only, one cache transaction per batch.
+    // 4. Embed what the (verified) cache cannot give, one cache transaction per group.
     let t = Instant::now();
     let fp = embedder.fingerprint().clone();
-    let fp_id = fp.id();
     let fp_dims = fp.dims;
     let cache = EmbeddingCache::open(&store_root.join("cache").join("embeddings.sqlite"))?;
     let mut unique: Vec<&Chunk> = Vec::new();
@@ -463,31 +504,22 @@ pub fn rebuild_with(
         }
     }
     report.distinct_chunks = unique.len();
-    let ids: Vec<&ContentId> = unique.iter().map(|c| &c.content_id).collect();
-    let mut vectors: HashMap<ContentId, Vec<f32>> = cache.get_many(&fp_id, fp.dims, &ids)?;
-    report.cache_hits = vectors.len();
-    let misses: Vec<&Chunk> = unique.iter().copied().filter(|c| !vectors.contains_key(&c.content_id)).collect();
-    report.cache_misses = misses.len();
-    progress("embed", 0, misses.len());
-    // Large groups let length bucketing pack batches tightly; each group is one cache transaction.
-    const GROUP: usize = 2048;
-    for (i, batch) in misses.chunks(GROUP).enumerate() {
-        check_cancel(opts.cancel)?;
-        progress("embed", i * GROUP, misses.len());
-        let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
-        let truncated_before = embedder.truncated_inputs();
-        let vs = embedder.embed(&texts)?;
-        report.truncated_inputs += embedder.truncated_inputs().saturating_sub(truncated_before) as usize;
-        let items: Vec<(&ContentId, &[f32])> =
-            batch.iter().zip(&vs).map(|(c, v)| (&c.content_id, v.as_slice())).collect();
-        cache.put_many(&fp_id, &items)?;
-        for (c, v) in batch.iter().zip(vs) {
-            vectors.insert(c.content_id.clone(), v);
-        }
-    }
+    let on_embed = |done: usize, total: usize| progress("embed", done, total);
+    let vectors = crate::embed_stage::embed_chunks(
+        embedder,
+        &cache,
+        &unique,
+        &config.cache,
+        opts.cancel,
+        &on_embed,
+        &mut report,
+    )?;
     let rows: Vec<Vec<f32>> = chunks.iter().map(|c| vectors[&c.content_id].clone()).collect();
     drop(vectors);
     let canaries = canary::compute(embedder)?;
+    for c in &canaries {
+        ragsnap_embed::check_output(&[c.text.as_str()], std::slice::from_ref(&c.vector), fp_dims, fp.normalize)?;
+    }
     report.timings.insert("embed".into(), elapsed(t));
     check_cancel(opts.cancel)?;
 
@@ -496,7 +528,10 @@ pub fn rebuild_with(
     let t = Instant::now();
     let flat: Vec<f32> = rows.iter().flatten().copied().collect();
     let set = Arc::new(VectorSet::new(fp.dims, flat)?);
-    let (index, tuned) = ragsnap_index::tune_best_effort(set.clone(), &config.index)?;
+    let (tune_set, tune_cfg) = (set.clone(), config.index.clone());
+    let (index, tuned) = crate::bounded::run_detached(opts.cancel, move |stop| {
+        ragsnap_index::tune_stoppable(tune_set, &tune_cfg, stop)
+    })??;
     report.index_kind = match tuned.kind {
         IndexKind::Exact => "exact".into(),
         IndexKind::Hnsw => "hnsw".into(),
@@ -504,7 +539,10 @@ pub fn rebuild_with(
     report.recall = tuned.recall;
     report.ef_search = tuned.ef_search;
     // The lexical index over the same chunks, rows aligned with the chunk table.
-    let lexical = ragsnap_lexical::LexicalIndex::from_chunks(&chunks);
+    let chunks = Arc::new(chunks); // shared with the lexical build without a copy
+    let lexical_input = chunks.clone();
+    let lexical =
+        crate::bounded::run_detached(opts.cancel, move |_| ragsnap_lexical::LexicalIndex::from_chunks(&lexical_input))?;
     report.timings.insert("index".into(), elapsed(t));
     check_cancel(opts.cancel)?;
 
@@ -583,6 +621,7 @@ pub fn rebuild_with(
         calibration: Calibration { top1_quantiles: tuned.top1_quantiles.clone() },
         files: Vec::new(),
     };
+    crate::embed_stage::check_manifest_numbers(&manifest)?;
     report.timings.insert("stage".into(), elapsed(t));
     report.timings.insert("total".into(), elapsed(t_all));
     let written = (|| -> Result<()> {
@@ -591,8 +630,11 @@ pub fn rebuild_with(
             ArtifactKind::Documents,
             &serde_json::to_vec(&documents).expect("serialises"),
         )?;
+        check_cancel(opts.cancel)?;
         staging.write_artifact("chunks.bin", ArtifactKind::Chunks, &tables::encode_chunks(&chunks))?;
+        check_cancel(opts.cancel)?;
         staging.write_artifact("vectors.bin", ArtifactKind::Vectors, &tables::encode_vectors(fp_dims, &rows))?;
+        check_cancel(opts.cancel)?;
         if let ragsnap_index::Index::Hnsw(h) = &index {
             staging.write_artifact("index.hnsw", ArtifactKind::Hnsw, &h.to_bytes()?)?;
         }
@@ -753,18 +795,32 @@ fn run_gates(
         Vec::new()
     } else {
         let qs: Vec<&str> = golden.iter().map(|(q, _)| q.as_str()).collect();
-        ctx.embedder.embed(&qs)?
+        let vs = ctx.embedder.embed_cancellable(&qs, ctx.opts.cancel)?;
+        let fp = ctx.embedder.fingerprint();
+        ragsnap_embed::check_output(&qs, &vs, fp.dims, fp.normalize)?;
+        vs
     };
-    let n = ctx.set.len();
+    // Probes and the small-corpus bound count distinct texts: the first row of each.
+    let distinct_rows: Vec<usize> = {
+        let mut seen = std::collections::HashSet::new();
+        (0..ctx.set.len()).filter(|&r| seen.insert(&ctx.chunks[r].content_id)).collect()
+    };
+    let n = distinct_rows.len();
     let step = (n / g.hub_probes.max(1)).max(1);
     let mut probes: Vec<(Option<usize>, &[f32])> =
-        (0..n).step_by(step).take(g.hub_probes).map(|r| (Some(r), ctx.set.get(r))).collect();
+        distinct_rows.iter().step_by(step).take(g.hub_probes).map(|&r| (Some(r), ctx.set.get(r))).collect();
     probes.extend(golden_vectors.iter().map(|v| (None, v.as_slice())));
     let mut appearances: HashMap<&ContentId, usize> = HashMap::new();
     for (own, v) in &probes {
+        check_cancel(ctx.opts.cancel)?;
         let mut seen = std::collections::HashSet::new();
-        for (row, _) in
-            ctx.index.search(v, 11, ctx.ef.max(11)).into_iter().filter(|(r, _)| Some(*r as usize) != *own).take(10)
+        let own_text = own.map(|r| &ctx.chunks[r].content_id);
+        for (row, _) in ctx
+            .index
+            .search(v, 11, ctx.ef.max(11))
+            .into_iter()
+            .filter(|(r, _)| Some(*r as usize) != *own && Some(&ctx.chunks[*r as usize].content_id) != own_text)
+            .take(10)
         {
             let id = &ctx.chunks[row as usize].content_id;
             if seen.insert(id) {
@@ -856,6 +912,27 @@ pub fn prometheus_metrics(report: &RebuildReport) -> String {
     put("rebuild_documents_chunked", "Documents chunked in this run", report.documents_chunked as f64, "");
     put("rebuild_cache_hits", "Vectors reused from the embedding cache", report.cache_hits as f64, "");
     put("rebuild_cache_misses", "Vectors computed by the model", report.cache_misses as f64, "");
+    let cc = &report.cache_check;
+    put(
+        "rebuild_cache_rejected_rows",
+        "Embedding cache rows that failed their checksum or value checks (embedded again)",
+        cc.rejected_rows as f64,
+        "",
+    );
+    put("rebuild_cache_unchecked_rows", "Cache rows without a checksum (embedded again)", cc.unchecked_rows as f64, "");
+    put("rebuild_cache_sampled", "Cache hits embedded again to compare", cc.sampled as f64, "");
+    put(
+        "rebuild_cache_sample_mismatches",
+        "Sampled cache hits that disagreed with the model",
+        cc.sample_mismatches as f64,
+        "",
+    );
+    put(
+        "rebuild_cache_untrusted",
+        "1 when the sample disagreed too often and every chunk was embedded again",
+        f64::from(u8::from(cc.untrusted)),
+        "",
+    );
     put("rebuild_recall", "Measured recall@k of the index", report.recall, "");
     put(
         "rebuild_boilerplate_blocks_removed",
@@ -879,4 +956,12 @@ pub fn prometheus_metrics(report: &RebuildReport) -> String {
         m.push_str(&format!("ragsnap_rebuild_gate_threshold{{gate=\"{}\"}} {}\n", g.name, g.threshold));
     }
     m
+}
+
+/// Keep the first chunk of each text in one page's chunks; returns how many were dropped.
+fn dedupe_within_page(chunks: &mut Vec<Chunk>) -> usize {
+    let before = chunks.len();
+    let mut seen = std::collections::HashSet::new();
+    chunks.retain(|c| seen.insert(c.content_id.clone()));
+    before - chunks.len()
 }

@@ -336,11 +336,9 @@ impl Searcher {
     }
 }
 
+/// Every option in range ([`QueryOptions::validate`]), before any work is done.
 fn check_k(opts: &QueryOptions) -> Result<()> {
-    if opts.k == 0 || opts.k > opts.max_k {
-        return Err(Error::Invalid(format!("k must be between 1 and {} (got {})", opts.max_k, opts.k)));
-    }
-    Ok(())
+    opts.validate()
 }
 
 /// Linear interpolation into 21 quantiles (0%, 5%, …, 100%).
