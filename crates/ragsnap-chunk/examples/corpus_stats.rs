@@ -62,6 +62,12 @@ fn main() {
         chunks.extend(chunk_doc(d, None, &cfg, &approx_token_count));
     }
     let n = chunks.len().max(1) as f64;
+    if let Some(show) = std::env::var("STATS_SHOW").ok().and_then(|v| v.parse::<usize>().ok()) {
+        let step = (chunks.len() / show.max(1)).max(1);
+        for c in chunks.iter().step_by(step).take(show) {
+            println!("---- {} {:?}\n{}", c.source_path, c.header_path, c.text);
+        }
+    }
     let norm = |s: &str| s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
     let repeated = chunks
         .iter()

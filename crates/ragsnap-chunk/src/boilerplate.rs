@@ -123,7 +123,7 @@ struct Parsed {
 /// let mut docs: Vec<SanitizedDoc> = topics
 ///     .iter()
 ///     .map(|t| SanitizedDoc {
-///         source_path: format!("{t}.html"),
+///         source_path: format!("{t}.md"),
 ///         title: None,
 ///         canonical_url: None,
 ///         markdown: format!("# {t}\n\nAll about {t} here.\n\n[Join our forum](https://forum.example) [today](/t)\n"),
@@ -312,7 +312,7 @@ fn tally<'k>(lists: impl Iterator<Item = &'k [&'k str]>) -> Vec<(&'k str, usize)
 }
 
 /// Separators between a page's own title and a site name.
-const TITLE_SEPARATORS: &[&str] = &[" — ", " – ", " | ", " · ", " - ", " :: ", " » ", ": "];
+const TITLE_SEPARATORS: &[&str] = &[" — ", " – ", " -- ", " | ", " · ", " - ", " :: ", " » ", ": "];
 
 /// Find the title prefix or suffix (separator included) shared by a recurring
 /// number of titles, strip it from every title that has it and keeps some text,
@@ -320,7 +320,7 @@ const TITLE_SEPARATORS: &[&str] = &[" — ", " – ", " | ", " · ", " - ", " ::
 fn strip_title_affix(docs: &mut [SanitizedDoc], recurring: &dyn Fn(usize) -> bool) -> Option<String> {
     let mut counts: HashMap<(bool, String), usize> = HashMap::new();
     for d in docs.iter() {
-        let Some(t) = d.title.as_deref() else { continue };
+        let Some(t) = d.full_title.as_deref().or(d.title.as_deref()) else { continue };
         let mut seen = HashSet::new();
         for sep in TITLE_SEPARATORS {
             if let Some(i) = t.rfind(sep) {
@@ -336,8 +336,12 @@ fn strip_title_affix(docs: &mut [SanitizedDoc], recurring: &dyn Fn(usize) -> boo
     }
     let mut best: Vec<((bool, String), usize)> = counts.into_iter().filter(|(_, n)| recurring(*n)).collect();
     best.sort_by(|a, b| b.1.cmp(&a.1).then(b.0 .1.len().cmp(&a.0 .1.len())).then(a.0.cmp(&b.0)));
-    let ((suffix, affix), _) = best.into_iter().next()?;
+    let Some(((suffix, affix), _)) = best.into_iter().next() else {
+        docs.iter_mut().for_each(|d| d.full_title = None);
+        return None;
+    };
     for d in docs.iter_mut() {
+        d.full_title = None;
         let Some(t) = d.title.as_deref() else { continue };
         let rest = if suffix { t.strip_suffix(affix.as_str()) } else { t.strip_prefix(affix.as_str()) };
         if let Some(rest) = rest.map(str::trim).filter(|r| !r.is_empty()) {

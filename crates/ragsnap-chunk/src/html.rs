@@ -74,10 +74,12 @@ pub(crate) fn sanitize_html_text(
         return Err(IngestError::Empty { path: source_path.to_owned() });
     }
     markdown.push('\n');
-    let title = info.title.map(|t| strip_site_suffix(&t, first_h1.as_deref()));
+    let title = info.title.as_deref().map(|t| strip_site_suffix(t, first_h1.as_deref()));
+    let full_title = info.title.filter(|t| Some(t) != title.as_ref());
     Ok(SanitizedDoc {
         source_path: source_path.to_owned(),
         title,
+        full_title,
         canonical_url: info.canonical,
         markdown,
         links,
@@ -414,6 +416,15 @@ fn callout<'a>(node: NRef<'a>, el: &Element) -> Option<(String, Vec<NRef<'a>>)> 
                 .filter(|c| c.value().as_element().is_some_and(|e| matches!(e.name(), "td" | "th")))
                 .collect();
             if cells.len() == 1 {
+                // A one-cell table around a real section (a heading and its text) is layout.
+                let opens_with_heading = cells[0]
+                    .children()
+                    .find(|c| c.value().is_element())
+                    .and_then(|c| c.value().as_element().map(|e| heading_level(e.name()).is_some()))
+                    .unwrap_or(false);
+                if opens_with_heading && !has_callout_hint(el) {
+                    return None;
+                }
                 return titled_box(cells[0]);
             }
             if cells.len() > 6 {

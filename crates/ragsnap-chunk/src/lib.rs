@@ -129,6 +129,11 @@ pub struct SanitizedDoc {
     /// The page title (`<title>`, without a site suffix the first `<h1>` confirms;
     /// Markdown front matter `title:` or first `# ` heading; none for text).
     pub title: Option<String>,
+    /// The `<title>` as written, when [`title`](Self::title) was shortened from it: the
+    /// corpus pass looks for a site name shared by the titles as written. Emptied by
+    /// [`remove_boilerplate`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_title: Option<String>,
     /// `<link rel="canonical">` of an HTML page.
     pub canonical_url: Option<String>,
     /// Clean Markdown of the content, ending in a newline.
