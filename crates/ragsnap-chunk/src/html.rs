@@ -1,7 +1,6 @@
 //! HTML → clean Markdown: pick the content region, drop page chrome, convert
 //! what is left. The tree is walked with an explicit stack, never recursively.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 
 use ego_tree::iter::Edge;
@@ -10,7 +9,7 @@ use scraper::node::Element;
 use scraper::{Html, Node};
 
 use crate::decode::decode;
-use crate::depth_guard::{flatten_deep_nesting, MAX_DEPTH};
+use crate::depth_guard::{flatten_deep_nesting, MAX_ATTRS, MAX_DEPTH};
 use crate::markdown::{escape_heading, escape_line_start};
 use crate::{IngestError, SanitizedDoc};
 
@@ -43,11 +42,17 @@ pub(crate) fn sanitize_html_text(
     text: &str,
     mut warnings: Vec<String>,
 ) -> Result<SanitizedDoc, IngestError> {
-    let flattened = flatten_deep_nesting(text);
-    if let Cow::Owned(_) = flattened {
+    let (flattened, guarded) = flatten_deep_nesting(text);
+    if guarded.deep {
         warnings.push(format!("element nesting deeper than {MAX_DEPTH} levels was flattened"));
     }
-    let html = Html::parse_document(&flattened);
+    if guarded.attrs {
+        warnings.push(format!("attributes beyond {MAX_ATTRS} on one tag were removed"));
+    }
+    if guarded.tags {
+        warnings.push("too many elements for the page size: the last ones were unwrapped, their text kept".to_owned());
+    }
+    let html = parse_presized(&flattened);
     let info = DocInfo::scan(&html);
 
     let body = info.body.unwrap_or_else(|| html.tree.root());
@@ -87,6 +92,22 @@ pub(crate) fn sanitize_html_text(
         blocks,
         hub,
     })
+}
+
+/// Parse with html5ever into a tree whose node storage is sized up front from the
+/// number of start tags (an element and up to two text nodes each): the tree then
+/// rarely reallocates, which would briefly hold the old and the new storage.
+fn parse_presized(text: &str) -> Html {
+    use html5ever::tendril::TendrilSink;
+    let bytes = text.as_bytes();
+    let start_tags = bytes.windows(2).filter(|w| w[0] == b'<' && w[1].is_ascii_alphabetic()).count();
+    let capacity = start_tags.saturating_mul(3) + 16;
+    let doc = Html {
+        errors: Vec::new(),
+        quirks_mode: html5ever::tree_builder::QuirksMode::NoQuirks,
+        tree: ego_tree::Tree::with_capacity(Node::Document, capacity),
+    };
+    html5ever::driver::parse_document(scraper::HtmlTreeSink::new(doc), Default::default()).one(text)
 }
 
 /// Hub pages: at least this many words of text...
