@@ -65,6 +65,10 @@ pub struct BoilerplateReport {
 }
 
 const TOP_N: usize = 10;
+/// A recurring block of at least this many words goes wherever it is: nobody writes
+/// the same twelve-word passage into a third of their pages as content. Shorter
+/// ones ("New in version 3.11.", "See also") go only where they are chrome-like.
+const LONG_BLOCK_WORDS: usize = 12;
 const DISPLAY_CHARS: usize = 80;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -105,12 +109,12 @@ struct Parsed {
 ///    touched. Text is normalised before comparison: lowercased, Markdown escapes
 ///    and table pipes dropped, white space collapsed, and every run of digits
 ///    replaced by `#` (so "© 2025" and "© 2026" compare equal). Blocks of fewer
-///    than two words are never boilerplate. A recurring block is removed from a
-///    page only where it is chrome-like: in an HTML page, inside a block the
-///    sanitiser marked as outside the text flow or link-dense; in Markdown or
-///    text, when most of its words are link text. Elsewhere it is kept and listed
-///    in [`BoilerplateReport::kept_repeated`]. A table whose rows are all removed
-///    loses its header too.
+///    than two words are never boilerplate. A recurring block of twelve words or
+///    more is removed everywhere; a shorter one only where it is chrome-like: in
+///    an HTML page, inside a block the sanitiser marked as outside the text flow
+///    or link-dense; in Markdown or text, when most of its words are link text.
+///    Elsewhere it is kept and listed in [`BoilerplateReport::kept_repeated`]. A
+///    table whose rows are all removed loses its header too.
 /// 3. Titles: a prefix or suffix after a separator (` — `, ` | `, ` - `, `: `, …)
 ///    shared by recurring titles is stripped where something remains.
 ///
@@ -219,6 +223,9 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
             let structured = matches!(crate::extension_of(&doc.source_path).as_str(), "html" | "htm" | "xhtml");
             let lines: Vec<&str> = md.split_inclusive('\n').collect();
             let eligible = |u: &Unit| {
+                if u.key.split(' ').filter(|w| w.chars().any(char::is_alphanumeric)).count() >= LONG_BLOCK_WORDS {
+                    return true;
+                }
                 if structured {
                     chrome_line[u.lines.0..u.lines.1].iter().any(|&c| c)
                 } else {

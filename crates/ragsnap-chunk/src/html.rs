@@ -136,8 +136,9 @@ const CANDIDATE_NODE_BUDGET: usize = 4000;
 /// heading and at least half of the words (or, on a page without headings, at
 /// least 80% of them), as long as the current element has no heading of its own
 /// as a direct child; the other children of each element passed through are
-/// outside the flow. In the element reached, the children before the first one
-/// holding a heading are outside too (a navigation line above the title).
+/// outside the flow. In the element reached, and in every element with a heading
+/// as a direct child, the children before the first one holding a heading are
+/// outside too (a navigation line above a title).
 fn text_flow(root: NRef<'_>, protected: &HashSet<NodeId>) -> HashSet<NodeId> {
     let mut outside = HashSet::new();
     let rules = Walker::new(protected, true, &outside);
@@ -148,12 +149,14 @@ fn text_flow(root: NRef<'_>, protected: &HashSet<NodeId>) -> HashSet<NodeId> {
         Exit(NRef<'a>),
     }
     let mut stack = vec![S::Enter(root, Flags::of_root(root))];
+    // Elements with a heading as a direct child: section containers.
+    let mut sections: Vec<NRef<'_>> = Vec::new();
     while let Some(step) = stack.pop() {
         match step {
             S::Enter(node, flags) => match node.value() {
                 Node::Text(t) => {
                     if let Some(parent) = node.parent() {
-                        let w = t.split_whitespace().count() as u64;
+                        let w = text_words(t) as u64;
                         sums.entry(parent.id()).or_default().0 += w;
                     }
                 }
@@ -164,6 +167,11 @@ fn text_flow(root: NRef<'_>, protected: &HashSet<NodeId>) -> HashSet<NodeId> {
                     let e = sums.entry(node.id()).or_default();
                     if heading_level(el.name()).is_some() {
                         e.1 += 1;
+                        if let Some(parent) = node.parent() {
+                            if sections.last().is_none_or(|s| s.id() != parent.id()) {
+                                sections.push(parent);
+                            }
+                        }
                     }
                     stack.push(S::Exit(node));
                     let child_flags = flags.child(node);
@@ -212,7 +220,12 @@ fn text_flow(root: NRef<'_>, protected: &HashSet<NodeId>) -> HashSet<NodeId> {
         cur = next;
     }
     if sums.get(&cur.id()).is_some_and(|s| s.1 > 0) {
-        for c in cur.children().filter(kept) {
+        sections.push(cur);
+    }
+    // In a section container, what comes before its first heading (a line of
+    // links to the neighbouring sections) is outside the text flow too.
+    for section in sections {
+        for c in section.children().filter(kept) {
             if sums[&c.id()].1 > 0 {
                 break;
             }
@@ -301,7 +314,7 @@ fn shape_of(node: NRef<'_>) -> Option<Shape> {
         match edge {
             Edge::Open(n) => match n.value() {
                 Node::Text(t) => {
-                    let w = t.split_whitespace().count();
+                    let w = text_words(t);
                     words += w;
                     if link_depth > 0 {
                         link_words += w;
@@ -848,6 +861,11 @@ const GENERATOR_PHRASES: &[&str] = &[
     "powered by hugo",
 ];
 
+/// Words that carry letters or digits (a lone `[`, `|` or `»` between links is not one).
+fn text_words(s: &str) -> usize {
+    s.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
+}
+
 fn word_count(s: &str) -> usize {
     s.split_whitespace().count()
 }
@@ -1337,7 +1355,7 @@ impl<'p> Walker<'p> {
     /// Text as written, counted for link density and hub detection.
     fn text(&mut self, t: &str) {
         self.inline.text(t);
-        let w = t.split_whitespace().count();
+        let w = text_words(t);
         if w == 0 {
             return;
         }
@@ -1504,7 +1522,16 @@ impl<'p> Walker<'p> {
         if child_flags.outside && !flags.in_candidate && self.inline_only == 0 && is_block_name(name) {
             if let Some(shape) = shape_of(node).filter(|_| callout(node, el).is_none()) {
                 if shape.links >= NAV_MIN_LINKS && shape.link_words * 100 >= shape.words * NAV_LINK_SHARE {
-                    return; // a block of links beside the text: navigation
+                    // A block of links beside the text: navigation. Its shape still counts
+                    // for the corpus pass (an empty range), so the same block on pages where
+                    // it holds more words is recognised too.
+                    let at = self.out.md.len();
+                    self.blocks.push(crate::PageBlock {
+                        range: (at, at),
+                        shape: Some(shape.signature),
+                        chrome_like: true,
+                    });
+                    return;
                 }
                 self.flush();
                 child_flags.in_candidate = true;
@@ -1889,7 +1916,7 @@ fn is_callout_aside(node: NRef<'_>) -> bool {
     let mut link_words = 0usize;
     for d in node.descendants().take(CANDIDATE_NODE_BUDGET) {
         if let Node::Text(t) = d.value() {
-            let w = t.split_whitespace().count();
+            let w = text_words(t);
             words += w;
             if d.ancestors()
                 .take_while(|a| a.id() != node.id())
