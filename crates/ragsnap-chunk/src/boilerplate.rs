@@ -1,13 +1,21 @@
-//! Corpus-level boilerplate removal: blocks that recur on many pages are chrome
-//! the per-page rules missed (a "Need help? Join the forum" box, a version
-//! banner, a site-wide notice), so they are dropped from every page.
+//! Corpus-level boilerplate removal. A site generator repeats its template on
+//! every page, so what recurs across a large share of the corpus is evidence:
+//!
+//! - blocks whose text-free *shape* (see [`PageBlock::shape`]) recurs are page
+//!   template even when their words change per page (titles in prev/next links,
+//!   breadcrumb trails), and are dropped;
+//! - blocks whose *text* recurs are dropped when they are outside the main text
+//!   flow or link-dense (a "Need help? Join the forum" box, a site-wide notice);
+//!   short repeated prose inside the content ("New in version 3.11.", "See also")
+//!   stays, and the report lists it;
+//! - a title prefix or suffix shared by many pages (the site name) is stripped.
 
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::SanitizedDoc;
+use crate::{PageBlock, SanitizedDoc};
 
 /// When a recurring block counts as boilerplate.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,11 +43,32 @@ pub struct BoilerplateReport {
     #[serde(default)]
     pub blocks_total: usize,
     /// The most widespread boilerplate blocks (text truncated to 80 characters)
-    /// and the number of pages each occurred on; at most 10, most pages first.
+    /// and the number of pages each was dropped from; at most 10, most pages first.
     pub top: Vec<(String, usize)>,
+    /// Template blocks (recurring shape) removed, summed over all documents.
+    #[serde(default)]
+    pub template_blocks_removed: usize,
+    /// Distinct template shapes found.
+    #[serde(default)]
+    pub template_shapes: usize,
+    /// Repeated blocks kept because they are prose in the content flow (text truncated
+    /// to 80 characters) and the number of pages each was kept on; at most 10.
+    #[serde(default)]
+    pub kept_repeated: Vec<(String, usize)>,
+    /// Title prefix or suffix shared by many pages and stripped from their titles
+    /// (separator included), e.g. `" — Tidewater docs"`.
+    #[serde(default)]
+    pub title_affix: Option<String>,
+    /// Pages recognised as hubs ([`SanitizedDoc::hub`]), in document order.
+    #[serde(default)]
+    pub hub_pages: Vec<String>,
 }
 
 const TOP_N: usize = 10;
+/// A recurring block of at least this many words goes wherever it is: nobody writes
+/// the same twelve-word passage into a third of their pages as content. Shorter
+/// ones ("New in version 3.11.", "See also") go only where they are chrome-like.
+const LONG_BLOCK_WORDS: usize = 12;
 const DISPLAY_CHARS: usize = 80;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,17 +97,29 @@ struct Parsed {
     tables: Vec<Table>,
 }
 
-/// Remove blocks whose normalised text recurs on at least `cfg.min_pages` pages
-/// and at least `cfg.min_share` of all pages from every document.
+/// Remove page template and boilerplate from every document; strip a shared
+/// title affix.
 ///
-/// Blocks are paragraphs, list items (one line each), table rows, and a heading
-/// together with the paragraph right under it. Fenced code is never touched.
-/// Text is normalised before comparison: lowercased, Markdown escapes and table
-/// pipes dropped, white space collapsed, and every run of digits replaced by `#`
-/// (so "© 2025" and "© 2026", or "v1.2" and "v1.3", compare equal). Blocks of
-/// fewer than two words are never boilerplate: labels such as "Note" or
-/// "Parameters:" recur legitimately. A table whose rows are all removed loses its
-/// header too. Documents with nothing removed are left byte-for-byte unchanged.
+/// A block or shape is *recurring* when it occurs on at least `cfg.min_pages`
+/// pages and at least `cfg.min_share` of all pages.
+///
+/// 1. Template: every [`PageBlock`] whose shape recurs is removed.
+/// 2. Text: blocks are paragraphs, list items (one line each), table rows, and a
+///    heading together with the paragraph right under it. Fenced code is never
+///    touched. Text is normalised before comparison: lowercased, Markdown escapes
+///    and table pipes dropped, white space collapsed, and every run of digits
+///    replaced by `#` (so "© 2025" and "© 2026" compare equal). Blocks of fewer
+///    than two words are never boilerplate. A recurring block of twelve words or
+///    more is removed everywhere; a shorter one only where it is chrome-like: in
+///    an HTML page, inside a block the sanitiser marked as outside the text flow
+///    or link-dense; in Markdown or text, when most of its words are link text.
+///    Elsewhere it is kept and listed in [`BoilerplateReport::kept_repeated`]. A
+///    table whose rows are all removed loses its header too.
+/// 3. Titles: a prefix or suffix after a separator (` — `, ` | `, ` - `, `: `, …)
+///    shared by recurring titles is stripped where something remains.
+///
+/// Each document's [`SanitizedDoc::blocks`] is emptied (its byte ranges would no
+/// longer hold). Documents with nothing removed keep their Markdown byte for byte.
 ///
 /// ```
 /// use ragsnap_chunk::{remove_boilerplate, BoilerplateConfig, SanitizedDoc};
@@ -86,15 +127,17 @@ struct Parsed {
 /// let mut docs: Vec<SanitizedDoc> = topics
 ///     .iter()
 ///     .map(|t| SanitizedDoc {
-///         source_path: format!("{t}.html"),
+///         source_path: format!("{t}.md"),
 ///         title: None,
 ///         canonical_url: None,
-///         markdown: format!("# {t}\n\nAll about {t} here.\n\nJoin our community forum today!\n"),
+///         markdown: format!("# {t}\n\nAll about {t} here.\n\n[Join our forum](https://forum.example) [today](/t)\n"),
 ///         links: vec![],
 ///         warnings: vec![],
+///         ..Default::default()
 ///     })
 ///     .collect();
 /// let report = remove_boilerplate(&mut docs, &BoilerplateConfig::default());
+/// // Markdown pages carry no structure: a repeated block goes only when it is mostly links.
 /// assert_eq!(report.blocks_removed, 6);
 /// assert_eq!(docs[0].markdown, "# tides\n\nAll about tides here.\n");
 /// ```
@@ -102,6 +145,24 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
     // Parsing and rewriting are per document (rayon, results in document order);
     // only the page counts are gathered sequentially.
     let parsed: Vec<Parsed> = docs.par_iter().map(|d| parse_units(&d.markdown)).collect();
+    let threshold = (cfg.min_share * docs.len() as f64).max(cfg.min_pages as f64);
+    let recurring = |n: usize| n >= cfg.min_pages && n as f64 >= threshold;
+    let mut report = BoilerplateReport {
+        hub_pages: docs.iter().filter(|d| d.hub).map(|d| d.source_path.clone()).collect(),
+        ..Default::default()
+    };
+    report.title_affix = strip_title_affix(docs, &recurring);
+
+    let mut shape_pages: HashMap<u64, usize> = HashMap::new();
+    for d in docs.iter() {
+        let shapes: HashSet<u64> = d.blocks.iter().filter_map(|b| b.shape).collect();
+        for s in shapes {
+            *shape_pages.entry(s).or_default() += 1;
+        }
+    }
+    let template: HashSet<u64> = shape_pages.into_iter().filter(|&(_, n)| recurring(n)).map(|(s, _)| s).collect();
+    report.template_shapes = template.len();
+
     let mut pages: HashMap<&str, (usize, (usize, usize))> = HashMap::new();
     for (doc_no, p) in parsed.iter().enumerate() {
         let mut seen = HashSet::new();
@@ -111,34 +172,72 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
             }
         }
     }
-    let threshold = (cfg.min_share * docs.len() as f64).max(cfg.min_pages as f64);
     let boiler: HashMap<&str, (usize, (usize, usize))> =
-        pages.into_iter().filter(|(_, (n, _))| *n >= cfg.min_pages && *n as f64 >= threshold).collect();
-    let blocks_total = parsed.iter().map(|p| p.units.len()).sum();
-    let mut report = BoilerplateReport { distinct_blocks: boiler.len(), blocks_total, ..Default::default() };
-    if boiler.is_empty() {
+        pages.into_iter().filter(|(_, (n, _))| recurring(*n)).collect();
+    report.blocks_total = parsed.iter().map(|p| p.units.len()).sum();
+    if boiler.is_empty() && template.is_empty() {
+        for d in docs.iter_mut() {
+            d.blocks = Vec::new();
+        }
         return report;
     }
-    let mut top: Vec<(&str, usize, (usize, usize))> = boiler.iter().map(|(k, (n, at))| (*k, *n, *at)).collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    report.top = top
-        .iter()
-        .take(TOP_N)
-        .map(|&(_, n, (doc_no, unit_no))| {
-            let u = &parsed[doc_no].units[unit_no];
-            (display_text(&docs[doc_no].markdown, u.lines), n)
-        })
-        .collect();
 
-    let rewritten: Vec<(usize, Option<String>)> = parsed
+    struct Rewrite<'k> {
+        blocks_removed: usize,
+        template_removed: usize,
+        markdown: Option<String>,
+        dropped: Vec<&'k str>,
+        kept: Vec<&'k str>,
+    }
+    let rewritten: Vec<Rewrite<'_>> = parsed
         .par_iter()
         .enumerate()
         .map(|(doc_no, p)| {
-            let md = &docs[doc_no].markdown;
-            let line_count = md.split_inclusive('\n').count();
+            let doc = &docs[doc_no];
+            let md = &doc.markdown;
+            let line_starts: Vec<usize> = std::iter::once(0)
+                .chain(md.split_inclusive('\n').scan(0usize, |at, l| {
+                    *at += l.len();
+                    Some(*at)
+                }))
+                .collect();
+            let line_count = line_starts.len() - 1;
+            let lines_of = |b: &PageBlock| {
+                let first = line_starts.partition_point(|&s| s < b.range.0);
+                let end = line_starts[..line_count].partition_point(|&s| s < b.range.1);
+                first..end.max(first)
+            };
             let mut removed = vec![false; line_count];
+            let mut chrome_line = vec![false; line_count];
+            let mut template_removed = 0usize;
+            for b in &doc.blocks {
+                let lines = lines_of(b);
+                if b.shape.is_some_and(|s| template.contains(&s)) {
+                    removed[lines.clone()].iter_mut().for_each(|r| *r = true);
+                    template_removed += 1;
+                }
+                if b.chrome_like {
+                    chrome_line[lines].iter_mut().for_each(|r| *r = true);
+                }
+            }
+            let structured = matches!(crate::extension_of(&doc.source_path).as_str(), "html" | "htm" | "xhtml");
+            let lines: Vec<&str> = md.split_inclusive('\n').collect();
+            let eligible = |u: &Unit| {
+                if u.key.split(' ').filter(|w| w.chars().any(char::is_alphanumeric)).count() >= LONG_BLOCK_WORDS {
+                    return true;
+                }
+                if structured {
+                    chrome_line[u.lines.0..u.lines.1].iter().any(|&c| c)
+                } else {
+                    // A heading pair goes with its paragraph: judge the paragraph.
+                    let from = if u.kind == UnitKind::Pair { u.lines.0 + 1 } else { u.lines.0 };
+                    link_dense_markdown(&lines[from.min(u.lines.1)..u.lines.1].concat())
+                }
+            };
             let mut removed_rows = vec![0usize; p.tables.len()];
             let mut blocks_removed = 0usize;
+            let mut dropped = Vec::new();
+            let mut kept = Vec::new();
             // Pairs first, so a paragraph already removed with its heading is not counted twice.
             let ordered = p
                 .units
@@ -146,13 +245,18 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
                 .filter(|u| u.kind == UnitKind::Pair)
                 .chain(p.units.iter().filter(|u| u.kind != UnitKind::Pair));
             for u in ordered {
-                if !boiler.contains_key(u.key.as_str()) {
+                let Some((key, _)) = boiler.get_key_value(u.key.as_str()) else {
                     continue;
-                }
+                };
                 let (a, b) = u.lines;
                 if removed[a..b].iter().all(|&r| r) {
                     continue;
                 }
+                if !eligible(u) {
+                    kept.push(*key);
+                    continue;
+                }
+                dropped.push(*key);
                 removed[a..b].iter_mut().for_each(|r| *r = true);
                 blocks_removed += 1;
                 if let UnitKind::TableRow(t) = u.kind {
@@ -165,17 +269,124 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
                     removed[a..b].iter_mut().for_each(|r| *r = true);
                 }
             }
-            (blocks_removed, removed.iter().any(|&r| r).then(|| rebuild(md, &removed)))
+            Rewrite {
+                blocks_removed,
+                template_removed,
+                markdown: removed.iter().any(|&r| r).then(|| rebuild(md, &removed)),
+                dropped,
+                kept,
+            }
         })
         .collect();
-    report.blocks_removed = rewritten.iter().map(|r| r.0).sum();
-    let rewritten = rewritten.into_iter().map(|r| r.1);
+    report.blocks_removed = rewritten.iter().map(|r| r.blocks_removed).sum();
+    report.template_blocks_removed = rewritten.iter().map(|r| r.template_removed).sum();
+    let dropped = tally(rewritten.iter().map(|r| r.dropped.as_slice()));
+    let kept = tally(rewritten.iter().map(|r| r.kept.as_slice()));
+    report.distinct_blocks = dropped.len();
+    let show = |v: &[(&str, usize)]| -> Vec<(String, usize)> {
+        v.iter()
+            .take(TOP_N)
+            .map(|&(k, n)| {
+                let (doc_no, unit_no) = boiler[k].1;
+                (display_text(&docs[doc_no].markdown, parsed[doc_no].units[unit_no].lines), n)
+            })
+            .collect()
+    };
+    report.top = show(&dropped);
+    report.kept_repeated = show(&kept);
+    let rewritten: Vec<Option<String>> = rewritten.into_iter().map(|r| r.markdown).collect();
     for (doc, new_md) in docs.iter_mut().zip(rewritten) {
         if let Some(md) = new_md {
             doc.markdown = md;
         }
+        doc.blocks = Vec::new();
     }
     report
+}
+
+/// Pages per key (each page counted once), most pages first.
+fn tally<'k>(lists: impl Iterator<Item = &'k [&'k str]>) -> Vec<(&'k str, usize)> {
+    let mut n: HashMap<&str, usize> = HashMap::new();
+    for list in lists {
+        let once: HashSet<&str> = list.iter().copied().collect();
+        for k in once {
+            *n.entry(k).or_default() += 1;
+        }
+    }
+    let mut v: Vec<(&str, usize)> = n.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    v
+}
+
+/// Separators between a page's own title and a site name.
+const TITLE_SEPARATORS: &[&str] = &[" — ", " – ", " -- ", " | ", " · ", " - ", " :: ", " » ", ": "];
+
+/// Find the title prefix or suffix (separator included) shared by a recurring
+/// number of titles, strip it from every title that has it and keeps some text,
+/// and return it.
+fn strip_title_affix(docs: &mut [SanitizedDoc], recurring: &dyn Fn(usize) -> bool) -> Option<String> {
+    let mut counts: HashMap<(bool, String), usize> = HashMap::new();
+    for d in docs.iter() {
+        let Some(t) = d.full_title.as_deref().or(d.title.as_deref()) else { continue };
+        let mut seen = HashSet::new();
+        for sep in TITLE_SEPARATORS {
+            if let Some(i) = t.rfind(sep) {
+                seen.insert((true, t[i..].to_owned()));
+            }
+            if let Some(i) = t.find(sep) {
+                seen.insert((false, t[..i + sep.len()].to_owned()));
+            }
+        }
+        for k in seen {
+            *counts.entry(k).or_default() += 1;
+        }
+    }
+    let mut best: Vec<((bool, String), usize)> = counts.into_iter().filter(|(_, n)| recurring(*n)).collect();
+    best.sort_by(|a, b| b.1.cmp(&a.1).then(b.0 .1.len().cmp(&a.0 .1.len())).then(a.0.cmp(&b.0)));
+    let Some(((suffix, affix), _)) = best.into_iter().next() else {
+        docs.iter_mut().for_each(|d| d.full_title = None);
+        return None;
+    };
+    for d in docs.iter_mut() {
+        d.full_title = None;
+        let Some(t) = d.title.as_deref() else { continue };
+        let rest = if suffix { t.strip_suffix(affix.as_str()) } else { t.strip_prefix(affix.as_str()) };
+        if let Some(rest) = rest.map(str::trim).filter(|r| !r.is_empty()) {
+            d.title = Some(rest.to_owned());
+        }
+    }
+    Some(affix)
+}
+
+/// Whether most words of a Markdown block are link text (`[text](target)`).
+fn link_dense_markdown(text: &str) -> bool {
+    let mut in_link = 0usize;
+    let mut link_text = String::new();
+    let mut all = 0usize;
+    let mut chars = text.chars().peekable();
+    let mut plain = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '[' => in_link += 1,
+            ']' if in_link > 0 => {
+                in_link -= 1;
+                if chars.peek() == Some(&'(') {
+                    for d in chars.by_ref() {
+                        if d == ')' {
+                            break;
+                        }
+                    }
+                }
+                link_text.push(' ');
+            }
+            _ if in_link > 0 => link_text.push(c),
+            _ => plain.push(c),
+        }
+    }
+    let word = |w: &&str| w.chars().any(char::is_alphanumeric);
+    let link_words = link_text.split_whitespace().filter(word).count();
+    all += link_words + plain.split_whitespace().filter(word).count();
+    all > 0 && link_words * 2 > all
 }
 
 fn display_text(md: &str, (a, b): (usize, usize)) -> String {
@@ -398,6 +609,7 @@ mod tests {
             markdown: md,
             links: vec![],
             warnings: vec![],
+            ..Default::default()
         }
     }
 
@@ -408,29 +620,88 @@ mod tests {
     }
 
     #[test]
-    fn recurring_blocks_go_and_unique_ones_stay() {
+    fn recurring_link_blocks_go_and_unique_ones_stay() {
         // Digits are normalised away, so page-specific text differs by words.
         let names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"];
         let mut docs: Vec<SanitizedDoc> = (0..10)
             .map(|i| {
                 let w = names[i];
-                let shared = if i < 4 { "\n\nShared by four pages only.\n" } else { "" };
+                let shared = if i < 4 { "\n\n[Shared by](/a) [four pages](/b) only.\n" } else { "" };
                 doc(
                     i,
                     format!(
-                        "# Page {w}\n\n## Need help?\n\nAsk on the forum any time.\n\n- Item unique {w}\n- Docs home link\n\n| k | v |\n| --- | --- |\n| same row | x |\n\n```\nAsk on the forum any time.\n```\n\nBody text for {w}.{shared}"
+                        "# Page {w}\n\n## Need help?\n\n[Ask on the forum](/forum) any time.\n\n- Item unique {w}\n- [Docs home](/) link\n\n| k | v |\n| --- | --- |\n| [same row](/r) | x |\n\n```\nAsk on the forum any time.\n```\n\nBody text for {w}.{shared}"
                     ),
                 )
             })
             .collect();
         let report = remove_boilerplate(&mut docs, &BoilerplateConfig::default());
-        assert_eq!(report.distinct_blocks, 4, "{report:?}"); // pair, paragraph, list item, row
+        assert_eq!(report.distinct_blocks, 3, "{report:?}"); // pair (its paragraph goes with it), list item, row
         assert_eq!(report.blocks_removed, 30);
         assert_eq!(report.top[0].1, 10);
         assert_eq!(
             docs[0].markdown,
-            "# Page alpha\n\n- Item unique alpha\n\n```\nAsk on the forum any time.\n```\n\nBody text for alpha.\n\nShared by four pages only.\n"
+            "# Page alpha\n\n- Item unique alpha\n\n```\nAsk on the forum any time.\n```\n\nBody text for alpha.\n\n[Shared by](/a) [four pages](/b) only.\n"
         );
+    }
+
+    #[test]
+    fn repeated_prose_in_the_content_stays_and_is_reported() {
+        let names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+        let mut docs: Vec<SanitizedDoc> = names
+            .iter()
+            .enumerate()
+            .map(|(i, w)| doc(i, format!("# {w}\n\nAll about {w}.\n\nNew in version 3.11.\n\nSee also\n")))
+            .collect();
+        let before = docs.clone();
+        let report = remove_boilerplate(&mut docs, &BoilerplateConfig::default());
+        assert_eq!(report.blocks_removed, 0);
+        assert_eq!(docs, before);
+        let kept: Vec<&str> = report.kept_repeated.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(kept, ["New in version 3.11.", "See also"], "{report:?}");
+        assert_eq!(report.kept_repeated[0].1, 6);
+    }
+
+    #[test]
+    fn a_title_suffix_shared_by_most_pages_is_stripped() {
+        let mut docs: Vec<SanitizedDoc> = (0..8)
+            .map(|i| {
+                let mut d = doc(i, format!("Text {i}\n"));
+                d.title = Some(match i {
+                    0 => "Tidewater Docs".to_owned(),
+                    7 => "Release notes".to_owned(),
+                    _ => format!("Topic {} — Tidewater Docs", ["a", "b", "c", "d", "e", "f"][i - 1]),
+                });
+                d
+            })
+            .collect();
+        let report = remove_boilerplate(&mut docs, &BoilerplateConfig::default());
+        assert_eq!(report.title_affix.as_deref(), Some(" — Tidewater Docs"));
+        let titles: Vec<&str> = docs.iter().map(|d| d.title.as_deref().unwrap()).collect();
+        assert_eq!(
+            titles,
+            ["Tidewater Docs", "Topic a", "Topic b", "Topic c", "Topic d", "Topic e", "Topic f", "Release notes"]
+        );
+    }
+
+    #[test]
+    fn recurring_shapes_go_wherever_their_text_differs() {
+        let mut docs: Vec<SanitizedDoc> = (0..6)
+            .map(|i| {
+                let nav = format!("| Page {i} | [Up](/u) | Part {i} |");
+                let body = format!("Body of page number {i} with words.");
+                let md = format!("{nav}\n\n{body}\n");
+                let mut d = doc(i, md);
+                d.source_path = format!("p{i}.html");
+                d.blocks = vec![PageBlock { range: (0, nav.len()), shape: Some(7), chrome_like: true }];
+                d
+            })
+            .collect();
+        let report = remove_boilerplate(&mut docs, &BoilerplateConfig::default());
+        assert_eq!(report.template_shapes, 1);
+        assert_eq!(report.template_blocks_removed, 6);
+        assert_eq!(docs[3].markdown, "Body of page number 3 with words.\n");
+        assert!(docs.iter().all(|d| d.blocks.is_empty()));
     }
 
     #[test]

@@ -364,7 +364,39 @@ struct Section {
     blocks: Vec<usize>,
 }
 
+/// Lowercase alphanumeric words of a header text.
+fn header_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+/// Whether `short`'s words occur as one run in `long`'s.
+fn contains_words(long: &[String], short: &[String]) -> bool {
+    !short.is_empty() && long.windows(short.len()).any(|w| w == short)
+}
+
+/// The page title and its first heading name the same thing when their words are
+/// equal or one's words are a run inside the other's (a site name or section number
+/// around it). Then the root of the header path is the heading, and the heading is
+/// not repeated under it.
+fn page_root(blocks: &[Block], title: &str) -> (String, Option<usize>) {
+    let first = blocks
+        .iter()
+        .enumerate()
+        .find_map(|(i, b)| b.heading.as_ref().filter(|(_, t)| !t.is_empty() && !b.skip).map(|(_, t)| (i, t)));
+    let Some((i, heading)) = first else {
+        return (title.to_owned(), None);
+    };
+    let (t, h) = (header_words(title), header_words(heading));
+    if t == h || contains_words(&t, &h) || contains_words(&h, &t) {
+        (heading.clone(), Some(i))
+    } else {
+        (title.to_owned(), None)
+    }
+}
+
 fn sections(blocks: &[Block], title: &str) -> Vec<Section> {
+    let (title, first_heading) = page_root(blocks, title);
+    let title = title.as_str();
     let mut levels: [Option<String>; 6] = Default::default();
     let mut out = vec![Section { path: vec![title.to_owned()], heading_start: None, blocks: Vec::new() }];
     for (i, block) in blocks.iter().enumerate() {
@@ -374,8 +406,10 @@ fn sections(blocks: &[Block], title: &str) -> Vec<Section> {
         match &block.heading {
             Some((level, text)) => {
                 let idx = usize::from(*level).clamp(1, 6) - 1;
-                let same_as_title = idx == 0 && text.to_lowercase() == title.to_lowercase();
-                levels[idx] = (!text.is_empty() && !same_as_title).then(|| text.clone());
+                // A heading that repeats the header element above it adds nothing.
+                let above = levels[..idx].iter().rev().flatten().next().map(String::as_str).unwrap_or(title);
+                let repeats = Some(i) == first_heading || header_words(text) == header_words(above);
+                levels[idx] = (!text.is_empty() && !repeats).then(|| text.clone());
                 for l in levels.iter_mut().skip(idx + 1) {
                     *l = None;
                 }
@@ -912,6 +946,7 @@ mod tests {
             markdown: md.into(),
             links: vec![],
             warnings: vec![],
+            ..Default::default()
         }
     }
 

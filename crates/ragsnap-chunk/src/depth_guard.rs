@@ -13,6 +13,33 @@ use std::borrow::Cow;
 /// Deepest nesting kept. Real documentation pages stay well under 100.
 pub(crate) const MAX_DEPTH: usize = 512;
 
+/// Most attributes kept on one tag. html5ever checks each new attribute of a tag
+/// against the ones before it (to drop duplicates), so a tag with n attributes
+/// costs n² comparisons: 400,000 of them took over a minute. Real pages stay
+/// well under 30; attributes beyond this many are removed from the tag (text is
+/// never touched).
+pub(crate) const MAX_ATTRS: usize = 256;
+
+/// Start tags kept per byte of page beyond [`BASE_TAGS`]: one per this many bytes.
+/// The parsed tree costs a few hundred bytes per node, so a page made of nothing
+/// but tiny elements (`<b>x</b>` repeated) would need 50 to 100 times its size;
+/// past the budget, tags are removed and their text kept. Documentation pages
+/// average one start tag per 40 to 100 bytes and stay under it.
+pub(crate) const BYTES_PER_TAG: usize = 32;
+/// Start tags always kept, whatever the page size.
+pub(crate) const BASE_TAGS: usize = 20_000;
+
+/// What [`flatten_deep_nesting`] changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Guarded {
+    /// Nesting beyond [`MAX_DEPTH`] was flattened.
+    pub(crate) deep: bool,
+    /// Attributes beyond [`MAX_ATTRS`] were removed from some tag.
+    pub(crate) attrs: bool,
+    /// Start tags beyond the budget (see [`BYTES_PER_TAG`]) were removed.
+    pub(crate) tags: bool,
+}
+
 /// How far down the open-element stack an end tag looks for its start tag.
 const END_TAG_SEARCH: usize = 1024;
 
@@ -60,12 +87,21 @@ fn lower<'b>(name: &[u8], buf: &'b mut [u8; 16]) -> &'b str {
     std::str::from_utf8(out).unwrap_or("-")
 }
 
-/// Return `html` with nesting beyond [`MAX_DEPTH`] flattened (see the module docs).
-pub(crate) fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
-    flatten_with_limit(html, MAX_DEPTH)
+/// Return `html` with nesting beyond [`MAX_DEPTH`] flattened and attributes
+/// beyond [`MAX_ATTRS`] per tag removed (see the module docs), and what changed.
+pub(crate) fn flatten_deep_nesting(html: &str) -> (Cow<'_, str>, Guarded) {
+    guard(html, MAX_DEPTH, MAX_ATTRS)
 }
 
-pub(crate) fn flatten_with_limit(html: &str, max_depth: usize) -> Cow<'_, str> {
+#[cfg(test)]
+fn flatten_with_limit(html: &str, max_depth: usize) -> Cow<'_, str> {
+    guard(html, max_depth, MAX_ATTRS).0
+}
+
+fn guard(html: &str, max_depth: usize, max_attrs: usize) -> (Cow<'_, str>, Guarded) {
+    let mut guarded = Guarded::default();
+    let tag_budget = BASE_TAGS + html.len() / BYTES_PER_TAG;
+    let mut start_tags = 0usize;
     let bytes = html.as_bytes();
     let n = bytes.len();
     let mut stack: Vec<Open> = Vec::new();
@@ -111,6 +147,21 @@ pub(crate) fn flatten_with_limit(html: &str, max_depth: usize) -> Cow<'_, str> {
         let name = lower(raw_name, &mut buf);
         let (tag_end, self_closing) = scan_tag_end(bytes, j);
         i = tag_end;
+        // Drop attributes past the cap, keeping the tag's closing `>` or `/>`.
+        if let Some(cut) = nth_attribute(bytes, j, tag_end, max_attrs) {
+            let close = if self_closing { tag_end - 2 } else { tag_end - 1 };
+            if cut < close {
+                drops.push((cut, close));
+                guarded.attrs = true;
+            }
+        }
+        // The whole tag dropped replaces a cut inside it.
+        let drop_tag = |drops: &mut Vec<(usize, usize)>| {
+            if drops.last().is_some_and(|d| d.0 >= lt) {
+                drops.pop();
+            }
+            drops.push((lt, tag_end));
+        };
         if is_end {
             let lowest = stack.len().saturating_sub(END_TAG_SEARCH);
             let same = |o: &Open| bytes[o.name.0..o.name.1].eq_ignore_ascii_case(raw_name);
@@ -126,7 +177,7 @@ pub(crate) fn flatten_with_limit(html: &str, max_depth: usize) -> Cow<'_, str> {
                     }
                 }
                 if !matched_kept {
-                    drops.push((lt, tag_end));
+                    drop_tag(&mut drops);
                 }
             }
             continue;
@@ -154,11 +205,18 @@ pub(crate) fn flatten_with_limit(html: &str, max_depth: usize) -> Cow<'_, str> {
                 break;
             }
         }
-        let kept = kept_depth < max_depth;
+        let within_budget = start_tags < tag_budget;
+        let kept = kept_depth < max_depth && within_budget;
         if kept {
             kept_depth += 1;
+            start_tags += 1;
         } else {
-            drops.push((lt, tag_end));
+            drop_tag(&mut drops);
+            if within_budget {
+                guarded.deep = true;
+            } else {
+                guarded.tags = true;
+            }
         }
         if name == "svg" || name == "math" {
             foreign += 1;
@@ -166,7 +224,7 @@ pub(crate) fn flatten_with_limit(html: &str, max_depth: usize) -> Cow<'_, str> {
         stack.push(Open { name: (name_start, j), kept });
     }
     if drops.is_empty() {
-        return Cow::Borrowed(html);
+        return (Cow::Borrowed(html), guarded);
     }
     let mut out = String::with_capacity(html.len());
     let mut last = 0;
@@ -175,7 +233,52 @@ pub(crate) fn flatten_with_limit(html: &str, max_depth: usize) -> Cow<'_, str> {
         last = e;
     }
     out.push_str(&html[last..]);
-    Cow::Owned(out)
+    (Cow::Owned(out), guarded)
+}
+
+/// Byte offset where attribute number `n + 1` of a tag starts (`from` is just after
+/// the tag name, `end` just after its `>`), when it has more than `n`.
+fn nth_attribute(bytes: &[u8], from: usize, end: usize, n: usize) -> Option<usize> {
+    let mut i = from;
+    let mut count = 0usize;
+    let end = end.min(bytes.len());
+    while i < end {
+        let b = bytes[i];
+        if b.is_ascii_whitespace() || b == b'/' {
+            i += 1;
+            continue;
+        }
+        if b == b'>' {
+            return None;
+        }
+        count += 1;
+        if count > n {
+            return Some(i);
+        }
+        // Name (a leading '=' belongs to it).
+        i += 1;
+        while i < end && !bytes[i].is_ascii_whitespace() && !matches!(bytes[i], b'/' | b'>' | b'=') {
+            i += 1;
+        }
+        while i < end && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i < end && bytes[i] == b'=' {
+            i += 1;
+            while i < end && bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i < end && (bytes[i] == b'"' || bytes[i] == b'\'') {
+                let q = bytes[i];
+                i = bytes[i + 1..end].iter().position(|&c| c == q).map_or(end, |p| i + 2 + p);
+            } else {
+                while i < end && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' {
+                    i += 1;
+                }
+            }
+        }
+    }
+    None
 }
 
 /// From just after a tag name, find the end of the tag (after `>`), honouring
@@ -221,7 +324,7 @@ mod tests {
     #[test]
     fn shallow_documents_are_untouched() {
         let doc = "<html><body><div><p>a<p>b<ul><li>x<li>y</ul></div><script>if (a<b) {}</script></body></html>";
-        assert!(matches!(flatten_deep_nesting(doc), Cow::Borrowed(_)));
+        assert!(matches!(flatten_deep_nesting(doc).0, Cow::Borrowed(_)));
     }
 
     #[test]
@@ -241,6 +344,33 @@ mod tests {
     fn quoted_gt_and_comments_are_skipped() {
         let doc = "<div title=\"a>b\"><!-- <div><div><div> --><span>x</span></div>";
         assert!(matches!(flatten_with_limit(doc, 2), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn attributes_past_the_cap_are_removed_and_text_kept() {
+        let attrs: String = (0..10).map(|i| format!(" a{i}=\"v {i}\"")).collect();
+        let doc = format!("<div{attrs}>text</div><br{attrs}/><p id=x>y</p>");
+        let (out, g) = guard(&doc, 100, 3);
+        assert_eq!(
+            out,
+            "<div a0=\"v 0\" a1=\"v 1\" a2=\"v 2\" >text</div><br a0=\"v 0\" a1=\"v 1\" a2=\"v 2\" /><p id=x>y</p>"
+        );
+        assert_eq!(g, Guarded { deep: false, attrs: true, tags: false });
+        let (same, g) = guard("<a href=x title='a>b' c d=e>z</a>", 100, 4);
+        assert!(matches!(same, Cow::Borrowed(_)));
+        assert_eq!(g, Guarded::default());
+    }
+
+    #[test]
+    fn tags_past_the_budget_are_unwrapped_and_text_kept() {
+        let doc = "<b>x</b>".repeat(2 * BASE_TAGS);
+        let (out, g) = flatten_deep_nesting(&doc);
+        assert!(g.tags && !g.deep && !g.attrs);
+        let kept = out.matches("<b>").count();
+        assert_eq!(kept, BASE_TAGS + doc.len() / BYTES_PER_TAG);
+        assert_eq!(out.matches("</b>").count(), kept);
+        assert!(kept < 2 * BASE_TAGS);
+        assert_eq!(out.matches('x').count(), 2 * BASE_TAGS);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! HTML → clean Markdown: pick the content region, drop page chrome, convert
 //! what is left. The tree is walked with an explicit stack, never recursively.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 
 use ego_tree::iter::Edge;
@@ -10,7 +9,7 @@ use scraper::node::Element;
 use scraper::{Html, Node};
 
 use crate::decode::decode;
-use crate::depth_guard::{flatten_deep_nesting, MAX_DEPTH};
+use crate::depth_guard::{flatten_deep_nesting, MAX_ATTRS, MAX_DEPTH};
 use crate::markdown::{escape_heading, escape_line_start};
 use crate::{IngestError, SanitizedDoc};
 
@@ -43,43 +42,439 @@ pub(crate) fn sanitize_html_text(
     text: &str,
     mut warnings: Vec<String>,
 ) -> Result<SanitizedDoc, IngestError> {
-    let flattened = flatten_deep_nesting(text);
-    if let Cow::Owned(_) = flattened {
+    let (flattened, guarded) = flatten_deep_nesting(text);
+    if guarded.deep {
         warnings.push(format!("element nesting deeper than {MAX_DEPTH} levels was flattened"));
     }
-    let html = Html::parse_document(&flattened);
+    if guarded.attrs {
+        warnings.push(format!("attributes beyond {MAX_ATTRS} on one tag were removed"));
+    }
+    if guarded.tags {
+        warnings.push("too many elements for the page size: the last ones were unwrapped, their text kept".to_owned());
+    }
+    let html = parse_presized(&flattened);
     let info = DocInfo::scan(&html);
 
     let body = info.body.unwrap_or_else(|| html.tree.root());
     let root = info.content_root().unwrap_or(body);
 
-    let mut walker = Walker::new(&info.protected, true);
+    let no_flow = HashSet::new();
+    let outside = text_flow(root, &info.protected);
+    let mut walker = Walker::new(&info.protected, true, &outside);
     walker.walk(root);
     if walker.out.md.is_empty() && root.id() != body.id() {
-        walker = Walker::new(&info.protected, true);
+        walker = Walker::new(&info.protected, true, &no_flow);
         walker.walk(body);
     }
     if walker.out.md.is_empty() {
         // Safety net against over-eager class/id markers (e.g. a wrapper whose
         // class happens to contain "sidebar"): structural rules only.
-        walker = Walker::new(&info.protected, false);
+        walker = Walker::new(&info.protected, false, &no_flow);
         walker.walk(body);
     }
-    let Walker { out, links, first_h1, .. } = walker;
+    let hub = walker.is_hub();
+    let Walker { out, links, first_h1, blocks, .. } = walker;
     let mut markdown = out.md;
     if markdown.is_empty() {
         return Err(IngestError::Empty { path: source_path.to_owned() });
     }
     markdown.push('\n');
-    let title = info.title.map(|t| strip_site_suffix(&t, first_h1.as_deref()));
+    let title = info.title.as_deref().map(|t| strip_site_suffix(t, first_h1.as_deref()));
+    let full_title = info.title.filter(|t| Some(t) != title.as_ref());
     Ok(SanitizedDoc {
         source_path: source_path.to_owned(),
         title,
+        full_title,
         canonical_url: info.canonical,
         markdown,
         links,
         warnings,
+        blocks,
+        hub,
     })
+}
+
+/// Parse with html5ever into a tree whose node storage is sized up front from the
+/// number of start tags (an element and up to two text nodes each): the tree then
+/// rarely reallocates, which would briefly hold the old and the new storage.
+fn parse_presized(text: &str) -> Html {
+    use html5ever::tendril::TendrilSink;
+    let bytes = text.as_bytes();
+    let start_tags = bytes.windows(2).filter(|w| w[0] == b'<' && w[1].is_ascii_alphabetic()).count();
+    let capacity = start_tags.saturating_mul(3) + 16;
+    let doc = Html {
+        errors: Vec::new(),
+        quirks_mode: html5ever::tree_builder::QuirksMode::NoQuirks,
+        tree: ego_tree::Tree::with_capacity(Node::Document, capacity),
+    };
+    html5ever::driver::parse_document(scraper::HtmlTreeSink::new(doc), Default::default()).one(text)
+}
+
+/// Hub pages: at least this many words of text...
+const HUB_MIN_WORDS: usize = 40;
+/// ...at least this many links...
+const HUB_MIN_LINKS: usize = 15;
+/// ...and at least this share of the words inside links (percent), most of them in lists or tables.
+const HUB_LINK_SHARE: usize = 70;
+
+/// A template candidate is an element outside the main text flow, without headings,
+/// with at most this many words and at least one link.
+const CANDIDATE_MAX_WORDS: usize = 100;
+/// Such an element is dropped on its own page when this share of its words (percent)
+/// is link text and it has at least [`NAV_MIN_LINKS`] links.
+const NAV_LINK_SHARE: usize = 60;
+const NAV_MIN_LINKS: usize = 2;
+/// A paragraph is link-dense when this share of its words (percent) is link text.
+const DENSE_LINK_SHARE: usize = 50;
+/// Nodes looked at when measuring one candidate.
+const CANDIDATE_NODE_BUDGET: usize = 4000;
+
+/// Roots of the subtrees under `root` that lie outside the page's main text flow.
+///
+/// Word and (kept) heading counts are summed per element, skipping what the
+/// chrome rules drop. From `root`, the walk descends into the child holding every
+/// heading and at least half of the words (or, on a page without headings, at
+/// least 80% of them), as long as the current element has no heading of its own
+/// as a direct child; the other children of each element passed through are
+/// outside the flow. In the element reached, and in every element with a heading
+/// as a direct child, the children before the first one holding a heading are
+/// outside too (a navigation line above a title).
+fn text_flow(root: NRef<'_>, protected: &HashSet<NodeId>) -> HashSet<NodeId> {
+    let mut outside = HashSet::new();
+    let rules = Walker::new(protected, true, &outside);
+    // (words, headings) per kept element.
+    let mut sums: std::collections::HashMap<NodeId, (u64, u32)> = std::collections::HashMap::new();
+    enum S<'a> {
+        Enter(NRef<'a>, Flags),
+        Exit(NRef<'a>),
+    }
+    let mut stack = vec![S::Enter(root, Flags::of_root(root))];
+    // Elements with a heading as a direct child: section containers.
+    let mut sections: Vec<NRef<'_>> = Vec::new();
+    while let Some(step) = stack.pop() {
+        match step {
+            S::Enter(node, flags) => match node.value() {
+                Node::Text(t) => {
+                    if let Some(parent) = node.parent() {
+                        let w = text_words(t) as u64;
+                        sums.entry(parent.id()).or_default().0 += w;
+                    }
+                }
+                Node::Element(el) => {
+                    if node.id() != root.id() && rules.is_dropped(node, el, flags) {
+                        continue;
+                    }
+                    let e = sums.entry(node.id()).or_default();
+                    if heading_level(el.name()).is_some() {
+                        e.1 += 1;
+                        if let Some(parent) = node.parent() {
+                            if sections.last().is_none_or(|s| s.id() != parent.id()) {
+                                sections.push(parent);
+                            }
+                        }
+                    }
+                    stack.push(S::Exit(node));
+                    let child_flags = flags.child(node);
+                    for c in node.children().rev() {
+                        stack.push(S::Enter(c, child_flags));
+                    }
+                }
+                _ => {}
+            },
+            S::Exit(node) => {
+                let own = sums.get(&node.id()).copied().unwrap_or_default();
+                if node.id() != root.id() {
+                    if let Some(parent) = node.parent() {
+                        let p = sums.entry(parent.id()).or_default();
+                        p.0 += own.0;
+                        p.1 += own.1;
+                    }
+                }
+            }
+        }
+    }
+    drop(rules);
+    let kept = |n: &NRef<'_>| n.value().is_element() && sums.contains_key(&n.id());
+    let mut cur = root;
+    for _ in 0..MAX_DEPTH {
+        let (words, headings) = sums.get(&cur.id()).copied().unwrap_or_default();
+        let heading_child =
+            cur.children().any(|c| c.value().as_element().is_some_and(|e| heading_level(e.name()).is_some()));
+        if heading_child || words == 0 {
+            break;
+        }
+        let next = cur.children().filter(kept).find(|c| {
+            let (w, h) = sums[&c.id()];
+            if headings > 0 {
+                h == headings && w * 2 >= words
+            } else {
+                w * 5 >= words * 4
+            }
+        });
+        let Some(next) = next else { break };
+        for c in cur.children().filter(kept) {
+            if c.id() != next.id() {
+                outside.insert(c.id());
+            }
+        }
+        cur = next;
+    }
+    if sums.get(&cur.id()).is_some_and(|s| s.1 > 0) {
+        sections.push(cur);
+    }
+    // In a section container, what comes before its first heading (a line of
+    // links to the neighbouring sections) is outside the text flow too.
+    for section in sections {
+        for c in section.children().filter(kept) {
+            if sums[&c.id()].1 > 0 {
+                break;
+            }
+            outside.insert(c.id());
+        }
+    }
+    outside
+}
+
+/// Measurements of a template candidate.
+struct Shape {
+    words: usize,
+    link_words: usize,
+    links: usize,
+    signature: u64,
+}
+
+/// 64-bit FNV-1a: a stable hash for shape signatures.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        for &x in b {
+            self.0 ^= u64::from(x);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+        self.bytes(&[0xff]);
+    }
+}
+
+/// Text-free description of one element: its name, and its class, id, role and
+/// summary attributes with digit runs folded (generated ids differ by number only).
+fn element_shape(el: &Element) -> u64 {
+    let mut h = Fnv::new();
+    h.str(el.name());
+    let mut classes: Vec<&str> = el.classes().collect();
+    classes.sort_unstable();
+    for c in classes {
+        h.str(&fold_digits(c));
+    }
+    for name in ["id", "role", "summary"] {
+        if let Some(v) = attr(el, name) {
+            h.str(name);
+            h.str(&fold_digits(&v.to_ascii_lowercase()));
+        }
+    }
+    h.0
+}
+
+fn fold_digits(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            if !out.ends_with('#') {
+                out.push('#');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Measure a possible template block: `None` when it holds a heading, more than
+/// [`CANDIDATE_MAX_WORDS`] words or no link. The signature covers the element's
+/// ancestors and itself (see [`element_shape`]) and the set of element shapes
+/// inside it, so per-page words (titles in prev/next links, breadcrumb trails of
+/// different depths) do not change it.
+fn shape_of(node: NRef<'_>) -> Option<Shape> {
+    let mut words = 0usize;
+    let mut link_words = 0usize;
+    let mut links = 0usize;
+    let mut link_depth = 0usize;
+    let mut inner = std::collections::BTreeSet::new();
+    for (steps, edge) in node.traverse().enumerate() {
+        if steps > CANDIDATE_NODE_BUDGET * 2 {
+            return None;
+        }
+        match edge {
+            Edge::Open(n) => match n.value() {
+                Node::Text(t) => {
+                    let w = text_words(t);
+                    words += w;
+                    if link_depth > 0 {
+                        link_words += w;
+                    }
+                    if words > CANDIDATE_MAX_WORDS {
+                        return None;
+                    }
+                }
+                Node::Element(e) => {
+                    if heading_level(e.name()).is_some() {
+                        return None;
+                    }
+                    if e.name() == "a" {
+                        link_depth += 1;
+                        links += 1;
+                    }
+                    if n.id() != node.id() {
+                        inner.insert(element_shape(e));
+                    }
+                }
+                _ => {}
+            },
+            Edge::Close(n) => {
+                if n.value().as_element().is_some_and(|e| e.name() == "a") {
+                    link_depth = link_depth.saturating_sub(1);
+                }
+            }
+        }
+    }
+    if links == 0 || words == 0 {
+        return None;
+    }
+    let mut h = Fnv::new();
+    let el = node.value().as_element()?;
+    h.bytes(&element_shape(el).to_le_bytes());
+    for a in node.ancestors() {
+        if let Some(e) = a.value().as_element() {
+            h.bytes(&element_shape(e).to_le_bytes());
+        }
+    }
+    h.str("inner");
+    for s in inner {
+        h.bytes(&s.to_le_bytes());
+    }
+    Some(Shape { words, link_words, links, signature: h.0 })
+}
+
+/// Class words that support reading a titled box as a callout.
+const CALLOUT_HINTS: &[&str] = &[
+    "admonition",
+    "callout",
+    "note",
+    "tip",
+    "hint",
+    "warning",
+    "caution",
+    "important",
+    "danger",
+    "attention",
+    "error",
+    "info",
+    "notice",
+    "alert",
+    "remark",
+    "seealso",
+];
+
+fn has_callout_hint(el: &Element) -> bool {
+    is_admonition(el)
+        || el.classes().any(|c| c.to_ascii_lowercase().split(['-', '_']).any(|w| CALLOUT_HINTS.contains(&w)))
+        || attr(el, "role").is_some_and(|r| matches!(r.trim().to_ascii_lowercase().as_str(), "note" | "alert"))
+}
+
+/// Elements that can be the title of a callout box.
+const TITLE_TAGS: &[&str] = &[
+    "p", "div", "span", "strong", "b", "em", "h1", "h2", "h3", "h4", "h5", "h6", "th", "dt", "header", "label",
+    "legend",
+];
+
+/// A short title element followed by a body: the title's text and the body nodes.
+fn titled_box(node: NRef<'_>) -> Option<(String, Vec<NRef<'_>>)> {
+    let mut children = node.children().filter(|c| match c.value() {
+        Node::Text(t) => !t.trim().is_empty(),
+        Node::Element(e) => !DROP_TAGS.contains(&e.name()),
+        _ => false,
+    });
+    let title = children.next()?;
+    let tel = title.value().as_element()?;
+    if !TITLE_TAGS.contains(&tel.name()) {
+        return None;
+    }
+    let label = short_text(title, 60)?;
+    let label = label.trim().trim_end_matches(':').trim().replace('*', "");
+    if label.is_empty() || word_count(&label) > 6 {
+        return None;
+    }
+    let body: Vec<NRef<'_>> = children.collect();
+    let has_text = body.iter().any(|b| {
+        b.descendants().take(CANDIDATE_NODE_BUDGET).any(|d| matches!(d.value(), Node::Text(t) if !t.trim().is_empty()))
+    });
+    has_text.then_some((label, body))
+}
+
+fn has_text_node(n: NRef<'_>) -> bool {
+    n.descendants().take(CANDIDATE_NODE_BUDGET).any(|d| matches!(d.value(), Node::Text(t) if !t.trim().is_empty()))
+}
+
+/// A callout box (note, tip, warning, "see also"...) recognised by structure: an
+/// `aside`, or a `div`/`section` with a class or role hint, holding a short title
+/// element followed by a body; a one-cell table holding the same; or a small table
+/// whose only two text cells are a short title and a body of block elements.
+fn callout<'a>(node: NRef<'a>, el: &Element) -> Option<(String, Vec<NRef<'a>>)> {
+    match el.name() {
+        "aside" => titled_box(node),
+        "div" | "section" if has_callout_hint(el) => titled_box(node),
+        "table" => {
+            let mut rows = Vec::new();
+            for c in node.children() {
+                match c.value().as_element().map(|e| e.name()) {
+                    Some("tr") => rows.push(c),
+                    Some("thead" | "tbody" | "tfoot") => {
+                        rows.extend(c.children().filter(|r| r.value().as_element().is_some_and(|e| e.name() == "tr")))
+                    }
+                    _ => {}
+                }
+            }
+            if rows.is_empty() || rows.len() > 3 {
+                return None;
+            }
+            let cells: Vec<NRef<'a>> = rows
+                .iter()
+                .flat_map(|r| r.children())
+                .filter(|c| c.value().as_element().is_some_and(|e| matches!(e.name(), "td" | "th")))
+                .collect();
+            if cells.len() == 1 {
+                // A one-cell table around a real section (a heading and its text) is layout.
+                let opens_with_heading = cells[0]
+                    .children()
+                    .find(|c| c.value().is_element())
+                    .and_then(|c| c.value().as_element().map(|e| heading_level(e.name()).is_some()))
+                    .unwrap_or(false);
+                if opens_with_heading && !has_callout_hint(el) {
+                    return None;
+                }
+                return titled_box(cells[0]);
+            }
+            if cells.len() > 6 {
+                return None;
+            }
+            let text_cells: Vec<NRef<'a>> = cells.into_iter().filter(|c| has_text_node(*c)).collect();
+            let [title, body] = text_cells.as_slice() else { return None };
+            let label = short_text(*title, 60)?;
+            let label = label.trim().trim_end_matches(':').trim().replace('*', "");
+            let blocky = body.descendants().take(CANDIDATE_NODE_BUDGET).any(|d| {
+                d.value().as_element().is_some_and(|e| matches!(e.name(), "p" | "div" | "ul" | "ol" | "pre" | "dl"))
+            });
+            (!label.is_empty() && word_count(&label) <= 6 && blocky).then(|| (label, body.children().collect()))
+        }
+        _ => None,
+    }
 }
 
 /// `"Install — Tidewater docs"` → `"Install"`, but only when the page's first
@@ -466,6 +861,11 @@ const GENERATOR_PHRASES: &[&str] = &[
     "powered by hugo",
 ];
 
+/// Words that carry letters or digits (a lone `[`, `|` or `»` between links is not one).
+fn text_words(s: &str) -> usize {
+    s.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
+}
+
 fn word_count(s: &str) -> usize {
     s.split_whitespace().count()
 }
@@ -703,6 +1103,10 @@ struct Flags {
     in_sectioning: bool,
     /// Inside `article` or `section` (a `footer` here is content).
     in_article: bool,
+    /// Outside the page's main text flow (see [`text_flow`]).
+    outside: bool,
+    /// Inside a recorded template candidate.
+    in_candidate: bool,
 }
 
 impl Flags {
@@ -740,6 +1144,14 @@ enum Step<'a> {
 
 enum Exit {
     Block,
+    /// End of a link.
+    Link,
+    /// End of a subtree outside the text flow.
+    Outside,
+    /// End of a template candidate whose Markdown started at this offset.
+    Candidate(usize, u64),
+    /// End of a callout box.
+    Box,
     Heading(u8),
     Container,
     Dt,
@@ -891,10 +1303,29 @@ struct Walker<'p> {
     protected: &'p HashSet<NodeId>,
     /// Apply class/id chrome markers to big elements too (off in the last-resort pass).
     class_markers: bool,
+    /// Roots of subtrees outside the main text flow.
+    outside: &'p HashSet<NodeId>,
+    outside_open: usize,
+    /// Template candidates and chrome-like blocks for the corpus pass.
+    blocks: Vec<crate::PageBlock>,
+    /// Label of the callout box being written, until its first block takes it.
+    pending_label: Option<String>,
+    in_box: usize,
+    in_table: usize,
+    in_dt: usize,
+    link_depth: usize,
+    /// Words of the inline text since the last block, and how many were link text.
+    para_words: usize,
+    para_link_words: usize,
+    /// Words written, words in links, link words in lists or tables, links: for hub pages.
+    words: usize,
+    link_words: usize,
+    listed_link_words: usize,
+    link_count: usize,
 }
 
 impl<'p> Walker<'p> {
-    fn new(protected: &'p HashSet<NodeId>, class_markers: bool) -> Self {
+    fn new(protected: &'p HashSet<NodeId>, class_markers: bool, outside: &'p HashSet<NodeId>) -> Self {
         Walker {
             out: Out::default(),
             inline: Inline::default(),
@@ -904,6 +1335,89 @@ impl<'p> Walker<'p> {
             first_h1: None,
             protected,
             class_markers,
+            outside,
+            outside_open: 0,
+            blocks: Vec::new(),
+            pending_label: None,
+            in_box: 0,
+            in_table: 0,
+            in_dt: 0,
+            link_depth: 0,
+            para_words: 0,
+            para_link_words: 0,
+            words: 0,
+            link_words: 0,
+            listed_link_words: 0,
+            link_count: 0,
+        }
+    }
+
+    /// Text as written, counted for link density and hub detection.
+    fn text(&mut self, t: &str) {
+        self.inline.text(t);
+        let w = text_words(t);
+        if w == 0 {
+            return;
+        }
+        self.words += w;
+        self.para_words += w;
+        if self.link_depth > 0 {
+            self.link_words += w;
+            self.para_link_words += w;
+            let listed = self.in_table > 0
+                || self.in_dt > 0
+                || self.out.containers.iter().any(|c| matches!(c, Container::Item { .. }));
+            if listed {
+                self.listed_link_words += w;
+            }
+        }
+    }
+
+    /// Mostly links, mostly in lists or tables: a table of contents, site map or index.
+    fn is_hub(&self) -> bool {
+        self.words >= HUB_MIN_WORDS
+            && self.link_count >= HUB_MIN_LINKS
+            && self.link_words * 100 >= self.words * HUB_LINK_SHARE
+            && self.listed_link_words * 2 >= self.link_words
+    }
+
+    /// Write a block, with a pending callout label, and note it for the corpus pass
+    /// when it is outside the text flow or (`dense`) mostly link text.
+    fn emit(&mut self, kind: Kind, body: &str, dense: bool) {
+        let start = self.out.md.len();
+        if let Some(label) = self.pending_label.take() {
+            if kind == Kind::Para {
+                let text = format!("**{label}:** {body}");
+                self.out.emit(kind, &text);
+                self.note_block(start, dense);
+                return;
+            }
+            self.out.emit(Kind::Para, &format!("**{label}:**"));
+        }
+        self.out.emit(kind, body);
+        self.note_block(start, dense);
+    }
+
+    fn note_block(&mut self, start: usize, dense: bool) {
+        if self.outside_open == 0 && !dense {
+            return;
+        }
+        let end = self.out.md.len();
+        if let Some(last) = self.blocks.last_mut() {
+            if last.shape.is_none() && last.range.1 == start {
+                last.range.1 = end;
+                return;
+            }
+        }
+        self.blocks.push(crate::PageBlock { range: (start, end), shape: None, chrome_like: true });
+    }
+
+    /// A label with nothing after it in its box goes on its own.
+    fn label_alone(&mut self) {
+        if let Some(label) = self.pending_label.take() {
+            let start = self.out.md.len();
+            self.out.emit(Kind::Para, &format!("**{label}:**"));
+            self.note_block(start, false);
         }
     }
 
@@ -912,7 +1426,7 @@ impl<'p> Walker<'p> {
         while let Some(step) = stack.pop() {
             match step {
                 Step::Enter(node, flags) => match node.value() {
-                    Node::Text(t) => self.inline.text(t),
+                    Node::Text(t) => self.text(t),
                     Node::Element(el) => self.enter(node, el, flags, &mut stack),
                     Node::Document | Node::Fragment => push_children(node, flags, &mut stack),
                     _ => {}
@@ -929,8 +1443,11 @@ impl<'p> Walker<'p> {
             return;
         }
         let text = self.inline.take();
+        let dense = self.para_link_words * 100 >= self.para_words.max(1) * DENSE_LINK_SHARE;
+        self.para_words = 0;
+        self.para_link_words = 0;
         if !text.is_empty() {
-            self.out.emit(Kind::Para, &escape_line_start(&text));
+            self.emit(Kind::Para, &escape_line_start(&text), dense);
         }
     }
 
@@ -945,15 +1462,35 @@ impl<'p> Walker<'p> {
     fn exit(&mut self, exit: Exit) {
         match exit {
             Exit::Block => self.block_boundary(),
+            Exit::Link => self.link_depth = self.link_depth.saturating_sub(1),
+            Exit::Outside => self.outside_open = self.outside_open.saturating_sub(1),
+            Exit::Candidate(start, shape) => {
+                self.flush();
+                let end = self.out.md.len();
+                if end > start {
+                    // Blocks noted inside the candidate are covered by it.
+                    while self.blocks.last().is_some_and(|b| b.range.0 >= start) {
+                        self.blocks.pop();
+                    }
+                    self.blocks.push(crate::PageBlock { range: (start, end), shape: Some(shape), chrome_like: true });
+                }
+            }
+            Exit::Box => {
+                self.flush();
+                self.pending_label = None;
+                self.in_box = self.in_box.saturating_sub(1);
+            }
             Exit::Heading(level) => {
                 self.inline_only -= 1;
                 let text = self.inline.take();
+                self.para_words = 0;
+                self.para_link_words = 0;
                 if !text.is_empty() {
                     if level == 1 && self.first_h1.is_none() {
                         self.first_h1 = Some(text.clone());
                     }
                     let line = format!("{} {}", "#".repeat(usize::from(level)), escape_heading(&text));
-                    self.out.emit(Kind::Heading, &line);
+                    self.emit(Kind::Heading, &line, false);
                 }
             }
             Exit::Container => {
@@ -962,9 +1499,13 @@ impl<'p> Walker<'p> {
             }
             Exit::Dt => {
                 self.inline_only -= 1;
+                self.in_dt = self.in_dt.saturating_sub(1);
                 let text = self.inline.take();
+                let dense = self.para_link_words * 100 >= self.para_words.max(1) * DENSE_LINK_SHARE;
+                self.para_words = 0;
+                self.para_link_words = 0;
                 if !text.is_empty() {
-                    self.out.emit(Kind::Dt, &format!("**{}**", text.replace("**", "")));
+                    self.emit(Kind::Dt, &format!("**{}**", text.replace("**", "")), dense);
                 }
             }
         }
@@ -975,7 +1516,45 @@ impl<'p> Walker<'p> {
             return;
         }
         let name = el.name();
-        let child_flags = flags.child(node);
+        let mut child_flags = flags.child(node);
+        let outside_root = self.outside.contains(&node.id());
+        child_flags.outside |= outside_root;
+        if child_flags.outside && !flags.in_candidate && self.inline_only == 0 && is_block_name(name) {
+            if let Some(shape) = shape_of(node).filter(|_| callout(node, el).is_none()) {
+                if shape.links >= NAV_MIN_LINKS && shape.link_words * 100 >= shape.words * NAV_LINK_SHARE {
+                    // A block of links beside the text: navigation. Its shape still counts
+                    // for the corpus pass (an empty range), so the same block on pages where
+                    // it holds more words is recognised too.
+                    let at = self.out.md.len();
+                    self.blocks.push(crate::PageBlock {
+                        range: (at, at),
+                        shape: Some(shape.signature),
+                        chrome_like: true,
+                    });
+                    return;
+                }
+                self.flush();
+                child_flags.in_candidate = true;
+                stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), shape.signature)));
+            }
+        }
+        if outside_root {
+            self.outside_open += 1;
+            stack.push(Step::Exit(Exit::Outside));
+        }
+        if self.inline_only == 0 && matches!(name, "aside" | "div" | "section" | "table") {
+            if let Some((label, body)) = callout(node, el) {
+                self.flush();
+                self.label_alone();
+                self.pending_label = Some(label);
+                self.in_box += 1;
+                stack.push(Step::Exit(Exit::Box));
+                for c in body.into_iter().rev() {
+                    stack.push(Step::Enter(c, child_flags));
+                }
+                return;
+            }
+        }
         match name {
             "pre" | "xmp" | "listing" | "plaintext" => {
                 if self.inline_only > 0 {
@@ -1008,13 +1587,18 @@ impl<'p> Walker<'p> {
             }
             "table" if self.inline_only == 0 && !is_layout_table(node, el) => {
                 self.flush();
+                self.in_table += 1;
                 self.table(node);
+                self.in_table -= 1;
                 return;
             }
             "a" => {
                 if let Some(href) = attr(el, "href") {
                     self.add_link(href);
                 }
+                self.link_depth += 1;
+                self.link_count += 1;
+                stack.push(Step::Exit(Exit::Link));
                 push_children(node, child_flags, stack);
                 return;
             }
@@ -1022,7 +1606,8 @@ impl<'p> Walker<'p> {
         }
         if let Some(level) = heading_level(name) {
             self.block_boundary();
-            let in_item_or_quote = self.out.containers.iter().any(|c| !matches!(c, Container::List { .. }));
+            let in_item_or_quote =
+                self.in_box > 0 || self.out.containers.iter().any(|c| !matches!(c, Container::List { .. }));
             if self.inline_only > 0 || in_item_or_quote {
                 // Headings inside lists, quotes or headings are plain paragraphs.
                 stack.push(Step::Exit(Exit::Block));
@@ -1044,6 +1629,7 @@ impl<'p> Walker<'p> {
         match name {
             "ul" | "ol" | "menu" | "dir" => {
                 self.flush();
+                self.label_alone();
                 self.out.release_pending_marker();
                 let start = attr(el, "start").and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(1);
                 self.out.containers.push(Container::List { ordered: name == "ol", next: start, first: true });
@@ -1072,10 +1658,12 @@ impl<'p> Walker<'p> {
             "dt" => {
                 self.flush();
                 self.inline_only += 1;
+                self.in_dt += 1;
                 stack.push(Step::Exit(Exit::Dt));
             }
             "blockquote" => {
                 self.flush();
+                self.label_alone();
                 self.out.release_pending_marker();
                 self.out.containers.push(Container::Quote);
                 stack.push(Step::Exit(Exit::Container));
@@ -1121,7 +1709,7 @@ impl<'p> Walker<'p> {
         }
         match name {
             "nav" => return true,
-            "aside" if !is_admonition(el) => return true,
+            "aside" if !is_admonition(el) && !is_callout_aside(node) => return true,
             "header" if !flags.in_sectioning => return true,
             "footer" if !flags.in_article => return true,
             _ => {}
@@ -1185,7 +1773,7 @@ impl<'p> Walker<'p> {
         let lang = code_language(node);
         let fence = "`".repeat(longest_run(code, '`').max(2) + 1);
         let block = format!("{fence}{lang}\n{code}\n{fence}");
-        self.out.emit(Kind::Code, &block);
+        self.emit(Kind::Code, &block, false);
     }
 
     fn table(&mut self, table: NRef<'_>) {
@@ -1210,9 +1798,10 @@ impl<'p> Walker<'p> {
         if let Some(cap) = caption {
             let text = self.flatten(cap);
             if !text.is_empty() {
-                self.out.emit(Kind::Para, &escape_line_start(&text));
+                self.emit(Kind::Para, &escape_line_start(&text), false);
             }
         }
+        let (words0, links0) = (self.para_words, self.para_link_words);
         for (in_head, tr) in row_nodes {
             let Some(tr_el) = tr.value().as_element() else { continue };
             if self.is_dropped(tr, tr_el, Flags::default()) {
@@ -1257,9 +1846,12 @@ impl<'p> Walker<'p> {
                     lines.push(escape_line_start(&format!("{head}: {value}")).into_owned());
                 }
                 if !lines.is_empty() {
-                    self.out.emit(Kind::Para, &lines.join("\n"));
+                    let dense = self.para_link_words * 100 >= self.para_words.max(1) * DENSE_LINK_SHARE;
+                    self.emit(Kind::Para, &lines.join("\n"), dense);
                 }
             }
+            self.para_words = words0;
+            self.para_link_words = links0;
             return;
         }
         let mut md = String::new();
@@ -1281,7 +1873,10 @@ impl<'p> Walker<'p> {
             md.push('\n');
             render_row(&mut md, cells);
         }
-        self.out.emit(Kind::Table, &md);
+        let dense = (self.para_link_words - links0) * 100 >= (self.para_words - words0).max(1) * DENSE_LINK_SHARE;
+        self.para_words = words0;
+        self.para_link_words = links0;
+        self.emit(Kind::Table, &md, dense);
     }
 
     /// Everything under `node` as one line of inline text (table cells, captions).
@@ -1293,7 +1888,7 @@ impl<'p> Walker<'p> {
         while let Some(step) = stack.pop() {
             match step {
                 Step::Enter(n, flags) => match n.value() {
-                    Node::Text(t) => self.inline.text(t),
+                    Node::Text(t) => self.text(t),
                     Node::Element(el) => self.enter(n, el, flags, &mut stack),
                     _ => {}
                 },
@@ -1309,6 +1904,29 @@ fn push_children<'a>(node: NRef<'a>, flags: Flags, stack: &mut Vec<Step<'a>>) {
     for child in node.children().rev() {
         stack.push(Step::Enter(child, flags));
     }
+}
+
+/// An `aside` that is a titled callout inside the text rather than a sidebar:
+/// a short title and a body, fewer than half of its words link text.
+fn is_callout_aside(node: NRef<'_>) -> bool {
+    if titled_box(node).is_none() {
+        return false;
+    }
+    let mut words = 0usize;
+    let mut link_words = 0usize;
+    for d in node.descendants().take(CANDIDATE_NODE_BUDGET) {
+        if let Node::Text(t) = d.value() {
+            let w = text_words(t);
+            words += w;
+            if d.ancestors()
+                .take_while(|a| a.id() != node.id())
+                .any(|a| a.value().as_element().is_some_and(|e| e.name() == "a"))
+            {
+                link_words += w;
+            }
+        }
+    }
+    words > 0 && link_words * 2 < words
 }
 
 fn is_admonition(el: &Element) -> bool {

@@ -69,7 +69,7 @@ pub use html::sanitize_html;
 
 /// Version of the sanitising and chunking rules. Bump it whenever the same input
 /// can produce different Markdown or chunks, so snapshots record what made them.
-pub const CHUNKER_VERSION: u32 = 1;
+pub const CHUNKER_VERSION: u32 = 2;
 
 /// Why a file produced no document. Every variant names the file.
 #[non_exhaustive]
@@ -122,13 +122,18 @@ impl Default for IngestLimits {
 }
 
 /// A source document reduced to clean Markdown plus metadata.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct SanitizedDoc {
     /// Path relative to the source root, `/`-separated.
     pub source_path: String,
     /// The page title (`<title>`, without a site suffix the first `<h1>` confirms;
     /// Markdown front matter `title:` or first `# ` heading; none for text).
     pub title: Option<String>,
+    /// The `<title>` as written, when [`title`](Self::title) was shortened from it: the
+    /// corpus pass looks for a site name shared by the titles as written. Emptied by
+    /// [`remove_boilerplate`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_title: Option<String>,
     /// `<link rel="canonical">` of an HTML page.
     pub canonical_url: Option<String>,
     /// Clean Markdown of the content, ending in a newline.
@@ -138,6 +143,29 @@ pub struct SanitizedDoc {
     pub links: Vec<String>,
     /// Problems that did not stop ingestion, e.g. `invalid UTF-8 replaced with U+FFFD`.
     pub warnings: Vec<String>,
+    /// Blocks of `markdown` that may be page template, with their text-free shape, for the
+    /// corpus pass ([`remove_boilerplate`]), which consumes them (and empties this list,
+    /// since its byte ranges no longer hold once the Markdown is rewritten).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<PageBlock>,
+    /// The page is mostly a list of links (a table of contents, site map or index):
+    /// its targets carry the content. See [`sanitize_html`] for the rule.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hub: bool,
+}
+
+/// A block of a sanitised page's Markdown that the corpus pass may remove.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PageBlock {
+    /// Byte range in [`SanitizedDoc::markdown`], separator newlines before it included.
+    pub range: (usize, usize),
+    /// Text-free shape signature (tag path, class/id/role/summary attributes, the
+    /// kinds of elements inside) of a short, link-bearing element outside the page's
+    /// main text flow: a template candidate. `None` for the other blocks.
+    pub shape: Option<u64>,
+    /// `true` when the block is outside the main text flow or link-dense: repeated
+    /// text there may go; repeated prose in the content flow always stays.
+    pub chrome_like: bool,
 }
 
 /// Which converter a file goes through.
@@ -148,7 +176,7 @@ enum FileKind {
     Text,
 }
 
-fn extension_of(source_path: &str) -> String {
+pub(crate) fn extension_of(source_path: &str) -> String {
     let name = source_path.rsplit(['/', '\\']).next().unwrap_or(source_path);
     match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => ext.to_ascii_lowercase(),
@@ -200,6 +228,7 @@ pub fn ingest(source_path: &str, bytes: &[u8], limits: &IngestLimits) -> Result<
                 markdown,
                 links: Vec::new(),
                 warnings: decoded.warnings,
+                ..SanitizedDoc::default()
             })
         }
         FileKind::Text => {
@@ -214,6 +243,7 @@ pub fn ingest(source_path: &str, bytes: &[u8], limits: &IngestLimits) -> Result<
                 markdown,
                 links: Vec::new(),
                 warnings: decoded.warnings,
+                ..SanitizedDoc::default()
             })
         }
     }

@@ -154,6 +154,7 @@ fn doc(markdown: String, title: Option<String>) -> SanitizedDoc {
         markdown,
         links: vec![],
         warnings: vec![],
+        ..Default::default()
     }
 }
 

@@ -62,6 +62,7 @@ fn doc(name: &str, markdown: String) -> SanitizedDoc {
         markdown,
         links: vec![],
         warnings: vec![],
+        ..Default::default()
     }
 }
 

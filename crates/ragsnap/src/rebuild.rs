@@ -50,7 +50,7 @@ pub struct RebuildReport {
     /// Documents chunked in this run (new, changed, or affected by a boilerplate, chunker or
     /// model change).
     pub documents_chunked: usize,
-    /// Files skipped (unsupported type, empty page): not failures.
+    /// Files skipped (unsupported type, empty page, hub page): not failures.
     pub skipped: Vec<DocFailure>,
     /// Documents that failed (binary, too large, unreadable).
     pub failed: Vec<DocFailure>,
@@ -424,6 +424,9 @@ pub fn rebuild_with(
             if opts.cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
                 return (Vec::new(), String::new(), false); // the whole result is dropped below
             }
+            if d.hub {
+                return (Vec::new(), String::new(), false); // not indexed: see below
+            }
             let url = d.canonical_url.clone().or_else(|| prefix.as_ref().map(|p| format!("{p}{}", d.source_path)));
             let key = chunk_key(d, url.as_deref(), &ccfg, &fp_id_for_keys);
             let from_head = head_docs
@@ -446,6 +449,16 @@ pub fn rebuild_with(
     let mut chunks: Vec<Chunk> = Vec::new();
     let mut documents: Vec<DocumentEntry> = Vec::new();
     for ((d, (_, hash, _)), (mut cs, key, reused)) in sanitized.iter().zip(&docs).zip(per_doc) {
+        if d.hub {
+            // A hub page (table of contents, index, site map) is mostly links to pages that
+            // are indexed themselves; its chunks would match many questions and answer none.
+            report.skipped.push(DocFailure {
+                path: d.source_path.clone(),
+                kind: "hub".into(),
+                error: format!("{}: hub page (mostly links to other pages), not indexed", d.source_path),
+            });
+            continue;
+        }
         // A page whose chunks repeat each other keeps one of each: repeats add nothing to
         // retrieval and would make that one text look like a hub to the gate.
         let dropped = dedupe_within_page(&mut cs);

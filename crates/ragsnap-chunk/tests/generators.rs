@@ -1,0 +1,127 @@
+//! Small hand-written sites imitating kinds of documentation generators
+//! (`fixtures/generators/`): page template without `<nav>` or ARIA markup, callout
+//! boxes of several shapes, a site name in every title, a contents page, short
+//! sentences that repeat inside the content. The whole pipeline (ingest, corpus
+//! pass, chunking) must keep the content and nothing of the template.
+
+use std::path::{Path, PathBuf};
+
+use ragsnap_chunk::{
+    approx_token_count, chunk_doc, ingest_many, remove_boilerplate, BoilerplateConfig, BoilerplateReport, ChunkConfig,
+    IngestLimits, SanitizedDoc,
+};
+use ragsnap_core::Chunk;
+
+fn site_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/generators").join(name)
+}
+
+/// Every page of a fixture site through ingest and the corpus pass, and each page's chunks.
+fn pipeline(name: &str) -> (Vec<SanitizedDoc>, BoilerplateReport, Vec<Vec<Chunk>>) {
+    let dir = site_dir(name);
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("fixture site")
+        .map(|e| {
+            let p = e.expect("entry").path();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).expect("read"))
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{name}: {} pages", files.len());
+    let mut docs: Vec<SanitizedDoc> =
+        ingest_many(&files, &IngestLimits::default()).into_iter().map(|r| r.expect("page ingests")).collect();
+    let report = remove_boilerplate(&mut docs, &BoilerplateConfig::default());
+    let chunks = docs.iter().map(|d| chunk_doc(d, None, &ChunkConfig::default(), &approx_token_count)).collect();
+    (docs, report, chunks)
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+/// Assertions shared by every site: no template text in any chunk, no header
+/// element twice in one path, no callout title or site name in a header path.
+fn check_common(name: &str, chunks: &[Vec<Chunk>], template: &[&str], site_name: Option<&str>) {
+    let callout_titles = ["note", "tip", "warning", "caution", "see also"];
+    let mut total = 0;
+    for c in chunks.iter().flatten() {
+        total += 1;
+        for t in template {
+            assert!(!c.text.contains(t), "{name}: chunk of {} holds template text {t:?}:\n{}", c.source_path, c.text);
+        }
+        let path: Vec<Vec<String>> = c.header_path.iter().map(|e| words(e)).collect();
+        for i in 0..path.len() {
+            for j in i + 1..path.len() {
+                assert_ne!(path[i], path[j], "{name}: repeated header element in {:?}", c.header_path);
+            }
+            let joined = path[i].join(" ");
+            assert!(!callout_titles.contains(&joined.as_str()), "{name}: callout title in {:?}", c.header_path);
+            if let Some(site) = site_name {
+                assert!(!c.header_path[i].contains(site), "{name}: site name in {:?}", c.header_path);
+            }
+        }
+    }
+    assert!(total > 0, "{name}: no chunks");
+}
+
+#[test]
+fn navigation_tables_without_nav_markup_are_template() {
+    let (docs, report, chunks) = pipeline("tablenav");
+    // The header and footer tables carry per-page titles, so only their shape repeats.
+    assert_eq!(report.template_blocks_removed, 12, "{report:?}");
+    assert_eq!(report.template_shapes, 2, "{report:?}");
+    let template = ["Prev", "Next", "Home", "| Up", "Getting Started", "Daily Use", "Planning"];
+    check_common("tablenav", &chunks, &template, None);
+    for (doc, cs) in docs.iter().zip(&chunks) {
+        assert!(!doc.hub, "{} is not a hub", doc.source_path);
+        let text: String = cs.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n");
+        // Callouts stay inline, their titles as labels.
+        assert!(text.contains("**Note:** "), "{}:\n{text}", doc.source_path);
+        assert!(text.contains("**Tip:** Run the check command"), "{}:\n{text}", doc.source_path);
+        // The repeated sentence in the content stays on every page.
+        assert!(text.contains("Available since ledger release 4."), "{}", doc.source_path);
+        // The page title and the equal first heading make one header element.
+        let title = doc.title.as_deref().unwrap();
+        assert!(cs.iter().all(|c| c.header_path[0] == title), "{:?}", cs[0].header_path);
+        assert!(cs.iter().any(|c| c.header_path.len() == 2 && c.header_path[1].ends_with("How it works")));
+    }
+    let kept: Vec<&str> = report.kept_repeated.iter().map(|(t, _)| t.as_str()).collect();
+    assert!(kept.contains(&"Available since ledger release 4."), "{kept:?}");
+}
+
+#[test]
+fn masthead_trail_and_link_column_are_template_and_contents_is_a_hub() {
+    let (docs, report, chunks) = pipeline("sidebar");
+    let hubs: Vec<&str> = docs.iter().filter(|d| d.hub).map(|d| d.source_path.as_str()).collect();
+    assert_eq!(hubs, ["contents.html"]);
+    assert_eq!(report.hub_pages, ["contents.html"]);
+    assert_eq!(report.title_affix.as_deref(), Some(" · Harbor Manual"));
+    let template = ["Start page", "Topics", "Built on", "About this manual", "release 2.4", "Harbor Manual", "›"];
+    let content: Vec<Vec<Chunk>> = docs.iter().zip(&chunks).filter(|(d, _)| !d.hub).map(|(_, c)| c.clone()).collect();
+    check_common("sidebar", &content, &template, Some("Harbor Manual"));
+    for (doc, cs) in docs.iter().zip(&chunks).filter(|(d, _)| !d.hub) {
+        let text: String = cs.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n");
+        for label in ["**Tip:** Ask the harbour staff", "**Warning:** Never step", "**Caution:** Harbour rules"] {
+            assert!(text.contains(label), "{}: no {label:?} in\n{text}", doc.source_path);
+        }
+        for prose in ["Added in release 2.", "Related reading", "page for the next step."] {
+            assert!(text.contains(prose), "{}: lost {prose:?}", doc.source_path);
+        }
+        assert!(!doc.title.as_deref().unwrap().contains("Harbor"), "{:?}", doc.title);
+    }
+    // A title that differs from its heading loses the site name at corpus level only.
+    let mooring = docs.iter().position(|d| d.source_path == "mooring.html").unwrap();
+    assert_eq!(docs[mooring].title.as_deref(), Some("Mooring lines"));
+    assert_eq!(chunks[mooring][0].header_path[0], "Mooring lines and cleats");
+}
+
+#[test]
+fn each_page_alone_still_drops_the_link_column() {
+    // Per-page rule, no corpus: the column of links beside the text goes; the
+    // trail and masthead need the corpus to be recognised.
+    let bytes = std::fs::read(site_dir("sidebar").join("fuel.html")).unwrap();
+    let doc = ragsnap_chunk::ingest("fuel.html", &bytes, &IngestLimits::default()).unwrap();
+    assert!(!doc.markdown.contains("Booking a berth"), "{}", doc.markdown);
+    assert!(doc.markdown.contains("The fuel pontoon is open"));
+    assert!(doc.blocks.iter().any(|b| b.shape.is_some()), "{:?}", doc.blocks);
+}
