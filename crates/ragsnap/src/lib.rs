@@ -27,10 +27,12 @@
 pub mod config;
 mod diff;
 mod error;
+pub mod ingest;
 mod reader;
 pub mod rebuild;
 mod search;
 mod snapshot;
+pub mod sources;
 
 pub use config::Config;
 pub use diff::{diff, SnapshotDiff};
