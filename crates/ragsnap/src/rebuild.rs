@@ -709,7 +709,18 @@ pub fn prometheus_metrics(report: &RebuildReport) -> String {
     put("rebuild_files_seen", "Files found in the sources", report.files_seen as f64, "");
     put("rebuild_documents_indexed", "Documents that produced chunks", report.documents_indexed as f64, "");
     put("rebuild_documents_failed", "Documents that failed and were quarantined", report.failed.len() as f64, "");
-    put("rebuild_documents_skipped", "Files skipped (unsupported or empty)", report.skipped.len() as f64, "");
+    put(
+        "rebuild_documents_skipped",
+        "Entries skipped (unsupported, empty, symlink, FIFO, socket, device)",
+        report.skipped.len() as f64,
+        "",
+    );
+    put(
+        "rebuild_files_excluded",
+        "Files and folders left out by the source selection",
+        report.files_excluded as f64,
+        "",
+    );
     put("rebuild_chunks", "Chunks in the snapshot", report.chunks as f64, "");
     put("rebuild_documents_reused", "Documents whose chunks were copied from head", report.documents_reused as f64, "");
     put("rebuild_documents_chunked", "Documents chunked in this run", report.documents_chunked as f64, "");
@@ -728,6 +739,16 @@ pub fn prometheus_metrics(report: &RebuildReport) -> String {
     for (change, n) in [("added", d.added), ("changed", d.changed), ("removed", d.removed), ("unchanged", d.unchanged)]
     {
         m.push_str(&format!("ragsnap_rebuild_source_documents{{change=\"{change}\"}} {n}\n"));
+    }
+    let mut skipped: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &report.skipped {
+        *skipped.entry(f.kind.as_str()).or_default() += 1;
+    }
+    if !skipped.is_empty() {
+        m.push_str("# HELP ragsnap_rebuild_skipped Entries skipped, by reason\n# TYPE ragsnap_rebuild_skipped gauge\n");
+        for (kind, n) in &skipped {
+            m.push_str(&format!("ragsnap_rebuild_skipped{{reason=\"{kind}\"}} {n}\n"));
+        }
     }
     for (stage, secs) in &report.timings {
         m.push_str(&format!("ragsnap_rebuild_stage_seconds{{stage=\"{stage}\"}} {secs}\n"));

@@ -95,6 +95,11 @@ fn compile(patterns: &[&str], what: &str) -> Result<Gitignore> {
     b.build().map_err(|e| Error::Invalid(format!("{what} patterns: {e}")))
 }
 
+/// Check one include or exclude pattern (for validating flags); the error names it.
+pub fn check_pattern(pattern: &str) -> std::result::Result<(), String> {
+    compile(&[pattern], "pattern").map(|_| ()).map_err(|e| e.to_string())
+}
+
 impl SourceSelection {
     /// Check every pattern and build the matcher; a bad pattern is [`Error::Invalid`] naming it.
     pub fn compile(&self) -> Result<Selector> {
