@@ -69,6 +69,10 @@ pub type ReuseFn<'a> = dyn Fn(&str, &str) -> Option<Vec<Chunk>> + Sync + 'a;
 /// Progress callback: (stage, done, total).
 pub type ProgressFn<'a> = dyn Fn(&str, u64, u64) + Sync + 'a;
 
+/// Test seam called between listing and reading (see [`PrepareOptions::after_listing`]).
+#[doc(hidden)]
+pub type ListingHook<'a> = dyn Fn(&[ListedFile]) + Sync + 'a;
+
 /// How to run [`prepare`].
 #[derive(Default)]
 pub struct PrepareOptions<'a> {
@@ -81,7 +85,7 @@ pub struct PrepareOptions<'a> {
     /// Test seam: called with the listed files after listing and before any is read, to widen
     /// the window in which the tree can change under the build.
     #[doc(hidden)]
-    pub after_listing: Option<&'a (dyn Fn(&[ListedFile]) + Sync + 'a)>,
+    pub after_listing: Option<&'a ListingHook<'a>>,
 }
 
 /// Where the documents come from.
