@@ -108,11 +108,11 @@ impl SourceSelection {
             ex.extend(DEFAULT_EXCLUDES);
         }
         ex.extend(self.exclude.iter().map(String::as_str));
-        let exclude = compile(&ex, "exclude")?;
+        let exclude = compile(&ex, "[source] exclude")?;
         let include = if self.include.is_empty() {
             None
         } else {
-            Some(compile(&self.include.iter().map(String::as_str).collect::<Vec<_>>(), "include")?)
+            Some(compile(&self.include.iter().map(String::as_str).collect::<Vec<_>>(), "[source] include")?)
         };
         Ok(Selector { exclude, include, gitignore: self.gitignore })
     }

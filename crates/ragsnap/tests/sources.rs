@@ -96,6 +96,22 @@ fn include_and_exclude_patterns_follow_gitignore_rules() {
 }
 
 #[test]
+fn gitignore_files_in_the_source_are_honoured_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (site, _) = tree(dir.path());
+    write(&site.join(".gitignore"), "guide/\n");
+    write(&site.join("index.md"), "# Index\n\nThe markdown index of tide pages.");
+    write(&site.join("sub/.ignore"), "*.md\n");
+    write(&site.join("sub/page.md"), "# Sub\n\nA page about tide gauges.");
+    let p = prepare(&site, &Config::default(), &PrepareOptions::default());
+    assert_eq!(paths(&p), ["guide/moon.html", "index.html", "index.md", "sub/page.md"]);
+    let mut cfg = Config::default();
+    cfg.source.gitignore = true;
+    let p = prepare(&site, &cfg, &PrepareOptions::default());
+    assert_eq!(paths(&p), ["index.html", "index.md"]);
+}
+
+#[test]
 fn symlinks_fifos_and_sockets_met_while_listing_are_skipped_with_their_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (site, secret) = tree(dir.path());
