@@ -206,6 +206,14 @@ pub fn list_source(dir: &Path, selector: &Selector) -> Result<Listing> {
     if !root_md.is_dir() {
         return Err(Error::Invalid(format!("source {} is not a folder", dir.display())));
     }
+    // The walker reads a root spelled `-` as standard input: spell that folder `./-`.
+    let dir_buf;
+    let dir = if dir == Path::new("-") {
+        dir_buf = Path::new(".").join("-");
+        dir_buf.as_path()
+    } else {
+        dir
+    };
     let excluded = Arc::new(AtomicUsize::new(0));
     let mut walk = ignore::WalkBuilder::new(dir);
     walk.standard_filters(false)

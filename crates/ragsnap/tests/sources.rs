@@ -96,6 +96,22 @@ fn include_and_exclude_patterns_follow_gitignore_rules() {
 }
 
 #[test]
+fn a_file_name_that_is_not_utf8_is_skipped_with_its_reason() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (site, _) = tree(dir.path());
+    write(
+        &site.join(std::ffi::OsStr::from_bytes(b"guide/bad-\xff.html")),
+        &page("Bad name", "A page with a bad name."),
+    );
+    let p = prepare(&site, &Config::default(), &PrepareOptions::default());
+    assert_eq!(paths(&p), ["guide/moon.html", "index.html"]);
+    assert_eq!(p.skipped.len(), 1);
+    assert_eq!(p.skipped[0].kind, "name");
+    assert!(p.skipped[0].error.contains("bad-\u{fffd}.html"), "{}", p.skipped[0].error);
+}
+
+#[test]
 fn gitignore_files_in_the_source_are_honoured_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let (site, _) = tree(dir.path());
