@@ -46,6 +46,9 @@ fn url_prefix_problems_are_usage_errors_naming_the_value() {
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("{open"), "{}", stderr(&o));
     assert!(!store.exists(), "no usage error touched the store");
+    let o = run(&store, &["chunk", "--source", "/nonexistent/docs"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("source /nonexistent/docs: cannot read"), "{}", stderr(&o));
 }
 
 /// The fixture site plus what a real build output or a hostile tree holds.
@@ -81,9 +84,19 @@ fn chunk_source_shows_exactly_what_rebuild_indexes() {
     let s = site.to_str().unwrap();
     let prefix = "https://docs.example.com/v2";
 
-    let o = run(&store, &["rebuild", "--source", s, "--url-prefix", prefix, "--json"]);
+    let metrics = dir.path().join("ragsnap.prom");
+    let m = metrics.to_str().unwrap();
+    let o = run(&store, &["rebuild", "--source", s, "--url-prefix", prefix, "--json", "--metrics-file", m]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let rep = json(&o);
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    for line in [
+        "ragsnap_rebuild_skipped{reason=\"symlink\"} 2",
+        "ragsnap_rebuild_skipped{reason=\"fifo\"} 1",
+        "ragsnap_rebuild_files_excluded 2",
+    ] {
+        assert!(prom.contains(line), "{line} not in {prom}");
+    }
     let mut skipped: Vec<(String, String)> = rep["skipped"]
         .as_array()
         .unwrap()

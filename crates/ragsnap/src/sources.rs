@@ -202,7 +202,8 @@ pub(crate) fn special_kind(ft: &std::fs::FileType) -> Option<(&'static str, &'st
 /// Walk `dir` with `selector`. An unreadable folder or entry is recorded in
 /// [`Listing::failed`] and the walk continues; only a `dir` that is not a folder is an error.
 pub fn list_source(dir: &Path, selector: &Selector) -> Result<Listing> {
-    let root_md = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    let root_md =
+        std::fs::metadata(dir).map_err(|e| Error::Invalid(format!("source {}: cannot read: {e}", dir.display())))?;
     if !root_md.is_dir() {
         return Err(Error::Invalid(format!("source {} is not a folder", dir.display())));
     }
