@@ -381,6 +381,7 @@ fn run(cli: Cli) -> Result<Exit> {
                 allow_model_change,
                 cancel: Some(&cancel),
                 progress: Some(&on_progress),
+                ..Default::default()
             };
             let result = ragsnap::rebuild_with(&store_path, &config, &opts, embedder.as_ref());
             if let Some(b) = &bar {

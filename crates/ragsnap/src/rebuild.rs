@@ -132,6 +132,9 @@ pub struct RebuildOptions<'a> {
     /// Called as the build moves: (stage, done, total). Stages: `read`, `embed`, `index`,
     /// `gates`, `publish`; `embed` reports chunks embedded so far.
     pub progress: Option<&'a ProgressFn<'a>>,
+    /// Test seam: see [`crate::ingest::PrepareOptions::after_listing`].
+    #[doc(hidden)]
+    pub after_listing: Option<&'a crate::ingest::ListingHook<'a>>,
 }
 
 /// Files under `dir` that a rebuild reads with the default `[source]` selection, sorted, as
@@ -244,7 +247,7 @@ pub fn rebuild_with(
             cancel: opts.cancel,
             progress: Some(&progress_read),
             reuse: Some(&reuse),
-            after_listing: None,
+            after_listing: opts.after_listing,
         },
     )?;
     let progress = |stage: &str, done: usize, total: usize| {

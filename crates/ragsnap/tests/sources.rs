@@ -271,3 +271,29 @@ fn the_tokenizer_only_counter_counts_like_the_embedder_setup_it_mirrors() {
     // [CLS] + 2 words + [SEP]
     assert_eq!(c.count_tokens("harbour tides"), 4);
 }
+
+#[test]
+fn a_rebuild_never_indexes_a_file_swapped_for_a_symlink_after_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (site, secret) = tree(dir.path());
+    write(&site.join("tables.html"), &page("Tide tables", "Tide tables list high and low water for each day."));
+    let hook =
+        |_: &[ListedFile]| swap(&site.join("tables.html"), |tmp| std::os::unix::fs::symlink(&secret, tmp).unwrap());
+    let embedder = ragsnap::open_embedder(&Config::default().runtime).expect("run `make setup` first");
+    let store = dir.path().join("store");
+    let opts = ragsnap::RebuildOptions {
+        sources: vec![SourceConfig { dir: site.clone(), url_prefix: None, name: None }],
+        after_listing: Some(&hook),
+        ..Default::default()
+    };
+    let report = ragsnap::rebuild_with(&store, &Config::default(), &opts, embedder.as_ref()).unwrap();
+    assert_eq!(report.files_seen, 3);
+    assert!(report.skipped.iter().any(|f| f.path == "tables.html" && f.kind == "symlink"), "{:?}", report.skipped);
+    let reader = ragsnap::Store::open_reader(&store).unwrap();
+    let snap = ragsnap::Snapshot::open(&reader, &report.snapshot_id).unwrap();
+    let docs: Vec<&str> = snap.documents().iter().map(|d| d.source_path.as_str()).collect();
+    assert_eq!(docs, ["guide/moon.html", "index.html"]);
+    for row in 0..snap.chunks().len() {
+        assert!(!snap.chunks().get(row).unwrap().text.contains("secret-line"), "the secret was indexed");
+    }
+}
