@@ -254,6 +254,37 @@ fn page_urls_are_joined_and_encoded_and_canonical_links_resolved() {
 }
 
 #[test]
+fn several_sources_join_urls_from_their_own_paths_and_a_symlinked_root_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (site, _) = tree(dir.path());
+    let other = dir.path().join("api-docs");
+    write(&other.join("ref/calls.md"), "# Calls\n\nThe call reference for the tide service.");
+    let linked = dir.path().join("linked-site");
+    std::os::unix::fs::symlink(&site, &linked).unwrap();
+    let sources = vec![
+        SourceConfig { dir: linked, url_prefix: Some("https://d.example/guide/".into()), name: Some("guide".into()) },
+        SourceConfig { dir: other, url_prefix: Some("https://d.example/api".into()), name: None },
+    ];
+    let p = ingest::prepare(
+        &Inputs::Folders(&sources),
+        &Config::default(),
+        Tokens::Tokenizer(counter()),
+        &Default::default(),
+    )
+    .unwrap();
+    let got: Vec<(&str, &str)> =
+        p.documents.iter().map(|d| (d.doc.source_path.as_str(), d.url.as_deref().unwrap())).collect();
+    assert_eq!(
+        got,
+        [
+            ("guide/guide/moon.html", "https://d.example/guide/guide/moon.html"),
+            ("guide/index.html", "https://d.example/guide/index.html"),
+            ("api-docs/ref/calls.md", "https://d.example/api/ref/calls.md"),
+        ]
+    );
+}
+
+#[test]
 fn listing_reports_a_source_that_is_not_a_folder() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("file.html");
