@@ -51,6 +51,31 @@ fn url_prefix_problems_are_usage_errors_naming_the_value() {
     assert!(stderr(&o).contains("source /nonexistent/docs: cannot read"), "{}", stderr(&o));
 }
 
+#[test]
+fn chunk_needs_only_the_tokenizer_not_the_model_or_onnx_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    let cache = std::env::var_os("RAGSNAP_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".cache/runtime"))
+        .join("models/minilm-l6-int8");
+    for f in ["model.toml", "tokenizer.json"] {
+        std::fs::copy(cache.join(f), model.join(f)).unwrap();
+    }
+    let o = bin()
+        .args(["--ort-lib", "/nonexistent/libonnxruntime.so", "--model-dir", model.to_str().unwrap()])
+        .args(["chunk", "fixtures/site/faq.html", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let docs = lines(&o);
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["source"], "fixtures/site/faq.html");
+    assert!(docs[0]["chunks"].as_array().unwrap().iter().all(|c| c["tokens"].as_u64().unwrap() <= 256));
+}
+
 /// The fixture site plus what a real build output or a hostile tree holds.
 fn hostile_site(dir: &Path) -> std::path::PathBuf {
     let site = site_copy(dir);
