@@ -61,9 +61,11 @@ enum Command {
         /// Source folder (repeatable); overrides [[sources]] in the config.
         #[arg(long)]
         source: Vec<PathBuf>,
-        /// URL prefix for documents of --source.
-        #[arg(long)]
+        /// URL prefix for documents of --source (page URL = prefix joined with the path).
+        #[arg(long, requires = "source", value_parser = url_prefix_arg)]
         url_prefix: Option<String>,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Accept an embedding model different from head's (everything is re-embedded).
         #[arg(long)]
         allow_model_change: bool,
@@ -206,25 +208,73 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show what would be indexed: sanitized Markdown or chunks of the given files.
+    /// Show exactly what rebuild would index (same reading, sanitising, corpus boilerplate
+    /// removal, chunking and settings), without embedding and without a store.
     Chunk {
-        /// Files to show.
+        /// Files to show (default: --source, else [[sources]] of the config).
+        #[arg(conflicts_with = "source")]
         paths: Vec<PathBuf>,
-        /// Print the sanitized Markdown instead of chunks.
+        /// Source folder (repeatable), read as rebuild reads it.
+        #[arg(long)]
+        source: Vec<PathBuf>,
+        /// URL prefix for documents of --source.
+        #[arg(long, requires = "source", value_parser = url_prefix_arg)]
+        url_prefix: Option<String>,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Print the sanitized Markdown (after corpus boilerplate removal) instead of chunks.
         #[arg(long)]
         markdown: bool,
-        /// Count tokens with the real tokenizer (needs `make setup`).
-        #[arg(long)]
+        /// Kept for old scripts: tokens are always counted with the model's tokenizer.
+        #[arg(long, hide = true)]
         model_tokens: bool,
-        /// JSON on stdout.
+        /// JSON Lines on stdout, one document per line:
+        /// {"source", "url", "title", "hub", "chunks": [{"text", "header_path", "tokens"}]}.
         #[arg(long)]
         json: bool,
+        /// Only the summary on stderr; no per-document output.
+        #[arg(long)]
+        stats: bool,
     },
     /// Print shell completions.
     Completions {
         /// Shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// Which files of the source folders are read; added to `[source]` of the config.
+#[derive(clap::Args, Debug, Default)]
+struct SelectArgs {
+    /// Read only files matching this gitignore-style pattern (repeatable; a folder pattern such
+    /// as `guide/` takes everything below it).
+    #[arg(long, value_name = "GLOB", value_parser = pattern_arg)]
+    include: Vec<String>,
+    /// Leave out files and folders matching this gitignore-style pattern (repeatable; `!GLOB`
+    /// takes an earlier match back).
+    #[arg(long, value_name = "GLOB", value_parser = pattern_arg)]
+    exclude: Vec<String>,
+    /// Drop the default excludes (hidden entries, `_sources/`, `_static/`, `_images/`).
+    #[arg(long)]
+    no_default_excludes: bool,
+}
+
+impl SelectArgs {
+    fn apply(self, config: &mut Config) {
+        config.source.include.extend(self.include);
+        config.source.exclude.extend(self.exclude);
+        if self.no_default_excludes {
+            config.source.default_excludes = false;
+        }
+    }
+}
+
+fn url_prefix_arg(s: &str) -> std::result::Result<String, String> {
+    ragsnap::sources::parse_url_prefix(s).map(|_| s.to_string())
+}
+
+fn pattern_arg(s: &str) -> std::result::Result<String, String> {
+    ragsnap::sources::check_pattern(s).map(|_| s.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -323,7 +373,8 @@ fn run(cli: Cli) -> Result<Exit> {
         cli.model_dir.clone().or_else(|| env_path("RAGSNAP_MODEL_DIR")).or(config.runtime.model_dir);
     let store_path = config.store_path(cli.store.as_deref());
     match cli.command {
-        Command::Rebuild { source, url_prefix, allow_model_change, golden, metrics_file, json } => {
+        Command::Rebuild { source, url_prefix, select, allow_model_change, golden, metrics_file, json } => {
+            select.apply(&mut config);
             let sources: Vec<SourceConfig> = source
                 .into_iter()
                 .map(|dir| SourceConfig { dir, url_prefix: url_prefix.clone(), name: None })
@@ -358,6 +409,7 @@ fn run(cli: Cli) -> Result<Exit> {
                 allow_model_change,
                 cancel: Some(&cancel),
                 progress: Some(&on_progress),
+                ..Default::default()
             };
             let result = ragsnap::rebuild_with(&store_path, &config, &opts, embedder.as_ref());
             if let Some(b) = &bar {
@@ -373,7 +425,7 @@ fn run(cli: Cli) -> Result<Exit> {
             }
             if !cli.quiet {
                 eprintln!(
-                    "ragsnap: snapshot {} {}: {} documents, {} chunks ({} embedded, {} from cache), {} failed, {} skipped; index {} (recall {:.3}); {:.1}s",
+                    "ragsnap: snapshot {} {}: {} documents, {} chunks ({} embedded, {} from cache), {} failed, {} skipped{}, {} excluded; index {} (recall {:.3}); {:.1}s",
                     report.snapshot_id,
                     if report.promoted { "promoted" } else { "REJECTED (head unchanged)" },
                     report.documents_indexed,
@@ -382,6 +434,8 @@ fn run(cli: Cli) -> Result<Exit> {
                     report.cache_hits,
                     report.failed.len(),
                     report.skipped.len(),
+                    skip_reasons(&report.skipped),
+                    report.files_excluded,
                     report.index_kind,
                     report.recall,
                     report.timings.get("total").copied().unwrap_or_default()
@@ -723,8 +777,16 @@ fn run(cli: Cli) -> Result<Exit> {
             }
             Ok(Exit(0))
         }
-        Command::Chunk { paths, markdown, model_tokens, json } => {
-            chunk_cmd(&config, &paths, markdown, model_tokens, json)
+        Command::Chunk { paths, source, url_prefix, select, markdown, model_tokens: _, json, stats } => {
+            if url_prefix.is_some() && source.is_empty() {
+                usage("--url-prefix applies to the folders of --source; give --source DIR with it");
+            }
+            select.apply(&mut config);
+            let sources: Vec<SourceConfig> = source
+                .into_iter()
+                .map(|dir| SourceConfig { dir, url_prefix: url_prefix.clone(), name: None })
+                .collect();
+            chunk_cmd(&config, &paths, &sources, ChunkOutput { markdown, json, stats, quiet: cli.quiet })
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ragsnap", &mut std::io::stdout());
@@ -733,73 +795,147 @@ fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
-fn chunk_cmd(config: &Config, paths: &[PathBuf], markdown: bool, model_tokens: bool, json: bool) -> Result<Exit> {
-    use ragsnap::chunk::{self, ChunkConfig, IngestLimits};
-    let embedder = if model_tokens { Some(ragsnap::open_embedder(&config.runtime)?) } else { None };
-    let count = |s: &str| match &embedder {
-        Some(e) => ragsnap::Embedder::count_tokens(e.as_ref(), s),
-        None => chunk::approx_token_count(s),
+/// Print a usage error the way clap does and exit 2.
+fn usage(message: &str) -> ! {
+    Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message).exit()
+}
+
+/// One document of `ragsnap chunk --json` (JSON Lines; fields in this order).
+#[derive(serde::Serialize)]
+struct ChunkLine<'a> {
+    source: &'a str,
+    url: Option<&'a str>,
+    title: &'a str,
+    hub: bool,
+    chunks: Vec<ChunkLineChunk<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct ChunkLineChunk<'a> {
+    text: &'a str,
+    header_path: &'a [String],
+    tokens: usize,
+}
+
+struct ChunkOutput {
+    markdown: bool,
+    json: bool,
+    stats: bool,
+    quiet: bool,
+}
+
+/// `ragsnap chunk`: rebuild's stages 1-3 (`ragsnap::ingest::prepare`) with rebuild's settings
+/// and the model's tokenizer (no ONNX session), printed instead of embedded.
+fn chunk_cmd(config: &Config, paths: &[PathBuf], sources: &[SourceConfig], out: ChunkOutput) -> Result<Exit> {
+    use ragsnap::ingest::{self, Inputs, PrepareOptions, Tokens};
+    let inputs = if !paths.is_empty() {
+        Inputs::Files(paths)
+    } else if !sources.is_empty() {
+        Inputs::Folders(sources)
+    } else if !config.sources.is_empty() {
+        Inputs::Folders(&config.sources)
+    } else {
+        usage("ragsnap chunk needs FILE..., --source DIR, or [[sources]] in ragsnap.toml");
     };
-    // The model's counter adds up over words: count each distinct word once (same chunks).
-    let words = embedder
-        .as_ref()
-        .filter(|e| ragsnap::Embedder::word_additive_counts(e.as_ref()))
-        .map(|_| chunk::TokenCache::new());
-    let limits = IngestLimits { max_bytes: config.ingest.max_bytes };
-    let ccfg = ChunkConfig {
-        target_tokens: config.chunker.target_tokens,
-        max_tokens: config.chunker.max_tokens,
-        min_tokens: config.chunker.min_tokens,
-    };
-    let mut all = Vec::new();
-    let mut failed = false;
-    for p in paths {
-        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        let name = p.to_string_lossy().into_owned();
-        match chunk::ingest(&name, &bytes, &limits) {
-            Ok(doc) => {
-                for w in &doc.warnings {
-                    eprintln!("ragsnap: warning: {name}: {w}");
-                }
-                if markdown {
-                    if json {
-                        all.push(serde_json::to_value(&doc)?);
-                    } else {
-                        println!("{}", doc.markdown);
-                    }
-                    continue;
-                }
-                let url = doc.canonical_url.as_deref();
-                let chunks = match &words {
-                    Some(cache) => chunk::chunk_doc_cached(&doc, url, &ccfg, &count, cache),
-                    None => chunk::chunk_doc(&doc, url, &ccfg, &count),
-                };
-                if json {
-                    all.push(serde_json::json!({ "path": name, "title": doc.title, "chunks": chunks }));
-                } else {
-                    for c in &chunks {
-                        println!(
-                            "── {}  [{} tokens, lines {}-{}]  {}",
-                            name,
-                            c.tokens,
-                            c.line_range.0,
-                            c.line_range.1,
-                            &c.content_id.as_str()[..12]
-                        );
-                        println!("{}\n", c.text);
-                    }
-                }
+    let counter = ingest::open_token_counter(&config.runtime)?;
+    let prepared = ingest::prepare(&inputs, config, Tokens::Tokenizer(&counter), &PrepareOptions::default())?;
+    if !out.stats {
+        match print_prepared(&prepared, &out) {
+            Err(e)
+                if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                // The reader stopped early (`| head`): not an error of ours.
+                return Ok(Exit(0));
             }
-            Err(e) => {
-                failed = true;
-                eprintln!("ragsnap: {e}");
+            r => r?,
+        }
+    }
+    if !out.quiet || out.stats {
+        for f in &prepared.failed {
+            eprintln!("ragsnap: failed {}: {}", f.path, f.error);
+        }
+        let hubs = prepared.hubs.len();
+        eprintln!(
+            "ragsnap: chunk: {} pages, {} chunks, {} skipped{}, {} failed, {} template blocks dropped (of {}), {} hub pages; {} files seen, {} excluded by the [source] selection",
+            prepared.documents.len(),
+            prepared.chunk_count(),
+            prepared.skipped.len(),
+            skip_reasons(&prepared.skipped),
+            prepared.failed.len(),
+            prepared.boilerplate.blocks_removed,
+            prepared.boilerplate.blocks_total,
+            hubs,
+            prepared.files_seen,
+            prepared.excluded,
+        );
+    }
+    Ok(Exit(if prepared.failed.is_empty() { 0 } else { EXIT_ERROR }))
+}
+
+fn print_prepared(prepared: &ragsnap::ingest::PreparedCorpus, out: &ChunkOutput) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for d in &prepared.documents {
+        if out.markdown {
+            if out.json {
+                writeln!(stdout, "{}", serde_json::to_string(&d.doc)?)?;
+            } else {
+                writeln!(stdout, "{}", d.doc.markdown)?;
+            }
+        } else if out.json {
+            let line = ChunkLine {
+                source: &d.doc.source_path,
+                url: d.url.as_deref(),
+                title: d.doc.title.as_deref().unwrap_or_default(),
+                hub: false,
+                chunks: d
+                    .chunks
+                    .iter()
+                    .map(|c| ChunkLineChunk { text: &c.text, header_path: &c.header_path, tokens: c.tokens })
+                    .collect(),
+            };
+            writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
+        } else {
+            for c in &d.chunks {
+                writeln!(
+                    stdout,
+                    "── {}  [{} tokens, lines {}-{}]  {}",
+                    d.doc.source_path,
+                    c.tokens,
+                    c.line_range.0,
+                    c.line_range.1,
+                    &c.content_id.as_str()[..12]
+                )?;
+                writeln!(stdout, "{}\n", c.text)?;
             }
         }
     }
-    if json {
-        print_json(&all)?;
+    if out.json && !out.markdown {
+        // Hub pages are listed (flagged, without chunks) so a reader sees every page read.
+        for d in &prepared.hubs {
+            let line = ChunkLine {
+                source: &d.source_path,
+                url: None,
+                title: d.title.as_deref().unwrap_or_default(),
+                hub: true,
+                chunks: Vec::new(),
+            };
+            writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
+        }
     }
-    Ok(Exit(if failed { EXIT_ERROR } else { 0 }))
+    stdout.flush()?;
+    Ok(())
+}
+
+/// ` (2 symlink, 1 unsupported)`: skipped entries counted by kind; empty when none.
+fn skip_reasons(skipped: &[ragsnap::rebuild::DocFailure]) -> String {
+    let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+    for f in skipped {
+        *by.entry(f.kind.as_str()).or_default() += 1;
+    }
+    if by.is_empty() {
+        return String::new();
+    }
+    format!(" ({})", by.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", "))
 }
 
 fn env_path(k: &str) -> Option<PathBuf> {

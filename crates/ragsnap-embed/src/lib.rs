@@ -15,16 +15,18 @@
 
 pub mod cache;
 pub mod canary;
+mod counter;
 mod descriptor;
 mod error;
 mod onnx;
 mod runtime;
 
 pub use cache::{CacheLookup, CacheStats, EmbeddingCache, RowProblem};
+pub use counter::TokenCounter;
 pub use descriptor::ModelDescriptor;
 pub use error::{EmbedError, Result};
 pub use onnx::{EmbedStats, OnnxEmbedder, OnnxOptions};
-pub use runtime::Runtime;
+pub use runtime::{resolve_model_dir, Runtime};
 
 use ragsnap_core::EmbeddingFingerprint;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -132,7 +132,7 @@ pub struct OnnxEmbedder {
 /// Whether `tokenizer.json` describes the BERT pipeline whose token counts add up over words:
 /// BertNormalizer, BertPreTokenizer, a WordPiece model, and a post-processor that only adds a
 /// fixed number of special tokens.
-fn is_bert_wordpiece(tokenizer_json: &[u8]) -> bool {
+pub(crate) fn is_bert_wordpiece(tokenizer_json: &[u8]) -> bool {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(tokenizer_json) else { return false };
     let kind = |key: &str| v.get(key).and_then(|x| x.get("type")).and_then(|t| t.as_str()).map(str::to_owned);
     kind("normalizer").as_deref() == Some("BertNormalizer")
@@ -529,7 +529,7 @@ fn length_buckets(
     batches
 }
 
-fn read_piece(path: &Path, what: &'static str) -> Result<Vec<u8>> {
+pub(crate) fn read_piece(path: &Path, what: &'static str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             EmbedError::Missing { what, path: path.to_path_buf(), hint: "RAGSNAP_MODEL_DIR" }
@@ -539,7 +539,7 @@ fn read_piece(path: &Path, what: &'static str) -> Result<Vec<u8>> {
     })
 }
 
-fn check_pin(path: &Path, expected: &str, found: &str) -> Result<()> {
+pub(crate) fn check_pin(path: &Path, expected: &str, found: &str) -> Result<()> {
     if !expected.is_empty() && expected != found {
         return Err(EmbedError::ChecksumMismatch {
             path: path.to_path_buf(),

@@ -52,6 +52,23 @@ impl Runtime {
     }
 }
 
+/// The model directory alone (for tools that only need the tokenizer): explicit path, then
+/// `RAGSNAP_MODEL_DIR`, then the `make setup` cache, as [`Runtime::resolve`] finds it.
+pub fn resolve_model_dir(model_dir: Option<&Path>) -> Result<PathBuf> {
+    let dir = pick(model_dir, "RAGSNAP_MODEL_DIR", || cache_dir().map(|c| c.join("models").join(DEFAULT_MODEL)))
+        .ok_or_else(|| {
+            missing(
+                "model directory",
+                Path::new(".cache/runtime/models").join(DEFAULT_MODEL),
+                "--model-dir / RAGSNAP_MODEL_DIR",
+            )
+        })?;
+    if !dir.is_dir() {
+        return Err(missing("model directory", dir, "--model-dir / RAGSNAP_MODEL_DIR"));
+    }
+    Ok(dir)
+}
+
 fn missing(what: &'static str, path: PathBuf, hint: &'static str) -> EmbedError {
     EmbedError::Missing { what, path, hint }
 }

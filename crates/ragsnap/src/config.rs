@@ -16,6 +16,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// Document sources for `rebuild`.
     pub sources: Vec<SourceConfig>,
+    /// Which files of the source folders are read (`[source]`).
+    pub source: crate::sources::SourceSelection,
     /// Per-document ingest limits.
     pub ingest: IngestConfig,
     /// Chunk sizes.

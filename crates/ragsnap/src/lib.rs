@@ -29,10 +29,12 @@ pub mod config;
 mod diff;
 mod embed_stage;
 mod error;
+pub mod ingest;
 mod reader;
 pub mod rebuild;
 mod search;
 mod snapshot;
+pub mod sources;
 pub mod validate;
 
 pub use config::Config;

@@ -4,20 +4,19 @@
 
 use crate::config::{Config, SourceConfig};
 use crate::{Error, Result};
-use ragsnap_chunk::{BoilerplateConfig, BoilerplateReport, ChunkConfig, IngestLimits, SanitizedDoc};
+use ragsnap_chunk::BoilerplateReport;
 use ragsnap_core::{Chunk, ContentId, FormatVersion};
 use ragsnap_embed::{canary, Embedder, EmbeddingCache};
 use ragsnap_index::{IndexKind, VectorSet};
 use ragsnap_store::{
     tables, time, ArtifactKind, Calibration, ChunkerInfo, Counts, DocumentEntry, IndexInfo, Manifest, Store,
 };
-use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// A document that could not be indexed, and why.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -50,9 +49,13 @@ pub struct RebuildReport {
     /// Documents chunked in this run (new, changed, or affected by a boilerplate, chunker or
     /// model change).
     pub documents_chunked: usize,
-    /// Files skipped (unsupported type, empty page, hub page): not failures.
+    /// Files and folders left out by the `[source]` selection (a folder counts once).
+    pub files_excluded: usize,
+    /// Entries not indexed because of what they are: unsupported type, empty page, hub page,
+    /// symlink, FIFO, socket, device (kind says which). Not failures.
     pub skipped: Vec<DocFailure>,
-    /// Documents that failed (binary, too large, unreadable).
+    /// Documents that failed (binary, too large, unreadable file or folder, replaced while the
+    /// build ran).
     pub failed: Vec<DocFailure>,
     /// Chunks in the snapshot.
     pub chunks: usize,
@@ -139,94 +142,20 @@ pub struct RebuildOptions<'a> {
     /// Called as the build moves: (stage, done, total). Stages: `read`, `embed`, `index`,
     /// `gates`, `publish`; `embed` reports chunks embedded so far.
     pub progress: Option<&'a ProgressFn<'a>>,
+    /// Test seam: see [`crate::ingest::PrepareOptions::after_listing`].
+    #[doc(hidden)]
+    pub after_listing: Option<&'a crate::ingest::ListingHook<'a>>,
 }
 
-struct Loaded {
-    path: String,
-    url_prefix: Option<String>,
-    content_blake3: String,
-    result: std::result::Result<SanitizedDoc, DocFailure>,
-}
-
-fn failure_kind(e: &ragsnap_chunk::IngestError) -> &'static str {
-    use ragsnap_chunk::IngestError as E;
-    match e {
-        E::TooLarge { .. } => "too_large",
-        E::Binary { .. } => "binary",
-        E::UnsupportedType { .. } => "unsupported",
-        E::Empty { .. } => "empty",
-        _ => "invalid",
-    }
-}
-
-/// Files under `dir`, sorted, as (path relative to dir with `/`, absolute path). Hidden
-/// entries are skipped; symlinks are never followed.
+/// Files under `dir` that a rebuild reads with the default `[source]` selection, sorted, as
+/// (path relative to dir with `/`, path). Symlinks and other non-regular entries are left out;
+/// an unreadable folder is an error here (a rebuild reports it per path instead).
 pub fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?;
-        for e in rd {
-            let e = e.map_err(|e| Error::io(&d, e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            let ft = e.file_type().map_err(|x| Error::io(e.path(), x))?;
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else if ft.is_file() {
-                let rel = e.path().strip_prefix(dir).unwrap_or(&e.path()).to_string_lossy().replace('\\', "/");
-                out.push((rel, e.path()));
-            }
-        }
+    let listing = crate::sources::list_source(dir, &crate::sources::SourceSelection::default().compile()?)?;
+    if let Some(f) = listing.failed.first() {
+        return Err(Error::Invalid(f.error.clone()));
     }
-    out.sort();
-    Ok(out)
-}
-
-fn read_doc(
-    display: &str,
-    abs: &Path,
-    limits: &IngestLimits,
-) -> (String, std::result::Result<SanitizedDoc, DocFailure>) {
-    let fail = |kind: &str, error: String| DocFailure { path: display.to_string(), kind: kind.to_string(), error };
-    match std::fs::metadata(abs) {
-        Ok(md) if md.len() > limits.max_bytes => {
-            let e = ragsnap_chunk::IngestError::TooLarge {
-                path: display.to_string(),
-                size: md.len(),
-                limit: limits.max_bytes,
-            };
-            return (String::new(), Err(fail("too_large", e.to_string())));
-        }
-        Ok(_) => {}
-        Err(e) => return (String::new(), Err(fail("io", format!("{display}: {e}")))),
-    }
-    let bytes = match std::fs::read(abs) {
-        Ok(b) => b,
-        Err(e) => return (String::new(), Err(fail("io", format!("{display}: {e}")))),
-    };
-    let hash = ragsnap_core::blake3_hex(&bytes);
-    let result = ragsnap_chunk::ingest(display, &bytes, limits).map_err(|e| fail(failure_kind(&e), e.to_string()));
-    (hash, result)
-}
-
-/// blake3 over everything [`ragsnap_chunk::chunk_doc`] reads for one document: equal keys mean
-/// equal chunks, so a document whose key matches head's entry takes head's chunks unchanged.
-fn chunk_key(doc: &SanitizedDoc, url: Option<&str>, cfg: &ChunkConfig, fingerprint_id: &str) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(b"ragsnap chunk key 1\0");
-    h.update(&ragsnap_chunk::CHUNKER_VERSION.to_le_bytes());
-    for n in [cfg.target_tokens, cfg.max_tokens, cfg.min_tokens] {
-        h.update(&(n as u64).to_le_bytes());
-    }
-    h.update(fingerprint_id.as_bytes());
-    h.update(b"\0");
-    h.update(serde_json::to_string(&url).expect("serialises").as_bytes());
-    h.update(b"\0");
-    h.update(&serde_json::to_vec(doc).expect("serialises"));
-    h.finalize().to_hex().to_string()
+    Ok(listing.files.into_iter().map(|f| (f.rel, f.abs)).collect())
 }
 
 /// Head's chunks of one document, or `None` when they cannot be read back as that document's
@@ -305,26 +234,33 @@ pub fn rebuild_with(
     report.parent_id = store.catalog().head_id()?;
     let head = load_head(&store)?;
 
-    // 1. Read and sanitise every document; remember each file's size and mtime as read.
-    let t = Instant::now();
-    let limits = IngestLimits { max_bytes: config.ingest.max_bytes };
-    let mut files = Vec::new();
-    for s in &sources {
-        if !s.dir.is_dir() {
-            return Err(Error::Invalid(format!("source {} is not a folder", s.dir.display())));
+    // 1-3. List and read (no-follow), sanitise, drop corpus boilerplate, chunk: the pipeline
+    // `ragsnap chunk` shows (crate::ingest), taking head's chunks where nothing changed.
+    let head_docs: HashMap<&str, &DocumentEntry> =
+        head.as_ref().map(|h| h.documents.iter().map(|d| (d.source_path.as_str(), d)).collect()).unwrap_or_default();
+    let head_snapshot = head.as_ref().and_then(|h| h.snapshot.as_ref());
+    let reuse = |path: &str, key: &str| {
+        head_docs
+            .get(path)
+            .filter(|e| e.chunk_key.as_deref() == Some(key))
+            .and_then(|e| head_snapshot.and_then(|h| chunks_of(h, e)))
+    };
+    let progress_read = |stage: &str, done: u64, total: u64| {
+        if let Some(p) = opts.progress {
+            p(stage, done, total);
         }
-        for (rel, abs) in list_files(&s.dir)? {
-            let display = match (&s.name, sources.len() > 1) {
-                (Some(n), _) => format!("{n}/{rel}"),
-                (None, true) => {
-                    format!("{}/{rel}", s.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
-                }
-                (None, false) => rel,
-            };
-            files.push((display, abs, s.url_prefix.clone()));
-        }
-    }
-    report.files_seen = files.len();
+    };
+    let prepared = crate::ingest::prepare(
+        &crate::ingest::Inputs::Folders(&sources),
+        config,
+        crate::ingest::Tokens::Embedder(embedder),
+        &crate::ingest::PrepareOptions {
+            cancel: opts.cancel,
+            progress: Some(&progress_read),
+            reuse: Some(&reuse),
+            after_listing: opts.after_listing,
+        },
+    )?;
     let progress = |stage: &str, done: usize, total: usize| {
         if done == 0 {
             tracing::info!(stage, total, "stage started");
@@ -333,79 +269,26 @@ pub fn rebuild_with(
             p(stage, done as u64, total as u64);
         }
     };
-    progress("read", 0, files.len());
-    let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
-    let stamps: Vec<_> = files.iter().map(|(_, abs, _)| stamp(abs)).collect();
-    // One page per core, but only while the pages' estimated working memory fits in
-    // [ingest] max_inflight_bytes; a slow page does not hold up cancellation.
-    let max_bytes = limits.max_bytes;
-    let read_limits = limits.clone();
-    let read = crate::bounded::map_bounded(
-        files.clone(),
-        config.ingest.max_inflight_bytes,
-        move |(_, abs, _): &(String, PathBuf, Option<String>)| match std::fs::metadata(abs) {
-            Ok(m) if m.len() <= max_bytes => m.len().saturating_mul(crate::config::INGEST_MEMORY_PER_BYTE),
-            _ => 1, // rejected before it is read
-        },
-        move |(display, abs, prefix)| {
-            let (content_blake3, result) = read_doc(display, abs, &read_limits);
-            Loaded { path: display.clone(), url_prefix: prefix.clone(), content_blake3, result }
-        },
-        opts.cancel,
-    )?;
-    report.ingest_peak_inflight_bytes = read.peak;
-    let loaded: Vec<Loaded> = read.outputs;
-    check_cancel(opts.cancel)?;
-    let source_digest = {
-        let mut h = blake3::Hasher::new();
-        for l in &loaded {
-            h.update(l.path.as_bytes());
-            h.update(&[0]);
-            h.update(l.content_blake3.as_bytes());
-            h.update(b"\n");
-        }
-        h.finalize().to_hex().to_string()
-    };
-    let mut docs: Vec<(SanitizedDoc, String, Option<String>)> = Vec::new();
-    for l in loaded {
-        match l.result {
-            Ok(d) => docs.push((d, l.content_blake3, l.url_prefix)),
-            Err(f) if f.kind == "unsupported" || f.kind == "empty" => report.skipped.push(f),
-            Err(f) => report.failed.push(f),
-        }
-    }
-    report.timings.insert("sanitize".into(), elapsed(t));
-
-    // 2. Corpus-level boilerplate.
-    let t = Instant::now();
-    let bp = BoilerplateConfig { min_pages: config.boilerplate.min_pages, min_share: config.boilerplate.min_share };
-    let sanitized: Vec<SanitizedDoc> = docs.iter().map(|d| d.0.clone()).collect();
-    let (sanitized, bp_report) = crate::bounded::run_detached(opts.cancel, move |_| {
-        let mut sanitized = sanitized;
-        let r = ragsnap_chunk::remove_boilerplate(&mut sanitized, &bp);
-        (sanitized, r)
-    })?;
-    report.boilerplate = bp_report;
-    report.timings.insert("boilerplate".into(), elapsed(t));
-
-    // 3. Chunk with the model's own token counter.
-    let t = Instant::now();
-    let max_tokens = config.chunker.max_tokens.min(embedder.fingerprint().max_tokens);
-    let ccfg = ChunkConfig {
-        target_tokens: config.chunker.target_tokens.min(max_tokens),
-        max_tokens,
-        min_tokens: config.chunker.min_tokens,
-    };
-    let count = |s: &str| embedder.count_tokens(s);
-    // One memo of per-word counts for the whole run when the model's counts add up over words
-    // (same chunks, a fraction of the tokenizer calls); otherwise texts are measured whole.
-    let word_cache = embedder.word_additive_counts().then(ragsnap_chunk::TokenCache::new);
-    let fp_id_for_keys = embedder.fingerprint().id();
-    let head_docs: HashMap<&str, &DocumentEntry> =
-        head.as_ref().map(|h| h.documents.iter().map(|d| (d.source_path.as_str(), d)).collect()).unwrap_or_default();
+    report.files_seen = prepared.files_seen;
+    report.files_excluded = prepared.excluded;
+    report.skipped = prepared.skipped.clone();
+    report.failed = prepared.failed.clone();
+    report.boilerplate = prepared.boilerplate.clone();
+    report.documents_reused = prepared.documents_reused;
+    report.documents_chunked = prepared.documents_chunked;
+    report.duplicate_chunks_dropped = prepared.duplicate_chunks_dropped;
+    report.pages_with_repeated_chunks = prepared.pages_with_repeated_chunks.clone();
+    report.ingest_peak_inflight_bytes = prepared.peak_inflight_bytes;
+    report.timings.extend(prepared.timings.clone());
+    let source_digest = prepared.source_digest.clone();
+    let ccfg = prepared.chunk_config.clone();
     {
-        let now: HashMap<&str, &str> =
-            docs.iter().map(|(d, hash, _)| (d.source_path.as_str(), hash.as_str())).collect();
+        let now: HashMap<&str, &str> = prepared
+            .read
+            .iter()
+            .filter(|r| r.sanitized)
+            .map(|r| (r.path.as_str(), r.content_blake3.as_str()))
+            .collect();
         let diff = &mut report.source_diff;
         for (path, hash) in &now {
             match head_docs.get(path) {
@@ -416,80 +299,23 @@ pub fn rebuild_with(
         }
         diff.removed = head_docs.keys().filter(|p| !now.contains_key(*p)).count();
     }
-    let head_snapshot = head.as_ref().and_then(|h| h.snapshot.as_ref());
-    let per_doc: Vec<(Vec<Chunk>, String, bool)> = sanitized
-        .par_iter()
-        .zip(docs.par_iter())
-        .map(|(d, (_, _, prefix))| {
-            if opts.cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
-                return (Vec::new(), String::new(), false); // the whole result is dropped below
-            }
-            if d.hub {
-                return (Vec::new(), String::new(), false); // not indexed: see below
-            }
-            let url = d.canonical_url.clone().or_else(|| prefix.as_ref().map(|p| format!("{p}{}", d.source_path)));
-            let key = chunk_key(d, url.as_deref(), &ccfg, &fp_id_for_keys);
-            let from_head = head_docs
-                .get(d.source_path.as_str())
-                .filter(|e| e.chunk_key.as_deref() == Some(key.as_str()))
-                .and_then(|e| head_snapshot.and_then(|h| chunks_of(h, e)));
-            match from_head {
-                Some(cs) => (cs, key, true),
-                None => {
-                    let cs = match &word_cache {
-                        Some(cache) => ragsnap_chunk::chunk_doc_cached(d, url.as_deref(), &ccfg, &count, cache),
-                        None => ragsnap_chunk::chunk_doc(d, url.as_deref(), &ccfg, &count),
-                    };
-                    (cs, key, false)
-                }
-            }
-        })
-        .collect();
-    check_cancel(opts.cancel)?;
     let mut chunks: Vec<Chunk> = Vec::new();
     let mut documents: Vec<DocumentEntry> = Vec::new();
-    for ((d, (_, hash, _)), (mut cs, key, reused)) in sanitized.iter().zip(&docs).zip(per_doc) {
-        if d.hub {
-            // A hub page (table of contents, index, site map) is mostly links to pages that
-            // are indexed themselves; its chunks would match many questions and answer none.
-            report.skipped.push(DocFailure {
-                path: d.source_path.clone(),
-                kind: "hub".into(),
-                error: format!("{}: hub page (mostly links to other pages), not indexed", d.source_path),
-            });
-            continue;
-        }
-        // A page whose chunks repeat each other keeps one of each: repeats add nothing to
-        // retrieval and would make that one text look like a hub to the gate.
-        let dropped = dedupe_within_page(&mut cs);
-        if dropped > 0 {
-            report.duplicate_chunks_dropped += dropped;
-            report.pages_with_repeated_chunks.insert(d.source_path.clone(), dropped);
-        }
-        if reused {
-            report.documents_reused += 1;
-        } else {
-            report.documents_chunked += 1;
-        }
-        if cs.is_empty() {
-            report.skipped.push(DocFailure {
-                path: d.source_path.clone(),
-                kind: "empty".into(),
-                error: format!("{}: no content left after sanitising", d.source_path),
-            });
-            continue;
-        }
+    for d in &prepared.documents {
         documents.push(DocumentEntry {
-            source_path: d.source_path.clone(),
-            content_blake3: hash.clone(),
-            url: cs[0].url.clone(),
-            title: d.title.clone(),
+            source_path: d.doc.source_path.clone(),
+            content_blake3: d.content_blake3.clone(),
+            url: d.chunks[0].url.clone(),
+            title: d.doc.title.clone(),
             first_chunk: chunks.len() as u32,
-            chunk_count: cs.len() as u32,
-            chunk_key: Some(key),
+            chunk_count: d.chunks.len() as u32,
+            chunk_key: Some(d.chunk_key.clone()),
         });
-        chunks.extend(cs);
+        chunks.extend(d.chunks.iter().cloned());
     }
+    let read_files: Vec<(String, PathBuf, Option<crate::sources::Stamp>)> =
+        prepared.read.iter().map(|r| (r.path.clone(), r.abs.clone(), r.stamp)).collect();
+    drop(prepared);
     if chunks.is_empty() {
         return Err(Error::Invalid(format!(
             "the sources produced no chunks ({} files seen, {} failed)",
@@ -499,7 +325,6 @@ pub fn rebuild_with(
     }
     report.documents_indexed = documents.len();
     report.chunks = chunks.len();
-    report.timings.insert("chunk".into(), elapsed(t));
     check_cancel(opts.cancel)?;
 
     // 4. Embed what the (verified) cache cannot give, one cache transaction per group.
@@ -577,11 +402,10 @@ pub fn rebuild_with(
     report.rejected_because =
         report.gates.iter().filter(|g| !g.passed).map(|g| format!("{}: {}", g.name, g.detail)).collect();
     report.timings.insert("gates".into(), elapsed(t));
-    report.changed_during_run = files
+    report.changed_during_run = read_files
         .iter()
-        .zip(&stamps)
-        .filter(|((_, abs, _), before)| stamp(abs) != **before)
-        .map(|((display, _, _), _)| display.clone())
+        .filter(|(_, abs, before)| before.is_some() && crate::sources::stamp_now(abs) != *before)
+        .map(|(display, _, _)| display.clone())
         .collect();
     drop(head);
     check_cancel(opts.cancel)?;
@@ -919,7 +743,18 @@ pub fn prometheus_metrics(report: &RebuildReport) -> String {
     put("rebuild_files_seen", "Files found in the sources", report.files_seen as f64, "");
     put("rebuild_documents_indexed", "Documents that produced chunks", report.documents_indexed as f64, "");
     put("rebuild_documents_failed", "Documents that failed and were quarantined", report.failed.len() as f64, "");
-    put("rebuild_documents_skipped", "Files skipped (unsupported or empty)", report.skipped.len() as f64, "");
+    put(
+        "rebuild_documents_skipped",
+        "Entries skipped (unsupported, empty, symlink, FIFO, socket, device)",
+        report.skipped.len() as f64,
+        "",
+    );
+    put(
+        "rebuild_files_excluded",
+        "Files and folders left out by the source selection",
+        report.files_excluded as f64,
+        "",
+    );
     put("rebuild_chunks", "Chunks in the snapshot", report.chunks as f64, "");
     put("rebuild_documents_reused", "Documents whose chunks were copied from head", report.documents_reused as f64, "");
     put("rebuild_documents_chunked", "Documents chunked in this run", report.documents_chunked as f64, "");
@@ -960,6 +795,16 @@ pub fn prometheus_metrics(report: &RebuildReport) -> String {
     {
         m.push_str(&format!("ragsnap_rebuild_source_documents{{change=\"{change}\"}} {n}\n"));
     }
+    let mut skipped: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &report.skipped {
+        *skipped.entry(f.kind.as_str()).or_default() += 1;
+    }
+    if !skipped.is_empty() {
+        m.push_str("# HELP ragsnap_rebuild_skipped Entries skipped, by reason\n# TYPE ragsnap_rebuild_skipped gauge\n");
+        for (kind, n) in &skipped {
+            m.push_str(&format!("ragsnap_rebuild_skipped{{reason=\"{kind}\"}} {n}\n"));
+        }
+    }
     for (stage, secs) in &report.timings {
         m.push_str(&format!("ragsnap_rebuild_stage_seconds{{stage=\"{stage}\"}} {secs}\n"));
     }
@@ -969,12 +814,4 @@ pub fn prometheus_metrics(report: &RebuildReport) -> String {
         m.push_str(&format!("ragsnap_rebuild_gate_threshold{{gate=\"{}\"}} {}\n", g.name, g.threshold));
     }
     m
-}
-
-/// Keep the first chunk of each text in one page's chunks; returns how many were dropped.
-fn dedupe_within_page(chunks: &mut Vec<Chunk>) -> usize {
-    let before = chunks.len();
-    let mut seen = std::collections::HashSet::new();
-    chunks.retain(|c| seen.insert(c.content_id.clone()));
-    before - chunks.len()
 }
