@@ -1,0 +1,578 @@
+#!/usr/bin/env python3
+"""Measure how much site template a chunker let through, per documentation site.
+
+Reads JSON Lines, one document a line, as `ragsnap chunk --source DIR --json` prints them:
+
+    {"source": "a/b.html", "url": "https://..." | null, "title": "..." | null, "hub": false,
+     "chunks": [{"text": "...", "header_path": ["A", "B"], "tokens": 12}, ...]}
+
+and reports per site: pages, chunks, chunks per page; chunks containing template text and
+chunks that are nothing but template (by the site's chrome list, eval/corpora/chrome/<site>.txt,
+kept for measuring only); header-path anomalies (a repeated element, an admonition title as the
+last element, the site's name); pages with body text that yield no chunks; hub pages.
+
+    check.py --site NAME [--root DIR] FILE.jsonl [FILE.jsonl ...]
+    check.py --all DIR          (DIR holds <site>.jsonl, and optionally <site>.root naming the
+                                 page folder, used to tell pages with body text from stubs)
+    check.py --self-test
+
+Options: --json (JSON instead of Markdown on stdout), --markdown-out FILE, --json-out FILE,
+--chrome-dir DIR, --strict (exit 1 when a site misses a "done" threshold, listed in THRESHOLDS).
+Exit codes: 0 ok, 1 bad input or (--strict) a threshold missed, 2 usage. Standard library only.
+"""
+
+import argparse
+import html.parser
+import json
+import os
+import re
+import sys
+import tempfile
+import unicodedata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+#: Headings that are admonition labels, not sections (compared after normalising).
+ADMONITIONS = {
+    "note",
+    "tip",
+    "hint",
+    "warning",
+    "caution",
+    "important",
+    "attention",
+    "danger",
+    "error",
+    "see also",
+    "seealso",
+    "deprecated",
+    "example",
+    "todo",
+}
+
+#: Characters that separate a page title from a site-wide affix.
+SEPARATORS = (" — ", " – ", " - ", " | ", " :: ", " · ", ": ", " (")
+
+#: A page with at least this many words of visible text (chrome lines removed) has body text.
+BODY_WORDS = 25
+
+#: "Done" thresholds for --strict: (metric, test, description).
+THRESHOLDS = (
+    ("template_only_chunks", lambda s: s["template_only_chunks"] == 0, "no template-only chunk"),
+    ("template_share", lambda s: s["template_share"] < 0.005, "template text in < 0.5% of chunks"),
+    ("repeated_share", lambda s: s["repeated_share"] <= 0.01, "repeated header element in <= 1% of chunks"),
+    ("admonition_chunks", lambda s: s["admonition_chunks"] == 0, "no admonition title as a section heading"),
+    ("site_name_chunks", lambda s: s["site_name_chunks"] == 0, "no site name in header paths"),
+    ("empty_pages", lambda s: s["empty_pages"] == 0, "every page with body text yields chunks"),
+)
+
+EXAMPLES = 5
+
+
+class InputError(Exception):
+    """Bad input: the message names the file (and line)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def load_jsonl(path):
+    """Documents of one JSON Lines file, each checked against the schema."""
+    docs = []
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror}") from None
+    with f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
+            check_doc(d, where)
+            docs.append(d)
+    return docs
+
+
+def check_doc(d, where):
+    if not isinstance(d, dict):
+        raise InputError(f"{where}: a line must be a JSON object")
+    for key, types in (("source", (str,)), ("url", (str, type(None))), ("title", (str, type(None)))):
+        if key not in d or not isinstance(d[key], types):
+            raise InputError(f"{where}: field {key!r} missing or not a {' or '.join(t.__name__ for t in types)}")
+    if not isinstance(d.get("hub"), bool):
+        raise InputError(f"{where}: field 'hub' missing or not true/false")
+    if not isinstance(d.get("chunks"), list):
+        raise InputError(f"{where}: field 'chunks' missing or not a list")
+    for i, c in enumerate(d["chunks"]):
+        if not isinstance(c, dict) or not isinstance(c.get("text"), str):
+            raise InputError(f"{where}: chunk {i}: 'text' missing or not a string")
+        hp = c.get("header_path")
+        if not isinstance(hp, list) or not all(isinstance(h, str) for h in hp):
+            raise InputError(f"{where}: chunk {i}: 'header_path' missing or not a list of strings")
+        if not isinstance(c.get("tokens"), int) or isinstance(c.get("tokens"), bool) or c["tokens"] < 0:
+            raise InputError(f"{where}: chunk {i}: 'tokens' missing or not a whole number")
+
+
+def load_chrome(path):
+    """Compiled patterns of a chrome list: one phrase a line (matched as written, spaces
+    flexible, at word edges), `re:` for a regular expression, `#` for a comment."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise InputError(
+            f"{path}: {e.strerror}; every site needs a chrome list (its navigation labels, footer"
+            " lines, copyright lines, ...) for measuring; see eval/corpora/README.md"
+        ) from None
+    pats = []
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("re:"):
+            try:
+                pats.append(re.compile(line[3:].strip(), re.MULTILINE))
+            except re.error as e:
+                raise InputError(f"{path}:{n}: bad regular expression: {e}") from None
+        else:
+            body = r"\s+".join(re.escape(w) for w in line.split())
+            left = r"(?<!\w)" if line[0].isalnum() or line[0] == "_" else ""
+            right = r"(?!\w)" if line[-1].isalnum() or line[-1] == "_" else ""
+            pats.append(re.compile(left + body + right))
+    return pats
+
+
+class _Text(html.parser.HTMLParser):
+    """Visible text of a page: everything outside <head>, <script>, <style>, <template>."""
+
+    SKIP = {"head", "script", "style", "template", "noscript", "svg"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.depth = 0
+        self.parts = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.parts.append(data)
+
+
+def body_words(path, chrome):
+    """Words of visible text in the page at `path` once chrome matches are cut out."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        return 0
+    p = _Text()
+    try:
+        p.feed(raw.decode("utf-8", errors="replace"))
+        p.close()
+    except Exception:  # a page the parser gives up on counts as having no text
+        return 0
+    text = "\n".join(p.parts)
+    for pat in chrome:
+        text = pat.sub(" ", text)
+    return len(re.findall(r"\w+", text))
+
+
+# ---------------------------------------------------------------------------------------------
+# Measures
+
+
+def chunk_body(c):
+    """A chunk's text without the header-path line the chunker puts first."""
+    text, hp = c["text"], c["header_path"]
+    if hp and "\n\n" in text:
+        first, rest = text.split("\n\n", 1)
+        if "\n" not in first and first.startswith(hp[0][:8]):
+            return rest
+    return text
+
+
+def words_left(text):
+    """Word count of Markdown text with link targets and markup removed."""
+    text = re.sub(r"\]\([^)\s]*(?:\s+\"[^\"]*\")?\)", "]", text)
+    text = re.sub(r"<https?://[^>]*>", " ", text)
+    return len(re.findall(r"[^\W_]{2,}|\d", text))
+
+
+def detect_affix(docs):
+    """The title affix shared by most pages (the site's name), or None.
+
+    Candidates are every title's suffixes that start at a separator and prefixes that end at
+    one; the winner is on at least half the titled pages (and at least 3), most pages first,
+    then the longest."""
+    titles = [d["title"] or next((c["header_path"][0] for c in d["chunks"] if c["header_path"]), "") for d in docs]
+    titles = [t.strip() for t in titles if t and t.strip()]
+    if len(titles) < 3:
+        return None
+    counts = {}
+    for t in titles:
+        cands = set()
+        for sep in SEPARATORS:
+            start = 0
+            while (i := t.find(sep, start)) > 0:
+                cands.add(("suffix", t[i:]))
+                if sep != " (":
+                    cands.add(("prefix", t[: i + len(sep)]))
+                start = i + 1
+        for c in cands:
+            counts[c] = counts.get(c, 0) + 1
+    need = max(3, (len(titles) + 1) // 2)
+    best = None
+    for (kind, affix), n in counts.items():
+        name = affix.strip(" —–-|:·(").rstrip(")").strip()
+        if n < need or len(re.findall(r"\w", name)) < 3:
+            continue
+        key = (n, len(affix))
+        if best is None or key > best[0]:
+            best = (key, kind, affix, name)
+    if best is None:
+        return None
+    return {"kind": best[1], "affix": best[2], "name": best[3], "pages": best[0][0], "titled_pages": len(titles)}
+
+
+def squash(s):
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", s)).strip().casefold()
+
+
+NUMBERING = re.compile(r"^(?:(?i:chapter|part|appendix|section)\s+)?(?:\d+(?:\.\d+)*\.?|[A-Z]\.(?:\d+\.?)*)\s+")
+
+
+def normalise(element, site_name):
+    """A header element reduced for comparison: site name, numbering, markup and case removed."""
+    s = unicodedata.normalize("NFKC", element)
+    if site_name:
+        s = re.sub(re.escape(site_name), " ", s, flags=re.IGNORECASE)
+    s = s.replace("¶", " ").strip()
+    s = NUMBERING.sub("", s)
+    s = re.sub(r"[^\w]+", " ", s).strip().casefold()
+    return s
+
+
+def measure(site, docs, chrome, root=None):
+    """Every measure of one site, with up to EXAMPLES examples of each anomaly."""
+    affix = detect_affix(docs)
+    site_name = affix["name"] if affix else None
+    site_key = squash(site_name) if site_name else None
+    m = {
+        "site": site,
+        "pages": len(docs),
+        "chunks": 0,
+        "template_chunks": 0,
+        "template_only_chunks": 0,
+        "repeated_chunks": 0,
+        "admonition_chunks": 0,
+        "site_name_chunks": 0,
+        "pages_without_chunks": 0,
+        "empty_pages": 0,
+        "body_text_known": root is not None,
+        "hub_pages": 0,
+        "site_affix": affix,
+        "examples": {k: [] for k in ("template_only", "template", "repeated", "admonition", "site_name", "empty_page", "hub")},
+    }
+    ex = m["examples"]
+
+    def example(kind, item):
+        if len(ex[kind]) < EXAMPLES:
+            ex[kind].append(item)
+
+    for d in docs:
+        if d["hub"]:
+            m["hub_pages"] += 1
+            example("hub", d["source"])
+        if not d["chunks"]:
+            m["pages_without_chunks"] += 1
+            has_body = True if root is None else body_words(Path(root, d["source"]), chrome) >= BODY_WORDS
+            if has_body:
+                m["empty_pages"] += 1
+                example("empty_page", d["source"])
+        for c in d["chunks"]:
+            m["chunks"] += 1
+            hp = c["header_path"]
+            body = chunk_body(c)
+            hits = [mt.group(0) for pat in chrome for mt in pat.finditer(body)]
+            if hits:
+                m["template_chunks"] += 1
+                example("template", {"source": d["source"], "header_path": hp, "matched": sorted(set(hits))[:5]})
+                rest = body
+                for pat in chrome:
+                    rest = pat.sub(" ", rest)
+                if words_left(rest) < 3:
+                    m["template_only_chunks"] += 1
+                    example("template_only", {"source": d["source"], "header_path": hp, "text": body[:300]})
+            normed = [n for n in (normalise(h, site_name) for h in hp) if n]
+            if len(set(normed)) < len(normed):
+                m["repeated_chunks"] += 1
+                example("repeated", {"source": d["source"], "header_path": hp})
+            if hp and normalise(hp[-1], None) in ADMONITIONS:
+                m["admonition_chunks"] += 1
+                example("admonition", {"source": d["source"], "header_path": hp})
+            if site_key and any(site_key in squash(h) for h in hp):
+                m["site_name_chunks"] += 1
+                example("site_name", {"source": d["source"], "header_path": hp})
+    n = max(m["chunks"], 1)
+    m["chunks_per_page"] = round(m["chunks"] / max(m["pages"], 1), 2)
+    m["template_share"] = m["template_chunks"] / n
+    m["template_only_share"] = m["template_only_chunks"] / n
+    m["repeated_share"] = m["repeated_chunks"] / n
+    m["admonition_share"] = m["admonition_chunks"] / n
+    m["site_name_share"] = m["site_name_chunks"] / n
+    m["missed"] = [desc for _, test, desc in THRESHOLDS if not test(m)]
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def pct(x):
+    return f"{100 * x:.1f}%" if x else "0"
+
+
+def markdown(results):
+    head = (
+        "| site | pages | chunks | chunks/page | template text | template only | repeated element"
+        " | admonition heading | site name in path | empty pages | hubs | done |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+    )
+    rows = []
+    for m in results:
+        empty = f"{m['empty_pages']}" + ("" if m["body_text_known"] else "*")
+        rows.append(
+            f"| {m['site']} | {m['pages']} | {m['chunks']} | {m['chunks_per_page']} "
+            f"| {m['template_chunks']} ({pct(m['template_share'])}) "
+            f"| {m['template_only_chunks']} ({pct(m['template_only_share'])}) "
+            f"| {m['repeated_chunks']} ({pct(m['repeated_share'])}) "
+            f"| {m['admonition_chunks']} ({pct(m['admonition_share'])}) "
+            f"| {m['site_name_chunks']} ({pct(m['site_name_share'])}) "
+            f"| {empty} | {m['hub_pages']} | {'yes' if not m['missed'] else 'no (' + str(len(m['missed'])) + ')'} |"
+        )
+    out = head + "\n".join(rows) + "\n"
+    if any(not m["body_text_known"] for m in results):
+        out += "\n\\* no page folder given: every page without chunks is counted as empty.\n"
+    for m in results:
+        a = m["site_affix"]
+        out += f"\n### {m['site']}\n\n"
+        out += (
+            f"site name: {a['name']!r} ({a['kind']} of {a['pages']} of {a['titled_pages']} titles)\n"
+            if a
+            else "site name: none detected\n"
+        )
+        if m["missed"]:
+            out += "missed: " + "; ".join(m["missed"]) + "\n"
+        for kind, items in m["examples"].items():
+            for it in items:
+                out += f"- {kind}: {json.dumps(it, ensure_ascii=False)[:400]}\n"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Self-test
+
+
+def self_test():
+    """A handcrafted site with known anomalies gives known counts."""
+    chrome_txt = "# test chrome\nPrevious topic\nNext topic\n© Copyright 2001 Example Org.\nre:^Prev\\s*\\|\\s*Up\\s*\\|\\s*Next$\n"
+
+    def chunk(hp, body):
+        return {"text": " > ".join(hp) + "\n\n" + body, "header_path": hp, "tokens": len(body.split())}
+
+    site = "Widget Manual"
+    docs = [
+        # 1 template chunk (phrase inside real text), 1 repeated (title == first heading after
+        # the site name and the numbering are removed), 1 site name in path.
+        {
+            "source": "a.html",
+            "url": None,
+            "title": f"Install — {site}",
+            "hub": False,
+            "chunks": [
+                chunk([f"Install — {site}", "1. Install"], "Run the installer and then read the Next topic below."),
+                chunk(["Install", "Requirements"], "You need a compiler, a linker and twelve free megabytes."),
+            ],
+        },
+        # 1 template-only chunk (a navigation table), 1 admonition heading.
+        {
+            "source": "b.html",
+            "url": "https://example.org/b.html",
+            "title": f"Configure — {site}",
+            "hub": False,
+            "chunks": [
+                chunk(["Configure"], "Prev | Up | Next\n\n[Previous topic](a.html)"),
+                chunk(["Configure", "Files", "Note"], "The file is read once at start-up."),
+                chunk(["Configure", "Files"], "Settings live in widget.conf, one per line."),
+            ],
+        },
+        # A hub page with chunks; no anomaly.
+        {
+            "source": "c.html",
+            "url": None,
+            "title": f"Index — {site}",
+            "hub": True,
+            "chunks": [chunk(["Index"], "Install, configure and run the widget.")],
+        },
+        # No chunks, with body text on disk: one empty page.
+        {"source": "d.html", "url": None, "title": f"Reference — {site}", "hub": False, "chunks": []},
+        # No chunks, a redirect stub on disk: not an empty page.
+        {"source": "e.html", "url": None, "title": None, "hub": False, "chunks": []},
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        (t / "chrome").mkdir()
+        (t / "chrome" / "widget.txt").write_text(chrome_txt, encoding="utf-8")
+        (t / "out").mkdir()
+        with open(t / "out" / "widget.jsonl", "w", encoding="utf-8") as f:
+            for d in docs:
+                f.write(json.dumps(d) + "\n")
+        pages = t / "pages"
+        pages.mkdir()
+        words = " ".join(f"word{i}" for i in range(60))
+        (pages / "d.html").write_text(
+            f"<html><head><title>x</title><script>{words}</script></head><body><p>{words}</p>"
+            "<p>Previous topic</p></body></html>"
+        )
+        (pages / "e.html").write_text(
+            f"<html><head><style>{words}</style></head><body>Redirecting to <a href=a.html>a</a>…</body></html>"
+        )
+        (t / "out" / "widget.root").write_text(str(pages) + "\n")
+        results = run_all(t / "out", t / "chrome")
+        (m,) = results
+        want = {
+            "pages": 5,
+            "chunks": 6,
+            "template_chunks": 2,
+            "template_only_chunks": 1,
+            "repeated_chunks": 1,
+            "admonition_chunks": 1,
+            "site_name_chunks": 1,
+            "pages_without_chunks": 2,
+            "empty_pages": 1,
+            "hub_pages": 1,
+        }
+        got = {k: m[k] for k in want}
+        failures = [f"{k}: want {v}, got {got[k]}" for k, v in want.items() if got[k] != v]
+        if not m["site_affix"] or m["site_affix"]["name"] != site:
+            failures.append(f"site name: want {site!r}, got {m['site_affix']}")
+        if len(m["missed"]) != len(THRESHOLDS):
+            failures.append(f"every threshold should be missed, got {m['missed']}")
+        # Without the page folder, both pages without chunks count as empty.
+        (t / "out" / "widget.root").unlink()
+        if run_all(t / "out", t / "chrome")[0]["empty_pages"] != 2:
+            failures.append("without a page folder, every page without chunks should count")
+        # A clean site passes every threshold.
+        clean = [
+            {"source": f"p{i}.html", "url": None, "title": f"Page {i}", "hub": False,
+             "chunks": [chunk([f"Page {i}", "Usage"], f"Call widget number {i} with care.")]}
+            for i in range(4)
+        ]
+        m2 = measure("clean", clean, load_chrome(t / "chrome" / "widget.txt"))
+        if m2["missed"]:
+            failures.append(f"a clean site should pass, missed {m2['missed']}")
+        # Bad input names the file and the line.
+        bad = t / "bad.jsonl"
+        bad.write_text(json.dumps(docs[0]) + "\n" + '{"source": "x.html", "url": null}\n')
+        try:
+            load_jsonl(bad)
+            failures.append("a line without 'title' should be refused")
+        except InputError as e:
+            if f"{bad}:2" not in str(e):
+                failures.append(f"the error should name {bad}:2, got {e}")
+        md = markdown(results)
+        if "| widget | 5 | 6 |" not in md:
+            failures.append("the Markdown table lacks the widget row")
+    if failures:
+        print("check.py self-test FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    print("check.py self-test: ok")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+
+
+def run_all(folder, chrome_dir):
+    files = sorted(Path(folder).glob("*.jsonl"))
+    if not files:
+        raise InputError(f"{folder}: no <site>.jsonl files")
+    out = []
+    for f in files:
+        site = f.stem
+        root_file = f.with_suffix(".root")
+        root = root_file.read_text(encoding="utf-8").strip() if root_file.is_file() else None
+        if root and not Path(root).is_dir():
+            raise InputError(f"{root_file}: page folder {root} is not a folder")
+        out.append(measure(site, load_jsonl(f), load_chrome(Path(chrome_dir, f"{site}.txt")), root))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        prog="check.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument("--site", help="site name (its chrome list is <chrome-dir>/<site>.txt)")
+    g.add_argument("--all", metavar="DIR", help="folder of <site>.jsonl (and <site>.root) files")
+    g.add_argument("--self-test", action="store_true", help="check the checker on a handcrafted site")
+    ap.add_argument("paths", nargs="*", help="JSON Lines files of --site")
+    ap.add_argument("--root", help="the site's page folder (with --site)")
+    ap.add_argument("--chrome-dir", default=str(HERE / "chrome"))
+    ap.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    ap.add_argument("--markdown-out", help="also write the Markdown report here")
+    ap.add_argument("--json-out", help="also write the JSON report here")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a site misses a done threshold")
+    a = ap.parse_args(argv)
+    if a.self_test:
+        if a.paths:
+            ap.error("--self-test takes no files")
+        return self_test()
+    if a.site is not None and not a.paths:
+        ap.error("--site needs at least one JSON Lines file")
+    if a.all is not None and (a.paths or a.root):
+        ap.error("--all takes a folder, not files or --root")
+    if a.site is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", a.site):
+        ap.error(f"bad site name {a.site!r}")
+    try:
+        if a.all is not None:
+            if not Path(a.all).is_dir():
+                raise InputError(f"{a.all}: not a folder")
+            results = run_all(a.all, a.chrome_dir)
+        else:
+            if a.root and not Path(a.root).is_dir():
+                raise InputError(f"{a.root}: not a folder")
+            docs = [d for p in a.paths for d in load_jsonl(p)]
+            results = [measure(a.site, docs, load_chrome(Path(a.chrome_dir, f"{a.site}.txt")), a.root)]
+    except InputError as e:
+        print(f"check.py: {e}", file=sys.stderr)
+        return 1
+    md = markdown(results)
+    js = json.dumps({"thresholds": [d for _, _, d in THRESHOLDS], "sites": results}, indent=2, ensure_ascii=False)
+    for path, text in ((a.markdown_out, md), (a.json_out, js + "\n")):
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            Path(path).write_text(text, encoding="utf-8")
+    print(js if a.json else md, end="" if not a.json else "\n")
+    missed = [m for m in results if m["missed"]]
+    if a.strict and missed:
+        for m in missed:
+            print(f"check.py: {m['site']}: missed {'; '.join(m['missed'])}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
