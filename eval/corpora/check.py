@@ -54,8 +54,8 @@ ADMONITIONS = {
 #: Characters that separate a page title from a site-wide affix.
 SEPARATORS = (" — ", " – ", " - ", " | ", " :: ", " · ", ": ", " (")
 
-#: A page with at least this many words of visible text (chrome lines removed) has body text.
-BODY_WORDS = 25
+#: A page with at least this many words of prose (see PageInfo) has body text.
+BODY_WORDS = 20
 
 #: "Done" thresholds for --strict: (metric, test, description).
 THRESHOLDS = (
@@ -147,45 +147,103 @@ def load_chrome(path):
     return pats
 
 
-class _Text(html.parser.HTMLParser):
-    """Visible text of a page: everything outside <head>, <script>, <style>, <template>."""
+BLOCKS = {
+    "p", "div", "li", "ul", "ol", "dl", "dt", "dd", "td", "th", "tr", "table", "pre", "blockquote",
+    "section", "article", "main", "nav", "header", "footer", "aside", "h1", "h2", "h3", "h4", "h5",
+    "h6", "br", "hr", "form", "figure", "figcaption", "caption", "body", "details", "summary",
+}
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+#: Class or role words that mark an admonition box (its heading is the box's label).
+ADMONITION_BOX = re.compile(r"admonition|\bnote\b|\btip\b|warning|caution|important|danger|hint|attention|seealso|callout|alert")
+
+
+class _Page(html.parser.HTMLParser):
+    """Text blocks and headings of a page, outside <head>, <script>, <style> and <template>."""
 
     SKIP = {"head", "script", "style", "template", "noscript", "svg"}
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.depth = 0
-        self.parts = []
+        self.stack = []  # (tag, is admonition box)
+        self.skip = 0
+        self.blocks = []
+        self.current = []
+        self.heading = None  # text parts of the open heading
+        self.headings = []  # (text, inside an admonition box)
+
+    def _flush(self):
+        text = " ".join("".join(self.current).split())
+        if text:
+            self.blocks.append(text)
+        self.current = []
 
     def handle_starttag(self, tag, attrs):
         if tag in self.SKIP:
-            self.depth += 1
+            self.skip += 1
+        if tag in BLOCKS:
+            self._flush()
+        if tag in VOID:
+            return
+        a = dict(attrs)
+        box = tag == "aside" or bool(ADMONITION_BOX.search(f"{a.get('class') or ''} {a.get('role') or ''}".lower()))
+        self.stack.append((tag, box))
+        if tag in HEADINGS:
+            self.heading = []
 
     def handle_endtag(self, tag):
-        if tag in self.SKIP and self.depth:
-            self.depth -= 1
+        if tag in self.SKIP and self.skip:
+            self.skip -= 1
+        if tag in BLOCKS:
+            self._flush()
+        if tag in HEADINGS and self.heading is not None:
+            in_box = any(box for _, box in self.stack)
+            self.headings.append((" ".join("".join(self.heading).split()), in_box))
+            self.heading = None
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i][0] == tag:
+                del self.stack[i:]
+                break
 
     def handle_data(self, data):
-        if not self.depth:
-            self.parts.append(data)
+        if self.skip:
+            return
+        self.current.append(data)
+        if self.heading is not None:
+            self.heading.append(data)
 
 
-def body_words(path, chrome):
-    """Words of visible text in the page at `path` once chrome matches are cut out."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError:
-        return 0
-    p = _Text()
-    try:
-        p.feed(raw.decode("utf-8", errors="replace"))
-        p.close()
-    except Exception:  # a page the parser gives up on counts as having no text
-        return 0
-    text = "\n".join(p.parts)
-    for pat in chrome:
-        text = pat.sub(" ", text)
-    return len(re.findall(r"\w+", text))
+#: A page has body text when its blocks of at least PROSE_BLOCK words (chrome cut out) add up
+#: to at least BODY_WORDS words: menus, link lists and redirect notes are made of short blocks.
+PROSE_BLOCK = 8
+
+
+class PageInfo:
+    """What the checker needs from a page's HTML: prose words and genuine section headings."""
+
+    def __init__(self, path, chrome):
+        self.prose_words = 0
+        self.headings = set()
+        try:
+            raw = Path(path).read_bytes()
+        except OSError:
+            self.readable = False
+            return
+        self.readable = True
+        p = _Page()
+        try:
+            p.feed(raw.decode("utf-8", errors="replace"))
+            p.close()
+        except Exception:  # a page the parser gives up on counts as having no text
+            return
+        p._flush()
+        for block in p.blocks:
+            for pat in chrome:
+                block = pat.sub(" ", block)
+            n = len(re.findall(r"\w+", block))
+            if n >= PROSE_BLOCK:
+                self.prose_words += n
+        self.headings = {normalise(t, None) for t, in_box in p.headings if not in_box}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,9 +270,9 @@ def words_left(text):
 def detect_affix(docs):
     """The title affix shared by most pages (the site's name), or None.
 
-    Candidates are every title's suffixes that start at a separator and prefixes that end at
-    one; the winner is on at least half the titled pages (and at least 3), most pages first,
-    then the longest."""
+    Candidates are every title's suffixes that start at a separator, prefixes that end at one,
+    and the whole title (a site that gives every page the same title); the winner is on at least
+    half the titled pages (and at least 3), most pages first, then the longest."""
     titles = [d["title"] or next((c["header_path"][0] for c in d["chunks"] if c["header_path"]), "") for d in docs]
     titles = [t.strip() for t in titles if t and t.strip()]
     if len(titles) < 3:
@@ -229,6 +287,7 @@ def detect_affix(docs):
                 if sep != " (":
                     cands.add(("prefix", t[: i + len(sep)]))
                 start = i + 1
+        cands.add(("whole", t))
         for c in cands:
             counts[c] = counts.get(c, 0) + 1
     need = max(3, (len(titles) + 1) // 2)
@@ -243,6 +302,19 @@ def detect_affix(docs):
     if best is None:
         return None
     return {"kind": best[1], "affix": best[2], "name": best[3], "pages": best[0][0], "titled_pages": len(titles)}
+
+
+def has_site_name(element, affix):
+    """Whether a header element carries the site's name: ends with the title suffix, starts
+    with the title prefix, or is the name (or the shared title) itself."""
+    e = squash(element)
+    if e in (squash(affix["name"]), squash(affix["affix"])):
+        return True
+    if affix["kind"] == "suffix":
+        return e.endswith(squash(affix["affix"]))
+    if affix["kind"] == "prefix":
+        return e.startswith(squash(affix["affix"]))
+    return False
 
 
 def squash(s):
@@ -267,7 +339,6 @@ def measure(site, docs, chrome, root=None):
     """Every measure of one site, with up to EXAMPLES examples of each anomaly."""
     affix = detect_affix(docs)
     site_name = affix["name"] if affix else None
-    site_key = squash(site_name) if site_name else None
     m = {
         "site": site,
         "pages": len(docs),
@@ -276,6 +347,7 @@ def measure(site, docs, chrome, root=None):
         "template_only_chunks": 0,
         "repeated_chunks": 0,
         "admonition_chunks": 0,
+        "admonition_words_as_real_sections": 0,
         "site_name_chunks": 0,
         "pages_without_chunks": 0,
         "empty_pages": 0,
@@ -294,10 +366,19 @@ def measure(site, docs, chrome, root=None):
         if d["hub"]:
             m["hub_pages"] += 1
             example("hub", d["source"])
+        cached = []
+
+        def page(d=d):
+            """The page's HTML facts, read once and only when needed (None without a folder)."""
+            if root is None:
+                return None
+            if not cached:
+                cached.append(PageInfo(Path(root, d["source"]), chrome))
+            return cached[0]
+
         if not d["chunks"]:
             m["pages_without_chunks"] += 1
-            has_body = True if root is None else body_words(Path(root, d["source"]), chrome) >= BODY_WORDS
-            if has_body:
+            if page() is None or page().prose_words >= BODY_WORDS:
                 m["empty_pages"] += 1
                 example("empty_page", d["source"])
         for c in d["chunks"]:
@@ -318,10 +399,15 @@ def measure(site, docs, chrome, root=None):
             if len(set(normed)) < len(normed):
                 m["repeated_chunks"] += 1
                 example("repeated", {"source": d["source"], "header_path": hp})
-            if hp and normalise(hp[-1], None) in ADMONITIONS:
-                m["admonition_chunks"] += 1
-                example("admonition", {"source": d["source"], "header_path": hp})
-            if site_key and any(site_key in squash(h) for h in hp):
+            last = normalise(hp[-1], None) if hp else ""
+            if last in ADMONITIONS:
+                # A heading the page itself has (outside any admonition box) is a real section.
+                if page() is not None and last in page().headings:
+                    m["admonition_words_as_real_sections"] += 1
+                else:
+                    m["admonition_chunks"] += 1
+                    example("admonition", {"source": d["source"], "header_path": hp})
+            if affix and any(has_site_name(h, affix) for h in hp):
                 m["site_name_chunks"] += 1
                 example("site_name", {"source": d["source"], "header_path": hp})
     n = max(m["chunks"], 1)
@@ -429,6 +515,20 @@ def self_test():
         {"source": "d.html", "url": None, "title": f"Reference — {site}", "hub": False, "chunks": []},
         # No chunks, a redirect stub on disk: not an empty page.
         {"source": "e.html", "url": None, "title": None, "hub": False, "chunks": []},
+        # No chunks, a page that is only a long menu: not an empty page.
+        {"source": "f.html", "url": None, "title": None, "hub": False, "chunks": []},
+        # "Example" is a real <h2> of the page: not counted. "Warning" is a heading inside a
+        # warning box: counted.
+        {
+            "source": "g.html",
+            "url": None,
+            "title": f"Usage — {site}",
+            "hub": False,
+            "chunks": [
+                chunk(["Usage", "Example"], "widget --fast input.txt runs the widget quickly."),
+                chunk(["Usage", "Warning"], "The fast mode skips the safety checks entirely."),
+            ],
+        },
     ]
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
@@ -448,18 +548,29 @@ def self_test():
         (pages / "e.html").write_text(
             f"<html><head><style>{words}</style></head><body>Redirecting to <a href=a.html>a</a>…</body></html>"
         )
+        menu = "".join(f"<li><a href=p{i}.html>Entry {i}</a></li>" for i in range(50))
+        (pages / "f.html").write_text(f"<html><body><ul>{menu}</ul><p>Short footer.</p></body></html>")
+        (pages / "b.html").write_text(
+            "<html><body><h1>Configure</h1><h2>Files</h2><div class='admonition note'>"
+            "<p class='admonition-title'>Note</p><p>The file is read once at start-up.</p></div></body></html>"
+        )
+        (pages / "g.html").write_text(
+            "<html><body><h1>Usage</h1><h2>Example</h2><p>widget --fast input.txt</p>"
+            "<div class='warning'><h3>Warning</h3><p>The fast mode skips the checks.</p></div></body></html>"
+        )
         (t / "out" / "widget.root").write_text(str(pages) + "\n")
         results = run_all(t / "out", t / "chrome")
         (m,) = results
         want = {
-            "pages": 5,
-            "chunks": 6,
+            "pages": 7,
+            "chunks": 8,
             "template_chunks": 2,
             "template_only_chunks": 1,
             "repeated_chunks": 1,
-            "admonition_chunks": 1,
+            "admonition_chunks": 2,
+            "admonition_words_as_real_sections": 1,
             "site_name_chunks": 1,
-            "pages_without_chunks": 2,
+            "pages_without_chunks": 3,
             "empty_pages": 1,
             "hub_pages": 1,
         }
@@ -469,10 +580,21 @@ def self_test():
             failures.append(f"site name: want {site!r}, got {m['site_affix']}")
         if len(m["missed"]) != len(THRESHOLDS):
             failures.append(f"every threshold should be missed, got {m['missed']}")
-        # Without the page folder, both pages without chunks count as empty.
+        # Without the page folder, every page without chunks counts as empty and every
+        # admonition word as a heading.
         (t / "out" / "widget.root").unlink()
-        if run_all(t / "out", t / "chrome")[0]["empty_pages"] != 2:
-            failures.append("without a page folder, every page without chunks should count")
+        m_nofolder = run_all(t / "out", t / "chrome")[0]
+        if (m_nofolder["empty_pages"], m_nofolder["admonition_chunks"]) != (3, 3):
+            failures.append("without a page folder, every page without chunks and every admonition word should count")
+        # A site that gives every page the same title has that title as its name.
+        same = [
+            {"source": f"s{i}.html", "url": None, "title": "Gadget Docs", "hub": False,
+             "chunks": [chunk(["Gadget Docs", f"Part {i}"], f"Gadget part {i} explained in full.")]}
+            for i in range(4)
+        ]
+        m3 = measure("same", same, [])
+        if not m3["site_affix"] or m3["site_affix"]["name"] != "Gadget Docs" or m3["site_name_chunks"] != 4:
+            failures.append(f"a shared whole title should be the site name, got {m3['site_affix']}, {m3['site_name_chunks']}")
         # A clean site passes every threshold.
         clean = [
             {"source": f"p{i}.html", "url": None, "title": f"Page {i}", "hub": False,
@@ -492,7 +614,7 @@ def self_test():
             if f"{bad}:2" not in str(e):
                 failures.append(f"the error should name {bad}:2, got {e}")
         md = markdown(results)
-        if "| widget | 5 | 6 |" not in md:
+        if "| widget | 7 | 8 |" not in md:
             failures.append("the Markdown table lacks the widget row")
     if failures:
         print("check.py self-test FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
