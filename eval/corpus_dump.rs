@@ -79,8 +79,12 @@ struct DocLine<'a> {
 fn read_one(display: &str, abs: &Path, limits: &IngestLimits) -> std::result::Result<SanitizedDoc, String> {
     let md = std::fs::metadata(abs).map_err(|e| format!("{display}: {e}"))?;
     if md.len() > limits.max_bytes {
-        return Err(chunk::IngestError::TooLarge { path: display.to_string(), size: md.len(), limit: limits.max_bytes }
-            .to_string());
+        return Err(chunk::IngestError::TooLarge {
+            path: display.to_string(),
+            size: md.len(),
+            limit: limits.max_bytes,
+        }
+        .to_string());
     }
     let bytes = std::fs::read(abs).map_err(|e| format!("{display}: {e}"))?;
     chunk::ingest(display, &bytes, limits).map_err(|e| e.to_string())
