@@ -52,7 +52,7 @@ ADMONITIONS = {
 }
 
 #: Characters that separate a page title from a site-wide affix.
-SEPARATORS = (" — ", " – ", " - ", " | ", " :: ", " · ", ": ", " (")
+SEPARATORS = (" — ", " – ", " -- ", " - ", " | ", " :: ", " · ", ": ", " (")
 
 #: A page with at least this many words of prose (see PageInfo) has body text.
 BODY_WORDS = 20
@@ -328,7 +328,7 @@ def normalise(element, site_name):
     """A header element reduced for comparison: site name, numbering, markup and case removed."""
     s = unicodedata.normalize("NFKC", element)
     if site_name:
-        s = re.sub(re.escape(site_name), " ", s, flags=re.IGNORECASE)
+        s = re.sub(r"(?<!\w)" + re.escape(site_name) + r"(?!\w)", " ", s, flags=re.IGNORECASE)
     s = s.replace("¶", " ").strip()
     s = NUMBERING.sub("", s)
     s = re.sub(r"[^\w]+", " ", s).strip().casefold()

@@ -33,6 +33,11 @@ chunker="${CORPORA_CHUNKER:-}"
 if [[ -z "$chunker" ]]; then
     if "$RAGSNAP" chunk --help 2>/dev/null | grep -q -- '--source'; then chunker=cli; else chunker=dump; fi
 fi
+# The model's own token counter, as the rebuild uses, when the command makes it optional.
+cli_extra=()
+if [[ "$chunker" == cli ]] && "$RAGSNAP" chunk --help 2>/dev/null | grep -q -- '--model-tokens'; then
+    cli_extra=(--model-tokens)
+fi
 case "$chunker" in
     cli) [[ -x "$RAGSNAP" ]] || { echo "corpora: $RAGSNAP is missing; build it or unset CORPORA_NO_BUILD" >&2; exit 1; } ;;
     dump) [[ -x "$DUMP" ]] || { echo "corpora: $DUMP is missing; build it or unset CORPORA_NO_BUILD" >&2; exit 1; } ;;
@@ -43,7 +48,8 @@ esac
 rm -rf "$OUT/jsonl"
 mkdir -p "$OUT/jsonl" "$OUT/logs"
 if [[ $# -eq 0 ]]; then
-    sites="$sites"$'\n'"$(printf 'fixture\t-\t(in the repository)\thand-written fixture site\t%s\t-' "$ROOT/fixtures/site")"
+    fixture_pages=$(find "$ROOT/fixtures/site" -type f ! -name '.*' | wc -l)
+    sites="$sites"$'\n'"$(printf 'fixture\t-\t(in the repository)\thand-written fixture site\t%s\t%s' "$ROOT/fixtures/site" "$fixture_pages")"
 fi
 versions=""
 while IFS=$'\t' read -r name package version generator folder pages; do
@@ -51,7 +57,7 @@ while IFS=$'\t' read -r name package version generator folder pages; do
     start=$(date +%s)
     log="$OUT/logs/$name.log"
     if [[ "$chunker" == cli ]]; then
-        "$RAGSNAP" chunk --source "$folder" --json >"$OUT/jsonl/$name.jsonl" 2>"$log" \
+        "$RAGSNAP" chunk --source "$folder" --json "${cli_extra[@]}" >"$OUT/jsonl/$name.jsonl" 2>"$log" \
             || { echo "corpora: $name: ragsnap chunk failed, see $log" >&2; exit 1; }
     else
         "$DUMP" --source "$folder" --out "$OUT/jsonl/$name.jsonl" 2>"$log" \
