@@ -82,14 +82,18 @@ def load_jsonl(path):
     """Documents of one JSON Lines file, each checked against the schema."""
     docs = []
     try:
-        f = open(path, encoding="utf-8")
+        f = open(path, "rb")
     except OSError as e:
         raise InputError(f"{path}: {e.strerror}") from None
     with f:
-        for n, line in enumerate(f, 1):
+        for n, raw in enumerate(f, 1):
+            where = f"{path}:{n}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"{where}: not UTF-8 (byte {e.start})") from None
             if not line.strip():
                 continue
-            where = f"{path}:{n}"
             try:
                 d = json.loads(line)
             except json.JSONDecodeError as e:
@@ -105,6 +109,9 @@ def check_doc(d, where):
     for key, types in (("source", (str,)), ("url", (str, type(None))), ("title", (str, type(None)))):
         if key not in d or not isinstance(d[key], types):
             raise InputError(f"{where}: field {key!r} missing or not a {' or '.join(t.__name__ for t in types)}")
+    src = d["source"]
+    if not src or src.startswith("/") or "\\" in src or ".." in src.split("/"):
+        raise InputError(f"{where}: source {src!r} is not a relative path inside the site")
     if not isinstance(d.get("hub"), bool):
         raise InputError(f"{where}: field 'hub' missing or not true/false")
     if not isinstance(d.get("chunks"), list):
@@ -337,6 +344,15 @@ def normalise(element, site_name):
 
 def measure(site, docs, chrome, root=None):
     """Every measure of one site, with up to EXAMPLES examples of each anomaly."""
+    if not docs:
+        raise InputError(f"site {site}: no documents (was the chunker pointed at the right folder?)")
+    seen = set()
+    for d in docs:
+        if d["source"] in seen:
+            raise InputError(f"site {site}: document {d['source']!r} appears twice")
+        seen.add(d["source"])
+        if root is not None and not Path(root, d["source"]).is_file():
+            raise InputError(f"site {site}: page folder {root} has no {d['source']} (the wrong folder?)")
     affix = detect_affix(docs)
     site_name = affix["name"] if affix else None
     m = {
@@ -548,6 +564,8 @@ def self_test():
         (pages / "e.html").write_text(
             f"<html><head><style>{words}</style></head><body>Redirecting to <a href=a.html>a</a>…</body></html>"
         )
+        for name in ("a.html", "c.html"):
+            (pages / name).write_text("<html><body><h1>Install</h1><p>Run the installer.</p></body></html>")
         menu = "".join(f"<li><a href=p{i}.html>Entry {i}</a></li>" for i in range(50))
         (pages / "f.html").write_text(f"<html><body><ul>{menu}</ul><p>Short footer.</p></body></html>")
         (pages / "b.html").write_text(
@@ -613,6 +631,28 @@ def self_test():
         except InputError as e:
             if f"{bad}:2" not in str(e):
                 failures.append(f"the error should name {bad}:2, got {e}")
+        for text, want_err in (
+            (b"\xff\n", "not UTF-8"),
+            (json.dumps(dict(docs[0], source="../x.html")).encode() + b"\n", "not a relative path"),
+        ):
+            bad.write_bytes(text)
+            try:
+                load_jsonl(bad)
+                failures.append(f"{text[:20]!r} should be refused")
+            except InputError as e:
+                if want_err not in str(e):
+                    failures.append(f"the error for {text[:20]!r} should say {want_err!r}, got {e}")
+        for bad_docs, bad_root, want_err in (
+            ([], None, "no documents"),
+            ([docs[0], docs[0]], None, "appears twice"),
+            ([dict(docs[0], source="zzz.html")], pages, "has no zzz.html"),
+        ):
+            try:
+                measure("widget", bad_docs, [], bad_root)
+                failures.append(f"measure should refuse: {want_err}")
+            except InputError as e:
+                if want_err not in str(e):
+                    failures.append(f"measure's error should say {want_err!r}, got {e}")
         md = markdown(results)
         if "| widget | 7 | 8 |" not in md:
             failures.append("the Markdown table lacks the widget row")
