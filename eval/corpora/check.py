@@ -253,6 +253,20 @@ class PageInfo:
         self.headings = {normalise(t, None) for t, in_box in p.headings if not in_box}
 
 
+def list_pages(root):
+    """Regular files under `root` as `/`-separated relative paths: hidden entries and symlinks
+    are left out, as ragsnap leaves them out."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in filenames:
+            p = Path(dirpath, f)
+            if f.startswith(".") or p.is_symlink() or not p.is_file():
+                continue
+            out.append(p.relative_to(root).as_posix())
+    return sorted(out)
+
+
 # ---------------------------------------------------------------------------------------------
 # Measures
 
@@ -353,11 +367,18 @@ def measure(site, docs, chrome, root=None):
         seen.add(d["source"])
         if root is not None and not Path(root, d["source"]).is_file():
             raise InputError(f"site {site}: page folder {root} has no {d['source']} (the wrong folder?)")
+    # Pages of the folder the chunker did not print at all (a failed or skipped page) count as
+    # pages without chunks: nothing may be lost silently.
+    missing = [] if root is None else [rel for rel in list_pages(root) if rel not in seen]
+    docs = list(docs) + [
+        {"source": rel, "url": None, "title": None, "hub": False, "chunks": [], "missing": True} for rel in missing
+    ]
     affix = detect_affix(docs)
     site_name = affix["name"] if affix else None
     m = {
         "site": site,
-        "pages": len(docs),
+        "pages": len(docs) - len(missing),
+        "pages_missing_from_output": len(missing),
         "chunks": 0,
         "template_chunks": 0,
         "template_only_chunks": 0,
@@ -370,7 +391,10 @@ def measure(site, docs, chrome, root=None):
         "body_text_known": root is not None,
         "hub_pages": 0,
         "site_affix": affix,
-        "examples": {k: [] for k in ("template_only", "template", "repeated", "admonition", "site_name", "empty_page", "hub")},
+        "examples": {
+            k: []
+            for k in ("template_only", "template", "repeated", "admonition", "site_name", "empty_page", "missing_page", "hub")
+        },
     }
     ex = m["examples"]
 
@@ -394,6 +418,8 @@ def measure(site, docs, chrome, root=None):
 
         if not d["chunks"]:
             m["pages_without_chunks"] += 1
+            if d.get("missing"):
+                example("missing_page", d["source"])
             if page() is None or page().prose_words >= BODY_WORDS:
                 m["empty_pages"] += 1
                 example("empty_page", d["source"])
@@ -454,6 +480,8 @@ def markdown(results):
     rows = []
     for m in results:
         empty = f"{m['empty_pages']}" + ("" if m["body_text_known"] else "*")
+        if m["pages_missing_from_output"]:
+            empty += f" ({m['pages_missing_from_output']} not in the output)"
         rows.append(
             f"| {m['site']} | {m['pages']} | {m['chunks']} | {m['chunks_per_page']} "
             f"| {m['template_chunks']} ({pct(m['template_share'])}) "
@@ -576,6 +604,11 @@ def self_test():
             "<html><body><h1>Usage</h1><h2>Example</h2><p>widget --fast input.txt</p>"
             "<div class='warning'><h3>Warning</h3><p>The fast mode skips the checks.</p></div></body></html>"
         )
+        # On disk but not in the output: with body text (h.html) an empty page; a stub (i.html)
+        # only a page without chunks.
+        (pages / "h.html").write_text(f"<html><body><p>{words}</p></body></html>")
+        (pages / "i.html").write_text("<html><body>Moved.</body></html>")
+        (pages / ".hidden.html").write_text(f"<html><body><p>{words}</p></body></html>")
         (t / "out" / "widget.root").write_text(str(pages) + "\n")
         results = run_all(t / "out", t / "chrome")
         (m,) = results
@@ -588,8 +621,9 @@ def self_test():
             "admonition_chunks": 2,
             "admonition_words_as_real_sections": 1,
             "site_name_chunks": 1,
-            "pages_without_chunks": 3,
-            "empty_pages": 1,
+            "pages_without_chunks": 5,
+            "pages_missing_from_output": 2,
+            "empty_pages": 2,
             "hub_pages": 1,
         }
         got = {k: m[k] for k in want}

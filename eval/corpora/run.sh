@@ -11,7 +11,8 @@
 #
 # Environment: CARGO, CARGO_TARGET_DIR, PYTHON, RAGSNAP_CACHE (default .cache/runtime),
 # CORPORA_OUT (default target/corpora), CORPORA_STRICT=1 to exit 1 when a site misses a "done"
-# threshold, CORPORA_NO_BUILD=1 to use the binaries already built.
+# threshold, CORPORA_NO_BUILD=1 to use the binaries already built, RAGSNAP_BIN to use another
+# ragsnap binary.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CARGO="${CARGO:-cargo}"
@@ -27,7 +28,7 @@ sites="$(bash "$ROOT/scripts/fetch_corpora.sh" "$@")"
 if [[ -z "${CORPORA_NO_BUILD:-}" ]]; then
     (cd "$ROOT" && "$CARGO" build --release -q -p ragsnap-cli -p ragsnap-eval)
 fi
-RAGSNAP="$TARGET/release/ragsnap"
+RAGSNAP="${RAGSNAP_BIN:-$TARGET/release/ragsnap}"
 DUMP="$TARGET/release/corpus_dump"
 chunker="${CORPORA_CHUNKER:-}"
 if [[ -z "$chunker" ]]; then
@@ -56,12 +57,21 @@ while IFS=$'\t' read -r name package version generator folder pages; do
     [[ -n "$name" ]] || continue
     start=$(date +%s)
     log="$OUT/logs/$name.log"
+    # Exit 1 with output means some pages failed: they are counted by the checker (a page of
+    # the folder missing from the output is a page without chunks). No output is a failure.
+    set +e
     if [[ "$chunker" == cli ]]; then
-        "$RAGSNAP" chunk --source "$folder" --json "${cli_extra[@]}" >"$OUT/jsonl/$name.jsonl" 2>"$log" \
-            || { echo "corpora: $name: ragsnap chunk failed, see $log" >&2; exit 1; }
+        "$RAGSNAP" chunk --source "$folder" --json "${cli_extra[@]}" >"$OUT/jsonl/$name.jsonl" 2>"$log"
     else
-        "$DUMP" --source "$folder" --out "$OUT/jsonl/$name.jsonl" 2>"$log" \
-            || { echo "corpora: $name: corpus_dump failed, see $log" >&2; exit 1; }
+        "$DUMP" --source "$folder" --out "$OUT/jsonl/$name.jsonl" 2>"$log"
+    fi
+    crc=$?
+    set -e
+    if [[ $crc -gt 1 || ! -s "$OUT/jsonl/$name.jsonl" ]]; then
+        echo "corpora: $name: the chunker failed (exit $crc), see $log" >&2
+        exit 1
+    elif [[ $crc -eq 1 ]]; then
+        echo "corpora: $name: some pages failed, see $log" >&2
     fi
     printf '%s\n' "$folder" >"$OUT/jsonl/$name.root"
     secs=$(( $(date +%s) - start ))
