@@ -9,7 +9,8 @@ Reads JSON Lines, one document a line, as `ragsnap chunk --source DIR --json` pr
 and reports per site: pages, chunks, chunks per page; chunks containing template text and
 chunks that are nothing but template (by the site's chrome list, eval/corpora/chrome/<site>.txt,
 kept for measuring only); header-path anomalies (a repeated element, an admonition title as the
-last element, the site's name); pages with body text that yield no chunks; hub pages.
+last element, the site's name); pages with body text that yield no chunks (a page of the
+folder that is missing from the output counts as one without chunks); hub pages.
 
     check.py --site NAME [--root DIR] FILE.jsonl [FILE.jsonl ...]
     check.py --all DIR          (DIR holds <site>.jsonl, and optionally <site>.root naming the
