@@ -18,6 +18,10 @@ PYTHON=${PYTHON:-python3}
 command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null \
   || { echo "fetch_corpora: needs apt-get and dpkg-deb (a Debian or Ubuntu machine)" >&2; exit 1; }
 packages=$("$PYTHON" "$SITES" packages "$@")
+mkdir -p "$CACHE"
+# One fetch at a time: a second run waits for the first rather than unpacking beside it.
+exec 9>"$CACHE/.lock"
+flock 9
 updated=
 for pkg in $packages; do
   dest="$CACHE/$pkg"

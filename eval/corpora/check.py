@@ -144,9 +144,12 @@ def load_chrome(path):
             continue
         if line.startswith("re:"):
             try:
-                pats.append(re.compile(line[3:].strip(), re.MULTILINE))
+                pat = re.compile(line[3:].strip(), re.MULTILINE)
             except re.error as e:
                 raise InputError(f"{path}:{n}: bad regular expression: {e}") from None
+            if pat.search("") is not None:
+                raise InputError(f"{path}:{n}: the regular expression matches empty text")
+            pats.append(pat)
         else:
             body = r"\s+".join(re.escape(w) for w in line.split())
             left = r"(?<!\w)" if line[0].isalnum() or line[0] == "_" else ""
@@ -688,6 +691,15 @@ def self_test():
             except InputError as e:
                 if want_err not in str(e):
                     failures.append(f"measure's error should say {want_err!r}, got {e}")
+        for text, want_err in (("re:([\n", "bad regular expression"), ("re:x*\n", "matches empty text")):
+            bad_chrome = t / "bad_chrome.txt"
+            bad_chrome.write_text(text)
+            try:
+                load_chrome(bad_chrome)
+                failures.append(f"chrome line {text!r} should be refused")
+            except InputError as e:
+                if want_err not in str(e) or f"{bad_chrome}:1" not in str(e):
+                    failures.append(f"chrome line {text!r}: want {want_err!r} at {bad_chrome}:1, got {e}")
         md = markdown(results)
         if "| widget | 7 | 8 |" not in md:
             failures.append("the Markdown table lacks the widget row")

@@ -16,6 +16,7 @@ import argparse
 import fnmatch
 import hashlib
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -51,10 +52,20 @@ def load(path=MANIFEST):
             sys.exit(f"sites.py: {path}: site {s['name']!r} twice")
         names.add(s["name"])
         for f in ("every", "cap"):
-            if not isinstance(s[f], int) or s[f] < 1:
+            if not isinstance(s[f], int) or isinstance(s[f], bool) or s[f] < 1:
                 sys.exit(f"sites.py: {path}: site {s['name']!r}: {f} must be a whole number >= 1")
         if not s["include"]:
             sys.exit(f"sites.py: {path}: site {s['name']!r}: include is empty")
+        for f in ("include", "exclude"):
+            if not isinstance(s[f], list) or not all(isinstance(x, str) and x for x in s[f]):
+                sys.exit(f"sites.py: {path}: site {s['name']!r}: {f} must be a list of patterns")
+        for f in ("name", "package", "generator", "root"):
+            if not isinstance(s[f], str) or not s[f]:
+                sys.exit(f"sites.py: {path}: site {s['name']!r}: {f} must be a non-empty string")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", s["name"]):
+            sys.exit(f"sites.py: {path}: site name {s['name']!r}: letters, digits, '.', '_' and '-' only")
+        if s["root"].startswith("/") or ".." in s["root"].split("/"):
+            sys.exit(f"sites.py: {path}: site {s['name']!r}: root must be a path inside the package")
     return sites
 
 
