@@ -8,12 +8,13 @@ export RAGSNAP_CACHE := $(CACHE)
 DEMO_STORE := $(CURDIR)/target/demo-store
 RAGSNAP := $(CURDIR)/target/release/ragsnap
 
-.PHONY: setup build demo test lint bench eval clean-store help
+.PHONY: setup build demo test lint bench eval corpora corpora-selftest clean-store help
 
 help:
 	@echo "make demo   fetch the runtime, build, index the bundled fixtures, query, roll back, verify"
 	@echo "make test   fetch the runtime, fmt + clippy + all tests"
 	@echo "make bench  benchmarks (see benches/README.md)"
+	@echo "make corpora  chunk the multi-generator development set and check it (eval/corpora/README.md)"
 
 ## Fetch and verify ONNX Runtime and the default model (pinned by sha256) into .cache/runtime,
 ## and unpack Debian's python3.11-doc (the real-corpus test and the benchmarks) into .cache/corpus.
@@ -31,7 +32,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: setup lint
+test: setup lint corpora-selftest
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 
@@ -41,6 +42,15 @@ bench: setup
 ## Retrieval evaluation on the Python 3.11 docs (eval/README.md); the first run embeds ~22k chunks.
 eval: setup
 	@bash eval/run.sh
+
+## The multi-generator development set (eval/corpora/README.md): fetch the Debian documentation
+## packages into .cache/corpora, chunk every site, check the chunks, write target/corpora/report.md.
+corpora: setup
+	@bash eval/corpora/run.sh
+
+## The corpus checker's own test (a few seconds, standard library only); part of `make test`.
+corpora-selftest:
+	@$(PYTHON) eval/corpora/check.py --self-test
 
 clean-store:
 	rm -rf "$(DEMO_STORE)"
