@@ -400,6 +400,7 @@ fn a_read_only_store_answers_queries() {
         let o = c.output().unwrap();
         assert_answers(&o, "as user 65534 on a store it cannot write");
         assert!(stderr(&o).contains("no lease taken"), "the debug log says no lease was taken: {}", stderr(&o));
+        assert!(stderr(&o).contains("catalog opened immutable"), "the immutable fallback ran: {}", stderr(&o));
         assert!(!store.join("catalog.sqlite-shm").exists());
         ran += 1;
     } else {
