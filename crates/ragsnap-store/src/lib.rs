@@ -1143,6 +1143,8 @@ pub(crate) fn record_mismatch(rec: &SnapshotRecord, m: &Manifest) -> Option<&'st
         Some("creation time")
     } else if rec.parent_id != m.parent_id {
         Some("parent")
+    } else if rec.recall.to_bits() != m.index.recall.to_bits() {
+        Some("measured recall")
     } else {
         None
     }
