@@ -355,6 +355,12 @@ fn a_gc_killed_at_each_step_leaks_nothing_once_the_next_gc_runs() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(on_disk, vec![ids[2].clone()], "{point}: leaked folders");
+        let leases: Vec<String> = std::fs::read_dir(store.join("leases"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with(ids[2].as_str()))
+            .collect();
+        assert!(leases.is_empty(), "{point}: leaked lease files {leases:?}");
         let after = rows(&store);
         assert_eq!(after[&ids[0]], "collected");
         assert_eq!(after[&ids[1]], "collected");

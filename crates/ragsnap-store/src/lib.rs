@@ -851,6 +851,26 @@ impl Store {
             }
             rep.resumed.push(s.id.clone());
         }
+        // Lease files of snapshots that are gone (collected) or were never recorded (a build
+        // checked before publishing and then abandoned), unless a reader holds one.
+        let live: std::collections::HashSet<&str> =
+            all.iter().filter(|s| s.status != "collected").map(|s| s.id.as_str()).collect();
+        let leases = self.root.join("leases");
+        if !dry_run {
+            for e in fs::read_dir(&leases).map_err(|e| StoreError::io(&leases, e))?.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(id) = name.strip_suffix(".lease") else { continue };
+                if live.contains(id) || layout::entry_metadata(&self.snapshot_dir(id))?.is_some() {
+                    continue;
+                }
+                let path = e.path();
+                if let Ok(f) = layout::open_nofollow(&path, false) {
+                    if f.try_lock().is_ok() {
+                        let _ = fs::remove_file(&path);
+                    }
+                }
+            }
+        }
         // The catalog lists snapshots in the order they were recorded; the newest come last.
         let newest: Vec<&str> =
             all.iter().rev().filter(|s| s.status == "ready").take(keep).map(|s| s.id.as_str()).collect();
