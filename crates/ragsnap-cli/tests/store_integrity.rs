@@ -176,8 +176,16 @@ fn catalog_corruption_campaign_loses_no_folder_and_repair_restores_head() {
         if all_ok {
             worked += 1;
             // Values no check can tell from the truth (a publish time, a reason) may differ.
-            if listing(&store) != original_listing {
+            let now = listing(&store);
+            if now != original_listing {
                 listing_changed += 1;
+                for (x, y) in now.as_array().unwrap().iter().zip(original_listing.as_array().unwrap()) {
+                    for (k, v) in x.as_object().unwrap() {
+                        if y.get(k) != Some(v) {
+                            println!("{name}: worked, but the listing's {k} reads {v} instead of {}", y[k]);
+                        }
+                    }
+                }
             }
             continue;
         }
