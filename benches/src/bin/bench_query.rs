@@ -268,7 +268,8 @@ fn rollback(root: &Path, reps: usize) {
     for _ in 0..reps.max(1) {
         let (s, _) = timed(|| store.rollback(&previous, "bench: rollback", false).expect("rollback"));
         back.push(s);
-        let (s, _) = timed(|| store.rollback(&head, "bench: roll forward", false).expect("roll forward"));
+        // The rollback marked head backed out: going forward again is a forced promotion.
+        let (s, _) = timed(|| store.promote_with(&head, true, false, "bench: roll forward").expect("roll forward"));
         forth.push(s);
     }
     assert_eq!(store.head().expect("head").id, head, "head restored");

@@ -15,6 +15,13 @@ pub const CATALOG_SCHEMA_VERSION: i64 = 2;
 /// Oldest catalog schema version this build reads.
 pub const CATALOG_OLDEST_SCHEMA_VERSION: i64 = 1;
 
+/// Longest accepted time between a snapshot's manifest `created_at` and its catalog
+/// `created_unix` (the publish time): a week.
+const MAX_PUBLISH_DELAY_SECS: i64 = 7 * 86_400;
+
+/// How far the clock may have stepped back between the two readings: a day.
+const MAX_CLOCK_STEP_SECS: i64 = 86_400;
+
 /// Columns of the `snapshots` table in a version-1 catalog, in order.
 const SNAPSHOT_COLUMNS: [&str; 12] = [
     "id",
@@ -355,6 +362,16 @@ impl Catalog {
             }
             if !crate::manifest::is_plain_file_name(&r.id) {
                 return Err(format!("snapshot id {:?} is not a plain file name", r.id));
+            }
+            // Recorded at publish, seconds after the manifest's creation time (GC's age test
+            // reads it, so a damaged value must not pass).
+            let made = crate::time::parse_rfc3339(&r.created_at);
+            let window = |t: i64| t - MAX_CLOCK_STEP_SECS..=t + MAX_PUBLISH_DELAY_SECS;
+            if !made.is_some_and(|t| window(t).contains(&r.created_unix)) {
+                return Err(format!(
+                    "snapshot {}: recorded at {} but created {:?}",
+                    r.id, r.created_unix, r.created_at
+                ));
             }
         }
         self.history().map_err(|e| format!("reading history: {e}"))?;

@@ -466,6 +466,22 @@ impl Store {
         Ok(())
     }
 
+    /// Housekeeping after a catalog commit: the head record, and the build's marker. The commit
+    /// has happened, so a failure here is logged, not returned (the next writer open redoes both).
+    fn after_commit(&self, built: Option<&str>) {
+        if let Err(e) = self.sync_head_record() {
+            tracing::warn!(error = %e, "committed, but HEAD.json could not be rewritten (the next writer will)");
+        }
+        if let Some(id) = built {
+            let marker = layout::pending_marker(&self.root, id);
+            let sdir = self.root.join("staging");
+            let done = remove_any(&marker).and_then(|_| fsio::sync_dir(&sdir).map_err(|e| StoreError::io(&sdir, e)));
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "committed, but the build marker could not be removed (the next writer will)");
+            }
+        }
+    }
+
     /// Rewrite `HEAD.json` from the catalog when it differs.
     fn sync_head_record(&self) -> Result<()> {
         let mut rec = HeadRecord { head: self.catalog.head_id()?, ..HeadRecord::default() };
@@ -545,11 +561,7 @@ impl Store {
         };
         self.catalog.insert_snapshot(&rec, promote.then_some(("promote", reason)))?;
         failpoint("after-commit");
-        self.sync_head_record()?;
-        let marker = layout::pending_marker(&self.root, &staging.id);
-        remove_any(&marker)?;
-        let sdir = self.root.join("staging");
-        fsio::sync_dir(&sdir).map_err(|e| StoreError::io(&sdir, e))?;
+        self.after_commit(Some(&staging.id));
         Ok(digest)
     }
 
@@ -720,7 +732,7 @@ impl Store {
         self.model_guard(&rec, &head, allow_model_change, "roll back")?;
         self.verified_or_refused(target, "rollback target")?;
         self.catalog.move_head_backing_out(target, "rollback", reason, true)?;
-        self.sync_head_record()?;
+        self.after_commit(None);
         Ok((head.id, rec.id))
     }
 
@@ -806,7 +818,8 @@ impl Store {
         let older = head.as_ref().is_some_and(|h| pos(&rec.id) < pos(&h.id));
         let forced = rec.status == "rejected" || rec.backed_out.is_some();
         self.catalog.move_head_backing_out(id, if forced { "force-promote" } else { "promote" }, reason, older)?;
-        self.sync_head_record()
+        self.after_commit(None);
+        Ok(())
     }
 
     /// Remove snapshots that are neither head, pinned, among the newest `keep` ready ones, nor
@@ -837,6 +850,26 @@ impl Store {
                 let _ = fs::remove_file(&lease_path);
             }
             rep.resumed.push(s.id.clone());
+        }
+        // Lease files of snapshots that are gone (collected) or were never recorded (a build
+        // checked before publishing and then abandoned), unless a reader holds one.
+        let live: std::collections::HashSet<&str> =
+            all.iter().filter(|s| s.status != "collected").map(|s| s.id.as_str()).collect();
+        let leases = self.root.join("leases");
+        if !dry_run {
+            for e in fs::read_dir(&leases).map_err(|e| StoreError::io(&leases, e))?.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(id) = name.strip_suffix(".lease") else { continue };
+                if live.contains(id) || layout::entry_metadata(&self.snapshot_dir(id))?.is_some() {
+                    continue;
+                }
+                let path = e.path();
+                if let Ok(f) = layout::open_nofollow(&path, false) {
+                    if f.try_lock().is_ok() {
+                        let _ = fs::remove_file(&path);
+                    }
+                }
+            }
         }
         // The catalog lists snapshots in the order they were recorded; the newest come last.
         let newest: Vec<&str> =
@@ -1130,6 +1163,8 @@ pub(crate) fn record_mismatch(rec: &SnapshotRecord, m: &Manifest) -> Option<&'st
         Some("creation time")
     } else if rec.parent_id != m.parent_id {
         Some("parent")
+    } else if rec.recall.to_bits() != m.index.recall.to_bits() {
+        Some("measured recall")
     } else {
         None
     }
