@@ -305,3 +305,19 @@ fn a_bad_setting_is_refused_before_any_work() {
     }
     assert!(!store.exists(), "nothing was created");
 }
+
+#[test]
+fn a_non_finite_query_vector_is_refused() {
+    let snap = {
+        let s = Store::open_reader(fixture_store()).unwrap();
+        let id = s.head().unwrap().id;
+        Arc::new(Snapshot::open(&s, &id).unwrap())
+    };
+    let searcher = Searcher::new(snap, embedder()).unwrap();
+    let mut v = embedder().embed(&["how do retries work?"]).unwrap().pop().unwrap();
+    let fp = embedder().fingerprint().clone();
+    assert!(searcher.query_vector(&v, &fp, &QueryOptions::default()).is_ok());
+    v[3] = f32::INFINITY;
+    let err = searcher.query_vector(&v, &fp, &QueryOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("component 3"), "{err}");
+}
