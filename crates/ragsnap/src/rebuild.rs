@@ -136,8 +136,8 @@ pub struct RebuildOptions<'a> {
     pub allow_model_change: bool,
     /// Set by a signal handler: stop at the next safe point, leave head alone, clean staging.
     pub cancel: Option<&'a AtomicBool>,
-    /// Called as the build moves: (stage, done, total). Stages: `read`, `embed`, `index`,
-    /// `gates`, `publish`; `embed` reports chunks embedded so far.
+    /// Called as the build moves: (stage, done, total). Stages: `read`, `chunk`, `embed`,
+    /// `index`, `gates`, `publish`; `embed` reports chunks embedded so far.
     pub progress: Option<&'a ProgressFn<'a>>,
 }
 
@@ -390,13 +390,17 @@ pub fn rebuild_with(
 
     // 3. Chunk with the model's own token counter.
     let t = Instant::now();
+    progress("chunk", 0, sanitized.len());
     let max_tokens = config.chunker.max_tokens.min(embedder.fingerprint().max_tokens);
     let ccfg = ChunkConfig {
         target_tokens: config.chunker.target_tokens.min(max_tokens),
         max_tokens,
         min_tokens: config.chunker.min_tokens,
     };
-    let count = |s: &str| embedder.count_tokens(s);
+    // Once cancelled, every text counts as 0 tokens: the chunker then finishes the page in hand
+    // in one cheap pass (its chunks are thrown away below) instead of measuring it to the end.
+    let cancelled = || opts.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+    let count = |s: &str| if cancelled() { 0 } else { embedder.count_tokens(s) };
     // One memo of per-word counts for the whole run when the model's counts add up over words
     // (same chunks, a fraction of the tokenizer calls); otherwise texts are measured whole.
     let word_cache = embedder.word_additive_counts().then(ragsnap_chunk::TokenCache::new);
