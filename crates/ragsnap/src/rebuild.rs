@@ -397,10 +397,14 @@ pub fn rebuild_with(
         max_tokens,
         min_tokens: config.chunker.min_tokens,
     };
-    // Once cancelled, every text counts as 0 tokens: the chunker then finishes the page in hand
-    // in one cheap pass (its chunks are thrown away below) instead of measuring it to the end.
-    let cancelled = || opts.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
-    let count = |s: &str| if cancelled() { 0 } else { embedder.count_tokens(s) };
+    // Once cancelled, the next token count unwinds out of the page in hand (caught below), so a
+    // long page does not hold up the stop.
+    let count = |s: &str| {
+        if opts.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            crate::bounded::stop_now();
+        }
+        embedder.count_tokens(s)
+    };
     // One memo of per-word counts for the whole run when the model's counts add up over words
     // (same chunks, a fraction of the tokenizer calls); otherwise texts are measured whole.
     let word_cache = embedder.word_additive_counts().then(ragsnap_chunk::TokenCache::new);
@@ -437,11 +441,11 @@ pub fn rebuild_with(
             match from_head {
                 Some(cs) => (cs, key, true),
                 None => {
-                    let cs = match &word_cache {
+                    let cs = crate::bounded::unless_stopped(|| match &word_cache {
                         Some(cache) => ragsnap_chunk::chunk_doc_cached(d, url.as_deref(), &ccfg, &count, cache),
                         None => ragsnap_chunk::chunk_doc(d, url.as_deref(), &ccfg, &count),
-                    };
-                    (cs, key, false)
+                    });
+                    (cs.unwrap_or_default(), key, false) // a stopped page: the run is cancelled below
                 }
             }
         })
