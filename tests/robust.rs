@@ -105,6 +105,27 @@ fn swapped_and_nan_cache_rows_are_embedded_again_and_answers_stay_right() {
 }
 
 #[test]
+fn a_damaged_cache_file_is_moved_aside_and_the_build_still_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let first = ragsnap::rebuild(&store, &Config::default(), &source(&fixture_site()), embedder().as_ref()).unwrap();
+    let path = cache_path(&store);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..100].fill(b'#');
+    std::fs::write(&path, &bytes).unwrap();
+    let next = ragsnap::rebuild(&store, &Config::default(), &source(&fixture_site()), embedder().as_ref()).unwrap();
+    assert!(next.promoted);
+    let aside = next.cache_check.quarantined.clone().expect("the damaged file was moved aside");
+    assert_eq!(std::fs::read(&aside).unwrap(), bytes, "the damaged file is kept as it was");
+    assert_eq!(next.cache_misses, first.distinct_chunks, "everything embedded again");
+    assert!(ragsnap::prometheus_metrics(&next).contains("ragsnap_rebuild_cache_quarantined 1"));
+    let (id, text) = chunk(&store, 0);
+    assert_eq!(top_hit(&store, &text), id);
+    let third = ragsnap::rebuild(&store, &Config::default(), &source(&fixture_site()), embedder().as_ref()).unwrap();
+    assert_eq!((third.cache_misses, third.cache_check.quarantined.as_deref()), (0, None));
+}
+
+#[test]
 fn wrong_vectors_with_valid_checksums_are_caught_by_the_sample_and_everything_is_embedded_again() {
     let dir = tempfile::tempdir().unwrap();
     let site = site_copy(dir.path());
@@ -283,4 +304,20 @@ fn a_bad_setting_is_refused_before_any_work() {
         other => panic!("expected InvalidSetting, got {:?}", other.map(|r| r.snapshot_id)),
     }
     assert!(!store.exists(), "nothing was created");
+}
+
+#[test]
+fn a_non_finite_query_vector_is_refused() {
+    let snap = {
+        let s = Store::open_reader(fixture_store()).unwrap();
+        let id = s.head().unwrap().id;
+        Arc::new(Snapshot::open(&s, &id).unwrap())
+    };
+    let searcher = Searcher::new(snap, embedder()).unwrap();
+    let mut v = embedder().embed(&["how do retries work?"]).unwrap().pop().unwrap();
+    let fp = embedder().fingerprint().clone();
+    assert!(searcher.query_vector(&v, &fp, &QueryOptions::default()).is_ok());
+    v[3] = f32::INFINITY;
+    let err = searcher.query_vector(&v, &fp, &QueryOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("component 3"), "{err}");
 }

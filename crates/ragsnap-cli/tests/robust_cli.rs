@@ -210,3 +210,33 @@ fn sigterm_stops_a_rebuild_within_two_seconds_while_embedding_and_while_building
     let leftovers = std::fs::read_dir(store.join("staging")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(leftovers, 0);
 }
+
+#[test]
+fn sigterm_stops_a_rebuild_within_two_seconds_while_sanitising_and_while_chunking_large_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let site = dir.path().join("big");
+    std::fs::create_dir_all(&site).unwrap();
+    // Three pages of about 12 MB: each takes seconds to sanitise and to chunk.
+    for p in 0..3 {
+        let mut html = format!("<html><body><main><h1>Big page {p}</h1>");
+        for i in 0..120_000 {
+            html.push_str(&format!(
+                "<p>Paragraph {i} of page {p} about <b>queues</b> and <a href=\"x{i}.html\">workers</a>.</p>"
+            ));
+        }
+        html.push_str("</main></body></html>");
+        std::fs::write(site.join(format!("big{p}.html")), html).unwrap();
+    }
+    let cfg = dir.path().join("ragsnap.toml");
+    std::fs::write(&cfg, "").unwrap();
+    for stage in ["read", "chunk"] {
+        let (code, secs, stages) = sigterm_during(&store, &cfg, &site, stage, Duration::from_millis(800));
+        eprintln!("SIGTERM during {stage}: exit {code} after {secs:.2} s; stages {stages:?}");
+        assert_eq!(code, 130);
+        assert!(secs < 2.0, "{stage}: took {secs:.2} s");
+        let later = if stage == "read" { "chunk" } else { "embed" };
+        assert!(!stages.iter().any(|s| s.contains(later)), "the signal came during {stage}: {stages:?}");
+    }
+    assert!(head(&store).is_none(), "nothing was published");
+}

@@ -21,6 +21,18 @@ use std::sync::Mutex;
 
 const SCHEMA_VERSION: i64 = 2;
 
+/// A SQLite error as an [`EmbedError`]: [`EmbedError::CacheCorrupt`] when SQLite says the file
+/// is not a database or is malformed, [`EmbedError::Cache`] otherwise.
+fn db_error(path: &Path, e: rusqlite::Error) -> EmbedError {
+    use rusqlite::ErrorCode;
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) {
+            return EmbedError::CacheCorrupt { path: path.to_path_buf(), message: e.to_string() };
+        }
+    }
+    EmbedError::Cache { path: path.to_path_buf(), message: e.to_string() }
+}
+
 /// The checksum stored with a cached vector: blake3 (hex) over a domain tag, the fingerprint
 /// id, the content id, the dimension (u64 little-endian) and the vector's little-endian bytes.
 pub fn row_checksum(fingerprint: &str, content_id: &str, vector_le: &[u8]) -> String {
@@ -76,7 +88,7 @@ pub struct EmbeddingCache {
 impl EmbeddingCache {
     /// Open (creating if needed) the cache database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let err = |e: rusqlite::Error| EmbedError::Cache { path: path.to_path_buf(), message: e.to_string() };
+        let err = |e: rusqlite::Error| db_error(path, e);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| EmbedError::Cache { path: path.to_path_buf(), message: e.to_string() })?;
@@ -124,6 +136,29 @@ impl EmbeddingCache {
         EmbedError::Cache { path: self.path.clone(), message: e.to_string() }
     }
 
+    fn db_err(&self, e: rusqlite::Error) -> EmbedError {
+        db_error(&self.path, e)
+    }
+
+    /// Move a damaged cache file (and its WAL and shared-memory files) aside as
+    /// `<name>.corrupt-<unix seconds>`, keeping it for inspection; returns the new path of the
+    /// database file. The next [`EmbeddingCache::open`] starts an empty cache.
+    pub fn quarantine(path: &Path) -> Result<PathBuf> {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let target = path.with_file_name(format!("{name}.corrupt-{secs}"));
+        for suffix in ["", "-wal", "-shm"] {
+            let from = path.with_file_name(format!("{name}{suffix}"));
+            let to = path.with_file_name(format!("{name}.corrupt-{secs}{suffix}"));
+            match std::fs::rename(&from, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+                Err(e) => return Err(EmbedError::Cache { path: from, message: format!("moving it aside: {e}") }),
+            }
+        }
+        Ok(target)
+    }
+
     /// Look up vectors for `ids` under `fingerprint`; absent ids are absent from the map, and
     /// so is every row that fails a check (see [`EmbeddingCache::lookup`] for why).
     pub fn get_many(&self, fingerprint: &str, dims: usize, ids: &[&ContentId]) -> Result<HashMap<ContentId, Vec<f32>>> {
@@ -137,13 +172,13 @@ impl EmbeddingCache {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = conn
             .prepare_cached("SELECT vector, checksum FROM vectors WHERE fingerprint = ?1 AND content_id = ?2")
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.db_err(e))?;
         let mut out = CacheLookup::default();
         for id in ids {
             let row: Option<(Vec<u8>, Option<String>)> = stmt
                 .query_row(params![fingerprint, id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
-                .map_err(|e| self.err(e))?;
+                .map_err(|e| self.db_err(e))?;
             let Some((blob, checksum)) = row else { continue };
             let problem = match checksum {
                 None => Some(RowProblem::NoChecksum),
@@ -175,38 +210,39 @@ impl EmbeddingCache {
             }
         }
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = conn.transaction().map_err(|e| self.db_err(e))?;
         {
             let mut stmt = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO vectors (fingerprint, content_id, dims, vector, checksum)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
-                .map_err(|e| self.err(e))?;
+                .map_err(|e| self.db_err(e))?;
             for (id, v) in items {
                 let blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 let sum = row_checksum(fingerprint, id.as_str(), &blob);
-                stmt.execute(params![fingerprint, id.as_str(), v.len() as i64, blob, sum]).map_err(|e| self.err(e))?;
+                stmt.execute(params![fingerprint, id.as_str(), v.len() as i64, blob, sum])
+                    .map_err(|e| self.db_err(e))?;
             }
         }
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(|e| self.db_err(e))
     }
 
     /// Delete the rows of `ids` under `fingerprint` (rows found bad, so that they are gone even
     /// when the build stops before writing their replacements); returns how many were deleted.
     pub fn delete_many(&self, fingerprint: &str, ids: &[&ContentId]) -> Result<u64> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = conn.transaction().map_err(|e| self.db_err(e))?;
         let mut n = 0u64;
         {
             let mut stmt = tx
                 .prepare_cached("DELETE FROM vectors WHERE fingerprint = ?1 AND content_id = ?2")
-                .map_err(|e| self.err(e))?;
+                .map_err(|e| self.db_err(e))?;
             for id in ids {
-                n += stmt.execute(params![fingerprint, id.as_str()]).map_err(|e| self.err(e))? as u64;
+                n += stmt.execute(params![fingerprint, id.as_str()]).map_err(|e| self.db_err(e))? as u64;
             }
         }
-        tx.commit().map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.db_err(e))?;
         Ok(n)
     }
 
@@ -215,7 +251,7 @@ impl EmbeddingCache {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = conn
             .prepare("SELECT fingerprint, COUNT(*), SUM(LENGTH(vector)) FROM vectors GROUP BY fingerprint ORDER BY fingerprint")
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.db_err(e))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(CacheStats {
@@ -224,22 +260,22 @@ impl EmbeddingCache {
                     bytes: r.get::<_, i64>(2)? as u64,
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.db_err(e))
     }
 
     /// Delete every vector whose fingerprint is not in `keep`; returns how many were deleted.
     pub fn prune(&self, keep: &[String]) -> Result<u64> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let all: Vec<String> = {
-            let mut stmt = conn.prepare("SELECT DISTINCT fingerprint FROM vectors").map_err(|e| self.err(e))?;
-            let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
-            rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?
+            let mut stmt = conn.prepare("SELECT DISTINCT fingerprint FROM vectors").map_err(|e| self.db_err(e))?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.db_err(e))?;
+            rows.collect::<std::result::Result<_, _>>().map_err(|e| self.db_err(e))?
         };
         let mut deleted = 0u64;
         for fp in all.iter().filter(|f| !keep.contains(f)) {
             deleted +=
-                conn.execute("DELETE FROM vectors WHERE fingerprint = ?1", [fp]).map_err(|e| self.err(e))? as u64;
+                conn.execute("DELETE FROM vectors WHERE fingerprint = ?1", [fp]).map_err(|e| self.db_err(e))? as u64;
         }
         Ok(deleted)
     }
@@ -318,6 +354,24 @@ mod tests {
         assert_eq!(cache.lookup("fp", 3, true, &[&a, &b]).unwrap().hits[&b], vb);
         assert_eq!(cache.delete_many("fp", &[&c]).unwrap(), 1);
         assert!(cache.put_many("fp", &[(&c, &[f32::INFINITY, 0.0, 0.0])]).is_err(), "non-finite is never stored");
+    }
+
+    #[test]
+    fn a_damaged_file_is_cache_corrupt_and_can_be_moved_aside() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("c.sqlite");
+        let id = ContentId::of_text("x");
+        EmbeddingCache::open(&path).unwrap().put_many("fp", &[(&id, &[1.0f32, 0.0])]).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..64].fill(b'x');
+        std::fs::write(&path, bytes).unwrap();
+        match EmbeddingCache::open(&path) {
+            Err(EmbedError::CacheCorrupt { path: p, .. }) => assert_eq!(p, path),
+            other => panic!("expected CacheCorrupt, got {:?}", other.err()),
+        }
+        let aside = EmbeddingCache::quarantine(&path).unwrap();
+        assert!(aside.is_file() && !path.exists());
+        assert!(EmbeddingCache::open(&path).unwrap().get_many("fp", 2, &[&id]).unwrap().is_empty());
     }
 
     #[test]

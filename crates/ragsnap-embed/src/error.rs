@@ -97,6 +97,15 @@ pub enum EmbedError {
         /// What is wrong with the vector.
         problem: String,
     },
+    /// The embedding cache file is damaged (not a database, or malformed); see
+    /// [`crate::EmbeddingCache::quarantine`].
+    #[error("embedding cache {path} is damaged: {message}")]
+    CacheCorrupt {
+        /// Cache database.
+        path: PathBuf,
+        /// What SQLite said.
+        message: String,
+    },
     /// An [`crate::OnnxOptions`] value is out of range.
     #[error("embedder option {name}: {message}")]
     InvalidOption {

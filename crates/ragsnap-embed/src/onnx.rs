@@ -590,6 +590,22 @@ mod tests {
     use super::length_buckets;
 
     #[test]
+    fn out_of_range_options_are_refused_before_anything_is_loaded() {
+        let rt = crate::Runtime { ort_lib: "/nonexistent/lib.so".into(), model_dir: "/nonexistent/model".into() };
+        for (opts, want) in [
+            (super::OnnxOptions { bulk_sessions: 100_000, ..Default::default() }, "bulk_sessions"),
+            (super::OnnxOptions { intra_threads: 100_000, ..Default::default() }, "intra_threads"),
+            (super::OnnxOptions { batch_size: 0, ..Default::default() }, "batch_size"),
+        ] {
+            match super::OnnxEmbedder::load(&rt, opts) {
+                Err(crate::EmbedError::InvalidOption { name, .. }) => assert_eq!(name, want),
+                Err(other) => panic!("{want}: expected InvalidOption, got {other}"),
+                Ok(_) => panic!("{want}: loaded"),
+            }
+        }
+    }
+
+    #[test]
     fn buckets_keep_padding_under_the_bound_and_cover_every_item_once() {
         let lens: Vec<usize> = (0..500).map(|i| 5 + (i * 37) % 250).collect();
         let mut order: Vec<usize> = (0..lens.len()).collect();

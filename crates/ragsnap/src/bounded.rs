@@ -48,6 +48,25 @@ where
     }
 }
 
+/// The payload [`stop_now`] unwinds with.
+struct Stopped;
+
+/// Leave the computation in hand at once (from deep inside code that cannot return early,
+/// such as a token-count callback); [`unless_stopped`] catches it. The unwinding does not go
+/// through the panic hook, so nothing is printed.
+pub(crate) fn stop_now() -> ! {
+    std::panic::resume_unwind(Box::new(Stopped))
+}
+
+/// Run `f`; `None` when it called [`stop_now`]. Any real panic goes on unwinding.
+pub(crate) fn unless_stopped<T>(f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(payload) if payload.is::<Stopped>() => None,
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
 /// A budget of bytes that concurrent work acquires before it starts and gives back when done.
 struct Budget {
     total: u64,
@@ -161,6 +180,24 @@ mod tests {
         assert_eq!(r.outputs, items.iter().map(|c| c * 2).collect::<Vec<_>>());
         assert!(worst.load(Ordering::SeqCst) <= 40, "in flight {}", worst.load(Ordering::SeqCst));
         assert!(r.peak <= 40);
+    }
+
+    #[test]
+    fn stop_now_leaves_the_computation_and_real_panics_go_on() {
+        let mut steps = 0;
+        let r = unless_stopped(|| {
+            for i in 0..1000 {
+                steps = i;
+                if i == 10 {
+                    stop_now();
+                }
+            }
+            steps
+        });
+        assert_eq!((r, steps), (None, 10));
+        assert_eq!(unless_stopped(|| 7), Some(7));
+        let real = std::panic::catch_unwind(|| unless_stopped(|| -> u8 { std::panic::resume_unwind(Box::new(1u8)) }));
+        assert!(real.is_err(), "a panic that is not a stop is not swallowed");
     }
 
     #[test]

@@ -19,10 +19,11 @@ use crate::config::CacheVerifySettings;
 use crate::rebuild::RebuildReport;
 use crate::{Error, Result};
 use ragsnap_core::{Chunk, ContentId};
-use ragsnap_embed::{check_output, cosine, Embedder, EmbeddingCache, RowProblem};
+use ragsnap_embed::{check_output, cosine, EmbedError, Embedder, EmbeddingCache, RowProblem};
 use ragsnap_store::Manifest;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 /// Texts per embedding call (and per cache transaction): large enough for length bucketing to
@@ -53,6 +54,8 @@ pub struct CacheCheck {
     pub untrusted: bool,
     /// Cache hits not used (disagreeing sample rows, or every hit when untrusted).
     pub hits_discarded: usize,
+    /// Where a damaged cache file was moved (this run started an empty cache).
+    pub quarantined: Option<String>,
 }
 
 /// One cache row that was not served.
@@ -98,7 +101,7 @@ pub(crate) fn sample_size(s: &CacheVerifySettings, hits: usize) -> usize {
 /// fills the cache fields of `report`.
 pub(crate) fn embed_chunks(
     embedder: &dyn Embedder,
-    cache: &EmbeddingCache,
+    cache_path: &Path,
     unique: &[&Chunk],
     settings: &CacheVerifySettings,
     cancel: Option<&AtomicBool>,
@@ -108,8 +111,23 @@ pub(crate) fn embed_chunks(
     let fp = embedder.fingerprint();
     let (fp_id, dims, normalized) = (fp.id(), fp.dims, fp.normalize);
     let ids: Vec<&ContentId> = unique.iter().map(|c| &c.content_id).collect();
-    let found = cache.lookup(&fp_id, dims, normalized, &ids)?;
     let mut check = CacheCheck::default();
+    // A damaged cache file is moved aside (kept) and replaced by an empty one: every chunk is
+    // then embedded again, instead of every rebuild failing until someone deletes the file.
+    let mut opened = EmbeddingCache::open(cache_path).and_then(|c| {
+        let found = c.lookup(&fp_id, dims, normalized, &ids)?;
+        Ok((c, found))
+    });
+    if let Err(EmbedError::CacheCorrupt { message, .. }) = &opened {
+        let aside = EmbeddingCache::quarantine(cache_path)?;
+        tracing::warn!(cache = %cache_path.display(), moved_to = %aside.display(), %message, "embedding cache damaged; starting an empty one");
+        check.quarantined = Some(aside.display().to_string());
+        opened = EmbeddingCache::open(cache_path).and_then(|c| {
+            let found = c.lookup(&fp_id, dims, normalized, &ids)?;
+            Ok((c, found))
+        });
+    }
+    let (cache, found) = opened?;
     for (id, problem) in &found.rejected {
         if *problem == RowProblem::NoChecksum {
             check.unchecked_rows += 1;

@@ -433,7 +433,17 @@ pub fn prepare(
     let t = Instant::now();
     let ccfg = chunk_config(config, &tokens);
     out.chunk_config = ccfg.clone();
-    let count = |s: &str| tokens.count(s);
+    if let Some(p) = opts.progress {
+        p("chunk", 0, sanitized.len() as u64);
+    }
+    // Once cancelled, the next token count unwinds out of the page in hand (caught below), so a
+    // long page does not hold up the stop.
+    let count = |s: &str| {
+        if opts.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            crate::bounded::stop_now();
+        }
+        tokens.count(s)
+    };
     // One memo of per-word counts for the whole run when the model's counts add up over words
     // (same chunks, a fraction of the tokenizer calls); otherwise texts are measured whole.
     let word_cache = tokens.word_additive().then(ragsnap_chunk::TokenCache::new);
@@ -452,11 +462,11 @@ pub fn prepare(
             match opts.reuse.and_then(|r| r(&d.source_path, &key)) {
                 Some(cs) => (url, cs, key, true),
                 None => {
-                    let cs = match &word_cache {
+                    let cs = crate::bounded::unless_stopped(|| match &word_cache {
                         Some(cache) => ragsnap_chunk::chunk_doc_cached(d, url.as_deref(), &ccfg, &count, cache),
                         None => ragsnap_chunk::chunk_doc(d, url.as_deref(), &ccfg, &count),
-                    };
-                    (url, cs, key, false)
+                    });
+                    (url, cs.unwrap_or_default(), key, false) // a stopped page: the run is cancelled below
                 }
             }
         })

@@ -6,7 +6,7 @@ use crate::config::{Config, SourceConfig};
 use crate::{Error, Result};
 use ragsnap_chunk::BoilerplateReport;
 use ragsnap_core::{Chunk, ContentId, FormatVersion};
-use ragsnap_embed::{canary, Embedder, EmbeddingCache};
+use ragsnap_embed::{canary, Embedder};
 use ragsnap_index::{IndexKind, VectorSet};
 use ragsnap_store::{
     tables, time, ArtifactKind, Calibration, ChunkerInfo, Counts, DocumentEntry, IndexInfo, Manifest, Store,
@@ -139,8 +139,8 @@ pub struct RebuildOptions<'a> {
     pub allow_model_change: bool,
     /// Set by a signal handler: stop at the next safe point, leave head alone, clean staging.
     pub cancel: Option<&'a AtomicBool>,
-    /// Called as the build moves: (stage, done, total). Stages: `read`, `embed`, `index`,
-    /// `gates`, `publish`; `embed` reports chunks embedded so far.
+    /// Called as the build moves: (stage, done, total). Stages: `read`, `chunk`, `embed`,
+    /// `index`, `gates`, `publish`; `embed` reports chunks embedded so far.
     pub progress: Option<&'a ProgressFn<'a>>,
     /// Test seam: see [`crate::ingest::PrepareOptions::after_listing`].
     #[doc(hidden)]
@@ -331,7 +331,7 @@ pub fn rebuild_with(
     let t = Instant::now();
     let fp = embedder.fingerprint().clone();
     let fp_dims = fp.dims;
-    let cache = EmbeddingCache::open(&store_root.join("cache").join("embeddings.sqlite"))?;
+    let cache = store_root.join("cache").join("embeddings.sqlite");
     let mut unique: Vec<&Chunk> = Vec::new();
     {
         let mut seen = std::collections::HashSet::new();
@@ -769,6 +769,12 @@ pub fn prometheus_metrics(report: &RebuildReport) -> String {
     );
     put("rebuild_cache_unchecked_rows", "Cache rows without a checksum (embedded again)", cc.unchecked_rows as f64, "");
     put("rebuild_cache_sampled", "Cache hits embedded again to compare", cc.sampled as f64, "");
+    put(
+        "rebuild_cache_quarantined",
+        "1 when a damaged cache file was moved aside and an empty cache started",
+        f64::from(u8::from(cc.quarantined.is_some())),
+        "",
+    );
     put(
         "rebuild_cache_sample_mismatches",
         "Sampled cache hits that disagreed with the model",

@@ -226,6 +226,9 @@ impl Searcher {
             return Err(Error::DimensionMismatch { expected: m.fingerprint.dims, found: vector.len() });
         }
         check_k(opts)?;
+        if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
+            return Err(Error::Invalid(format!("query vector component {i} is {}, not a finite number", vector[i])));
+        }
         self.search(Some(vector), None, Mode::Dense, opts)
     }
 
