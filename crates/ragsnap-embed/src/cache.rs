@@ -14,6 +14,7 @@
 
 use crate::{EmbedError, Result};
 use ragsnap_core::ContentId;
+use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -175,11 +176,22 @@ impl EmbeddingCache {
             .map_err(|e| self.db_err(e))?;
         let mut out = CacheLookup::default();
         for id in ids {
-            let row: Option<(Vec<u8>, Option<String>)> = stmt
+            // Columns are read as whatever SQLite holds, so a value of the wrong type (a hand
+            // edit, a foreign writer) is one bad row, not an error that stops every build.
+            let row: Option<(Value, Value)> = stmt
                 .query_row(params![fingerprint, id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
                 .map_err(|e| self.db_err(e))?;
             let Some((blob, checksum)) = row else { continue };
+            let Value::Blob(blob) = blob else {
+                out.rejected.push(((*id).clone(), RowProblem::BadVector("the vector is not a blob".into())));
+                continue;
+            };
+            let checksum = match checksum {
+                Value::Null => None,
+                Value::Text(c) => Some(c),
+                _ => Some(String::new()), // never equal to a checksum
+            };
             let problem = match checksum {
                 None => Some(RowProblem::NoChecksum),
                 Some(c) if c != row_checksum(fingerprint, id.as_str(), &blob) => Some(RowProblem::ChecksumMismatch),
