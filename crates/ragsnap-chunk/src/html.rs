@@ -59,8 +59,9 @@ pub(crate) fn sanitize_html_text(
     let root = info.content_root().unwrap_or(body);
 
     let no_flow = HashSet::new();
-    let outside = text_flow(root, &info.protected);
+    let (outside, verdicts) = text_flow(root, &info.protected);
     let mut walker = Walker::new(&info.protected, true, &outside);
+    walker.verdicts = Some(&verdicts);
     walker.walk(root);
     if walker.out.md.is_empty() && root.id() != body.id() {
         walker = Walker::new(&info.protected, true, &no_flow);
@@ -139,8 +140,14 @@ const CANDIDATE_NODE_BUDGET: usize = 4000;
 /// outside the flow. In the element reached, and in every element with a heading
 /// as a direct child, the children before the first one holding a heading are
 /// outside too (a navigation line above a title).
-fn text_flow(root: NRef<'_>, protected: &HashSet<NodeId>) -> HashSet<NodeId> {
+/// Also returns the chrome rules' verdict on every element it looked at, so that
+/// the walk from the same root does not evaluate them twice.
+fn text_flow(
+    root: NRef<'_>,
+    protected: &HashSet<NodeId>,
+) -> (HashSet<NodeId>, std::collections::HashMap<NodeId, bool>) {
     let mut outside = HashSet::new();
+    let mut verdicts = std::collections::HashMap::new();
     let rules = Walker::new(protected, true, &outside);
     // (words, headings) per kept element.
     let mut sums: std::collections::HashMap<NodeId, (u64, u32)> = std::collections::HashMap::new();
@@ -161,8 +168,12 @@ fn text_flow(root: NRef<'_>, protected: &HashSet<NodeId>) -> HashSet<NodeId> {
                     }
                 }
                 Node::Element(el) => {
-                    if node.id() != root.id() && rules.is_dropped(node, el, flags) {
-                        continue;
+                    if node.id() != root.id() {
+                        let dropped = rules.is_dropped(node, el, flags);
+                        verdicts.insert(node.id(), dropped);
+                        if dropped {
+                            continue;
+                        }
                     }
                     let e = sums.entry(node.id()).or_default();
                     if heading_level(el.name()).is_some() {
@@ -232,7 +243,7 @@ fn text_flow(root: NRef<'_>, protected: &HashSet<NodeId>) -> HashSet<NodeId> {
             outside.insert(c.id());
         }
     }
-    outside
+    (outside, verdicts)
 }
 
 /// Measurements of a template candidate.
@@ -1308,6 +1319,8 @@ struct Walker<'p> {
     outside_open: usize,
     /// Template candidates and chrome-like blocks for the corpus pass.
     blocks: Vec<crate::PageBlock>,
+    /// Chrome-rule verdicts already taken for this walk's root and settings.
+    verdicts: Option<&'p std::collections::HashMap<NodeId, bool>>,
     /// Label of the callout box being written, until its first block takes it.
     pending_label: Option<String>,
     in_box: usize,
@@ -1338,6 +1351,7 @@ impl<'p> Walker<'p> {
             outside,
             outside_open: 0,
             blocks: Vec::new(),
+            verdicts: None,
             pending_label: None,
             in_box: 0,
             in_table: 0,
@@ -1693,6 +1707,9 @@ impl<'p> Walker<'p> {
 
     /// The chrome rules. `true` drops the element and its subtree.
     fn is_dropped(&self, node: NRef<'_>, el: &Element, flags: Flags) -> bool {
+        if let Some(&known) = self.verdicts.and_then(|v| v.get(&node.id())) {
+            return known;
+        }
         let name = el.name();
         let protected = self.protected.contains(&node.id());
         if DROP_TAGS.contains(&name) {
