@@ -115,8 +115,9 @@ struct Parsed {
 ///    or link-dense; in Markdown or text, when most of its words are link text.
 ///    Elsewhere it is kept and listed in [`BoilerplateReport::kept_repeated`]. A
 ///    table whose rows are all removed loses its header too.
-/// 3. Titles: a prefix or suffix after a separator (` — `, ` | `, ` - `, `: `, …)
-///    shared by recurring titles is stripped where something remains.
+/// 3. Titles: a prefix or suffix after a separator (` — `, ` | `, ` - `, `: `, …),
+///    or a bracketed group closing the title (` (Site 2.0)`), shared by recurring
+///    titles is stripped where something remains.
 ///
 /// Each document's [`SanitizedDoc::blocks`] is emptied (its byte ranges would no
 /// longer hold). Documents with nothing removed keep their Markdown byte for byte.
@@ -335,6 +336,14 @@ fn strip_title_affix(docs: &mut [SanitizedDoc], recurring: &dyn Fn(usize) -> boo
             }
             if let Some(i) = t.find(sep) {
                 seen.insert((false, t[..i + sep.len()].to_owned()));
+            }
+        }
+        // A bracketed group closing the title: "Page (Site 2.0)".
+        for (open, close) in [('(', ')'), ('[', ']')] {
+            if t.ends_with(close) {
+                if let Some(i) = t.rfind(&format!(" {open}")) {
+                    seen.insert((true, t[i..].to_owned()));
+                }
             }
         }
         for k in seen {
@@ -682,6 +691,22 @@ mod tests {
             titles,
             ["Tidewater Docs", "Topic a", "Topic b", "Topic c", "Topic d", "Topic e", "Topic f", "Release notes"]
         );
+    }
+
+    #[test]
+    fn a_bracketed_title_suffix_shared_by_most_pages_is_stripped() {
+        let mut docs: Vec<SanitizedDoc> = ["Alpha", "Bravo", "Charlie", "Delta", "Echo (old)"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut d = doc(i, format!("Text {i}\n"));
+                d.title = Some(format!("{t} (Tidewater 2 & Docs 2)"));
+                d
+            })
+            .collect();
+        let report = remove_boilerplate(&mut docs, &BoilerplateConfig::default());
+        assert_eq!(report.title_affix.as_deref(), Some(" (Tidewater 2 & Docs 2)"));
+        assert_eq!(docs[4].title.as_deref(), Some("Echo (old)"));
     }
 
     #[test]

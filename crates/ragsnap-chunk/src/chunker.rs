@@ -374,9 +374,18 @@ fn contains_words(long: &[String], short: &[String]) -> bool {
     !short.is_empty() && long.windows(short.len()).any(|w| w == short)
 }
 
+/// Whether at least 75% of the distinct words of the shorter text (three or more)
+/// are words of the longer one: "Foo in a::b" and "Struct a::b::Foo".
+fn mostly_shared(a: &[String], b: &[String]) -> bool {
+    use std::collections::HashSet;
+    let (a, b): (HashSet<&String>, HashSet<&String>) = (a.iter().collect(), b.iter().collect());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short.len() >= 3 && short.iter().filter(|w| long.contains(*w)).count() * 4 >= short.len() * 3
+}
+
 /// The page title and its first heading name the same thing when their words are
-/// equal or one's words are a run inside the other's (a site name or section number
-/// around it). Then the root of the header path is the heading, and the heading is
+/// equal, one's words are a run inside the other's (a site name or section number
+/// around it), or most words of the shorter are in the longer. Then the root of the header path is the heading, and the heading is
 /// not repeated under it.
 fn page_root(blocks: &[Block], title: &str) -> (String, Option<usize>) {
     let first = blocks
@@ -387,7 +396,7 @@ fn page_root(blocks: &[Block], title: &str) -> (String, Option<usize>) {
         return (title.to_owned(), None);
     };
     let (t, h) = (header_words(title), header_words(heading));
-    if t == h || contains_words(&t, &h) || contains_words(&h, &t) {
+    if t == h || contains_words(&t, &h) || contains_words(&h, &t) || mostly_shared(&t, &h) {
         (heading.clone(), Some(i))
     } else {
         (title.to_owned(), None)

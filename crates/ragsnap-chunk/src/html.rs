@@ -59,8 +59,9 @@ pub(crate) fn sanitize_html_text(
     let root = info.content_root().unwrap_or(body);
 
     let no_flow = HashSet::new();
-    let outside = text_flow(root, &info.protected);
+    let (outside, verdicts) = text_flow(root, &info.protected);
     let mut walker = Walker::new(&info.protected, true, &outside);
+    walker.verdicts = Some(&verdicts);
     walker.walk(root);
     if walker.out.md.is_empty() && root.id() != body.id() {
         walker = Walker::new(&info.protected, true, &no_flow);
@@ -131,38 +132,48 @@ const CANDIDATE_NODE_BUDGET: usize = 4000;
 
 /// Roots of the subtrees under `root` that lie outside the page's main text flow.
 ///
-/// Word and (kept) heading counts are summed per element, skipping what the
-/// chrome rules drop. From `root`, the walk descends into the child holding every
-/// heading and at least half of the words (or, on a page without headings, at
-/// least 80% of them), as long as the current element has no heading of its own
+/// Words outside links and (kept) headings are summed per element, skipping what
+/// the chrome rules drop. From `root`, the walk descends into the child holding
+/// every heading and at least half of those words (or, on a page without headings,
+/// at least 80% of them), as long as the current element has no heading of its own
 /// as a direct child; the other children of each element passed through are
 /// outside the flow. In the element reached, and in every element with a heading
 /// as a direct child, the children before the first one holding a heading are
 /// outside too (a navigation line above a title).
-fn text_flow(root: NRef<'_>, protected: &HashSet<NodeId>) -> HashSet<NodeId> {
+/// Also returns the chrome rules' verdict on every element it looked at, so that
+/// the walk from the same root does not evaluate them twice.
+fn text_flow(
+    root: NRef<'_>,
+    protected: &HashSet<NodeId>,
+) -> (HashSet<NodeId>, std::collections::HashMap<NodeId, bool>) {
     let mut outside = HashSet::new();
+    let mut verdicts = std::collections::HashMap::new();
     let rules = Walker::new(protected, true, &outside);
-    // (words, headings) per kept element.
+    // (words outside links, headings) per kept element: link text is not the text flow.
     let mut sums: std::collections::HashMap<NodeId, (u64, u32)> = std::collections::HashMap::new();
     enum S<'a> {
-        Enter(NRef<'a>, Flags),
+        Enter(NRef<'a>, Flags, bool),
         Exit(NRef<'a>),
     }
-    let mut stack = vec![S::Enter(root, Flags::of_root(root))];
+    let mut stack = vec![S::Enter(root, Flags::of_root(root), false)];
     // Elements with a heading as a direct child: section containers.
     let mut sections: Vec<NRef<'_>> = Vec::new();
     while let Some(step) = stack.pop() {
         match step {
-            S::Enter(node, flags) => match node.value() {
-                Node::Text(t) => {
+            S::Enter(node, flags, in_link) => match node.value() {
+                Node::Text(t) if !in_link => {
                     if let Some(parent) = node.parent() {
                         let w = text_words(t) as u64;
                         sums.entry(parent.id()).or_default().0 += w;
                     }
                 }
                 Node::Element(el) => {
-                    if node.id() != root.id() && rules.is_dropped(node, el, flags) {
-                        continue;
+                    if node.id() != root.id() {
+                        let dropped = rules.is_dropped(node, el, flags);
+                        verdicts.insert(node.id(), dropped);
+                        if dropped {
+                            continue;
+                        }
                     }
                     let e = sums.entry(node.id()).or_default();
                     if heading_level(el.name()).is_some() {
@@ -175,8 +186,9 @@ fn text_flow(root: NRef<'_>, protected: &HashSet<NodeId>) -> HashSet<NodeId> {
                     }
                     stack.push(S::Exit(node));
                     let child_flags = flags.child(node);
+                    let in_link = in_link || el.name() == "a";
                     for c in node.children().rev() {
-                        stack.push(S::Enter(c, child_flags));
+                        stack.push(S::Enter(c, child_flags, in_link));
                     }
                 }
                 _ => {}
@@ -232,7 +244,7 @@ fn text_flow(root: NRef<'_>, protected: &HashSet<NodeId>) -> HashSet<NodeId> {
             outside.insert(c.id());
         }
     }
-    outside
+    (outside, verdicts)
 }
 
 /// Measurements of a template candidate.
@@ -240,7 +252,8 @@ struct Shape {
     words: usize,
     link_words: usize,
     links: usize,
-    signature: u64,
+    /// `None` for a block over [`CANDIDATE_MAX_WORDS`].
+    signature: Option<u64>,
 }
 
 /// 64-bit FNV-1a: a stable hash for shape signatures.
@@ -296,8 +309,9 @@ fn fold_digits(s: &str) -> String {
     out
 }
 
-/// Measure a possible template block: `None` when it holds a heading, more than
-/// [`CANDIDATE_MAX_WORDS`] words or no link. The signature covers the element's
+/// Measure a possible template block: `None` when it holds a heading or no link, or
+/// is too big to measure; no signature when it has more than [`CANDIDATE_MAX_WORDS`]
+/// words. The signature covers the element's
 /// ancestors and itself (see [`element_shape`]) and the set of element shapes
 /// inside it, so per-page words (titles in prev/next links, breadcrumb trails of
 /// different depths) do not change it.
@@ -318,9 +332,6 @@ fn shape_of(node: NRef<'_>) -> Option<Shape> {
                     words += w;
                     if link_depth > 0 {
                         link_words += w;
-                    }
-                    if words > CANDIDATE_MAX_WORDS {
-                        return None;
                     }
                 }
                 Node::Element(e) => {
@@ -347,6 +358,10 @@ fn shape_of(node: NRef<'_>) -> Option<Shape> {
     if links == 0 || words == 0 {
         return None;
     }
+    if words > CANDIDATE_MAX_WORDS {
+        // Too long to be a template candidate; measured for the link-block rule only.
+        return Some(Shape { words, link_words, links, signature: None });
+    }
     let mut h = Fnv::new();
     let el = node.value().as_element()?;
     h.bytes(&element_shape(el).to_le_bytes());
@@ -359,7 +374,7 @@ fn shape_of(node: NRef<'_>) -> Option<Shape> {
     for s in inner {
         h.bytes(&s.to_le_bytes());
     }
-    Some(Shape { words, link_words, links, signature: h.0 })
+    Some(Shape { words, link_words, links, signature: Some(h.0) })
 }
 
 /// Class words that support reading a titled box as a callout.
@@ -1308,6 +1323,8 @@ struct Walker<'p> {
     outside_open: usize,
     /// Template candidates and chrome-like blocks for the corpus pass.
     blocks: Vec<crate::PageBlock>,
+    /// Chrome-rule verdicts already taken for this walk's root and settings.
+    verdicts: Option<&'p std::collections::HashMap<NodeId, bool>>,
     /// Label of the callout box being written, until its first block takes it.
     pending_label: Option<String>,
     in_box: usize,
@@ -1338,6 +1355,7 @@ impl<'p> Walker<'p> {
             outside,
             outside_open: 0,
             blocks: Vec::new(),
+            verdicts: None,
             pending_label: None,
             in_box: 0,
             in_table: 0,
@@ -1359,11 +1377,16 @@ impl<'p> Walker<'p> {
         if w == 0 {
             return;
         }
-        self.words += w;
         self.para_words += w;
         if self.link_depth > 0 {
-            self.link_words += w;
             self.para_link_words += w;
+        }
+        if self.outside_open > 0 {
+            return; // beside the text: not evidence of what the page is
+        }
+        self.words += w;
+        if self.link_depth > 0 {
+            self.link_words += w;
             let listed = self.in_table > 0
                 || self.in_dt > 0
                 || self.out.containers.iter().any(|c| matches!(c, Container::Item { .. }));
@@ -1525,17 +1548,21 @@ impl<'p> Walker<'p> {
                     // A block of links beside the text: navigation. Its shape still counts
                     // for the corpus pass (an empty range), so the same block on pages where
                     // it holds more words is recognised too.
-                    let at = self.out.md.len();
-                    self.blocks.push(crate::PageBlock {
-                        range: (at, at),
-                        shape: Some(shape.signature),
-                        chrome_like: true,
-                    });
+                    if let Some(signature) = shape.signature {
+                        let at = self.out.md.len();
+                        self.blocks.push(crate::PageBlock {
+                            range: (at, at),
+                            shape: Some(signature),
+                            chrome_like: true,
+                        });
+                    }
                     return;
                 }
-                self.flush();
-                child_flags.in_candidate = true;
-                stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), shape.signature)));
+                if let Some(signature) = shape.signature {
+                    self.flush();
+                    child_flags.in_candidate = true;
+                    stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), signature)));
+                }
             }
         }
         if outside_root {
@@ -1693,6 +1720,9 @@ impl<'p> Walker<'p> {
 
     /// The chrome rules. `true` drops the element and its subtree.
     fn is_dropped(&self, node: NRef<'_>, el: &Element, flags: Flags) -> bool {
+        if let Some(&known) = self.verdicts.and_then(|v| v.get(&node.id())) {
+            return known;
+        }
         let name = el.name();
         let protected = self.protected.contains(&node.id());
         if DROP_TAGS.contains(&name) {

@@ -10,12 +10,22 @@
 //!    forms, hidden elements and page chrome (navigation, page header and footer,
 //!    sidebars, breadcrumbs, cookie banners, "skip to content", prev/next and
 //!    "edit this page" links, copyright lines, Sphinx sidebars) before converting
-//!    the rest to Markdown. `.md` is kept as written; `.txt` becomes paragraphs.
-//! 2. [`remove_boilerplate`] drops blocks that recur across a large share of the
-//!    corpus, catching chrome the per-page rules missed.
+//!    the rest to Markdown. It also finds the page's main text flow by structure
+//!    (the element holding every heading and most of the words; what sits beside
+//!    it, or before a section's heading, is outside), drops blocks of links outside
+//!    it, and records the text-free *shape* of other short link-bearing blocks there
+//!    ([`PageBlock`]). Callout boxes (a short title and a body, in an `aside`, a
+//!    hinted `div`, or a small table) stay inline, their title a `**Label:**`.
+//!    Pages that are mostly lists of links are flagged as hubs
+//!    ([`SanitizedDoc::hub`]). `.md` is kept as written; `.txt` becomes paragraphs.
+//! 2. [`remove_boilerplate`] works on the whole corpus: blocks whose shape recurs
+//!    on many pages are template (their words may differ per page); recurring text
+//!    goes when it is long or chrome-like, while short repeated prose in the content
+//!    ("New in version 3.11.") stays; a site name shared by the titles is stripped.
 //! 3. [`chunk_doc`] cuts a document into [`Chunk`](ragsnap_core::Chunk)s along its
 //!    heading structure, each at most `max_tokens` by the caller's token counter,
-//!    header path line included. [`chunk_doc_cached`] gives the same chunks for a
+//!    header path line included. A first heading that names the page as its title
+//!    does is not repeated under it. [`chunk_doc_cached`] gives the same chunks for a
 //!    counter that adds up over words (BERT WordPiece), counting each distinct word
 //!    once per shared [`TokenCache`] instead of tokenising candidate chunks.
 //! 4. [`ingest_many`] runs step 1 over many files in parallel.

@@ -125,3 +125,19 @@ fn each_page_alone_still_drops_the_link_column() {
     assert!(doc.markdown.contains("The fuel pontoon is open"));
     assert!(doc.blocks.iter().any(|b| b.shape.is_some()), "{:?}", doc.blocks);
 }
+
+#[test]
+fn a_long_column_of_links_after_a_short_article_is_navigation_not_a_hub() {
+    let links: String =
+        (0..120).map(|i| format!("<li><a href=\"/p{i}.html\">Harbour topic number {i}</a></li>")).collect();
+    let page = format!(
+        "<html><head><title>Slipways</title></head><body><div class=\"col-a\"><h1>Slipways</h1>\
+         <p>A slipway lets a boat be hauled out of the water on a cradle. Book it two days ahead.</p>\
+         <h2>Fees</h2><p>Hauling out costs the same as one night in a visitor berth, paid at the office.</p></div>\
+         <div class=\"col-b\"><ul>{links}</ul></div></body></html>"
+    );
+    let doc = ragsnap_chunk::ingest("slipways.html", page.as_bytes(), &IngestLimits::default()).unwrap();
+    assert!(!doc.hub);
+    assert!(doc.markdown.contains("Book it two days ahead.") && doc.markdown.contains("## Fees"));
+    assert!(!doc.markdown.contains("Harbour topic number"), "{}", doc.markdown);
+}

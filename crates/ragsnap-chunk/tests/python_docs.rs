@@ -99,3 +99,67 @@ fn python_docs_have_no_sphinx_chrome_and_every_page_with_text_yields_chunks() {
     assert!(unexpected.is_empty(), "pages with no chunks: {unexpected:?}");
     eprintln!("{} pages, {chunks_total} chunks", files.len());
 }
+
+/// The whole corpus through ingest, the corpus pass and chunking (issue #12): header
+/// paths carry neither the site name nor a repeated element, callout titles are labels,
+/// repeated in-content prose is kept, hub pages are recognised.
+#[test]
+fn python_docs_header_paths_are_true_and_repeated_prose_is_kept() {
+    let root = corpus();
+    let mut files = Vec::new();
+    pages(&root, &mut files);
+    files.sort();
+    let input: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.strip_prefix(&root).unwrap().to_string_lossy().into_owned(), std::fs::read(f).unwrap()))
+        .collect();
+    let mut docs: Vec<_> =
+        ragsnap_chunk::ingest_many(&input, &IngestLimits::default()).into_iter().filter_map(Result::ok).collect();
+    let report = ragsnap_chunk::remove_boilerplate(&mut docs, &ragsnap_chunk::BoilerplateConfig::default());
+    let cfg = ChunkConfig::default();
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    };
+    let (mut total, mut site, mut repeated, mut callout_heads) = (0usize, 0usize, 0usize, 0usize);
+    let mut new_in_pages = std::collections::BTreeSet::new();
+    let mut new_in_chunks = 0usize;
+    for d in docs.iter().filter(|d| !d.hub) {
+        for c in chunk_doc(d, None, &cfg, &approx_token_count) {
+            total += 1;
+            if c.header_path.iter().any(|e| e.contains("Python 3.11.2 documentation")) {
+                site += 1;
+            }
+            let p: Vec<Vec<String>> = c.header_path.iter().map(|e| words(e)).collect();
+            if (0..p.len()).any(|i| (i + 1..p.len()).any(|j| p[i] == p[j])) {
+                repeated += 1;
+            }
+            if c.header_path.iter().any(|e| matches!(e.as_str(), "Note" | "See also" | "Warning" | "Tip")) {
+                callout_heads += 1;
+            }
+            if c.text.contains("New in version") {
+                new_in_pages.insert(c.source_path.clone());
+                new_in_chunks += 1;
+            }
+        }
+    }
+    let hubs = docs.iter().filter(|d| d.hub).count();
+    eprintln!(
+        "{total} chunks: site name in header path {site}, repeated header element {repeated}, callout title as header {callout_heads}; \
+         \"New in version\" in {new_in_chunks} chunks of {} pages; hub pages {hubs}; title affix {:?}",
+        new_in_pages.len(),
+        report.title_affix
+    );
+    assert_eq!(report.title_affix.as_deref(), Some(" — Python 3.11.2 documentation"));
+    assert!(site * 100 < total, "{site} of {total} chunks carry the site name");
+    assert!(repeated * 100 < total, "{repeated} of {total} chunks repeat a header element");
+    assert_eq!(callout_heads, 0);
+    // "New in version 3.x." recurs on 218 pages; before issue #12 it was dropped from all of
+    // them as boilerplate and only 251 chunks said "New in version".
+    assert!(new_in_chunks >= 1000 && new_in_pages.len() >= 200, "{new_in_chunks} chunks, {} pages", new_in_pages.len());
+    for hub in ["contents.html", "genindex-A.html", "library/index.html"] {
+        assert!(docs.iter().any(|d| d.source_path == hub && d.hub), "{hub} is a hub");
+    }
+    for page in ["library/functools.html", "tutorial/classes.html", "reference/datamodel.html"] {
+        assert!(docs.iter().any(|d| d.source_path == page && !d.hub), "{page} is not a hub");
+    }
+}
