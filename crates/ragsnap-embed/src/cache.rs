@@ -321,6 +321,24 @@ mod tests {
     }
 
     #[test]
+    fn a_row_holding_values_of_the_wrong_type_is_rejected_not_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("c.sqlite");
+        let cache = EmbeddingCache::open(&path).unwrap();
+        let (a, b) = (ContentId::of_text("a"), ContentId::of_text("b"));
+        let (va, vb) = (unit(&[1.0, 2.0, 3.0]), unit(&[3.0, -1.0, 0.5]));
+        cache.put_many("fp", &[(&a, &va), (&b, &vb)]).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE vectors SET vector = 'x' WHERE content_id = ?1", [a.as_str()]).unwrap();
+        conn.execute("UPDATE vectors SET checksum = 7 WHERE content_id = ?1", [b.as_str()]).unwrap();
+        let found = cache.lookup("fp", 3, true, &[&a, &b]).unwrap();
+        assert!(found.hits.is_empty(), "neither row may be served: {:?}", found.hits.keys());
+        assert_eq!(found.rejected.len(), 2);
+        assert!(matches!(found.rejected[0].1, RowProblem::BadVector(_)));
+        assert_eq!(found.rejected[1].1, RowProblem::ChecksumMismatch);
+    }
+
+    #[test]
     fn swapped_changed_and_nan_rows_are_rejected_not_served() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("c.sqlite");
