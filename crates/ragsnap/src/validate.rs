@@ -165,6 +165,9 @@ impl Config {
             if s.dir.as_os_str().is_empty() {
                 return Err(bad(&format!("sources[{i}].dir"), "must not be empty"));
             }
+            if let Some(p) = &s.url_prefix {
+                crate::sources::parse_url_prefix(p).map_err(|m| bad(&format!("sources[{i}].url_prefix"), m))?;
+            }
         }
         Ok(())
     }
