@@ -246,6 +246,9 @@ pub fn rebuild_with(
             .and_then(|e| head_snapshot.and_then(|h| chunks_of(h, e)))
     };
     let progress_read = |stage: &str, done: u64, total: u64| {
+        if done == 0 {
+            tracing::info!(stage, total, "stage started");
+        }
         if let Some(p) = opts.progress {
             p(stage, done, total);
         }
