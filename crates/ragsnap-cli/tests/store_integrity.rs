@@ -620,3 +620,36 @@ fn a_damaged_identity_file_stops_writers_until_repair_sets_it_aside() {
     assert_eq!(kept.len(), 1, "the damaged identity file is kept aside");
     assert_eq!(head_id(&store).as_deref(), Some(base().ids[2].as_str()));
 }
+
+#[test]
+fn repair_quarantines_a_snapshot_whose_manifest_differs_from_the_catalog_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = &base().ids;
+    let store = copy_store(dir.path());
+    let head = ids.last().unwrap();
+    // The manifest alone is edited (its files still match it): recall raised.
+    let mpath = store.join("snapshots").join(head).join("MANIFEST.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m["index"]["recall"] = serde_json::json!(1.0);
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let q = run(&store, &["query", "retries", "--json"]);
+    assert_eq!(code(&q), 4, "{}", stderr(&q));
+    assert!(!stderr(&q).contains("is intact"), "{}", stderr(&q));
+    assert!(stderr(&q).contains("which to trust is unknown"), "{}", stderr(&q));
+    let o = run(&store, &["repair", "--json"]);
+    // Exit 4: a folder could not be restored.
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    let r = json(&o);
+    assert_eq!(r["head"], ids[1].as_str(), "{r:#}");
+    assert!(r["restored"].as_array().unwrap().iter().all(|s| s["id"] != head.as_str()), "{r:#}");
+    let un = r["unrestored"].as_array().unwrap();
+    assert!(
+        un.iter().any(|u| u["name"] == head.as_str()
+            && u["problem"].as_str().unwrap().contains("manifest does not match the catalog's record")),
+        "{r:#}"
+    );
+    assert!(!store.join("snapshots").join(head).exists(), "the tampered folder is quarantined");
+    assert!(lost_folders(&store).len() == 1, "only the edited manifest differs from the original");
+    assert_eq!(head_id(&store).as_deref(), Some(ids[1].as_str()));
+    assert_eq!(code(&run(&store, &["verify", "--all"])), 0);
+}

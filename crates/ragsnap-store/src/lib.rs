@@ -593,7 +593,9 @@ impl Store {
                     return Err(StoreError::CatalogDamaged {
                         path: self.catalog.path().to_path_buf(),
                         message: format!(
-                            "it records manifest blake3 {expected} for snapshot {id}, but the folder is intact and its manifest is {found}"
+                            "it records manifest blake3 {expected} for snapshot {id}, but the folder's manifest is {found} \
+                             (its files match that manifest); the two disagree and which to trust is unknown: \
+                             `ragsnap repair` moves the folder to quarantine"
                         ),
                     });
                 }
@@ -650,7 +652,7 @@ impl Store {
             Err(e) => {
                 rep.ok = false;
                 let hint = if matches!(e, StoreError::Corrupt { .. }) {
-                    " (if the folder itself is intact, the catalog's record of it is what changed: `ragsnap repair`)"
+                    " (the catalog and the folder disagree and which to trust is unknown: `ragsnap repair` moves the folder to quarantine)"
                 } else {
                     ""
                 };

@@ -87,6 +87,12 @@ fn diagnose(root: &Path, check: Option<LoadCheck>) -> Option<String> {
         let mismatch =
             if digest != rec.manifest_blake3 { Some("manifest digest") } else { crate::record_mismatch(rec, &m) };
         if let Some(field) = mismatch {
+            if field == "manifest digest" {
+                return Some(format!(
+                    "its record of snapshot {}'s manifest disagrees with the folder's manifest (which to trust is unknown)",
+                    rec.id
+                ));
+            }
             if check_folder(root, &dir, &rec.id, check).is_ok() {
                 return Some(format!("its row for snapshot {} disagrees with the intact folder ({field})", rec.id));
             }
@@ -173,6 +179,17 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
     }
     rep.needed = true;
     let hint = layout::read_head_record(root);
+    // What the old catalog recorded of each folder's manifest, where it can still be read: a
+    // folder whose manifest differs was changed after it was recorded (or the row was), and
+    // which of the two to trust is unknown, so it is not restored as trusted.
+    let recorded: std::collections::HashMap<String, String> = Catalog::open_reader(&root.join(layout::CATALOG_FILE))
+        .ok()
+        .and_then(|(c, _)| c.list().ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.manifest_blake3.len() == 64 && r.manifest_blake3.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|r| (r.id, r.manifest_blake3))
+        .collect();
     let snaps = root.join("snapshots");
     let mut found: Vec<(SnapshotRecord, String)> = Vec::new();
     let mut names: Vec<String> = match fs::read_dir(&snaps) {
@@ -190,6 +207,14 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
             Ok(_) => Err("not a folder".into()),
             Err(e) => Err(e.to_string()),
         };
+        let checked = checked.and_then(|(m, digest, report)| match recorded.get(&name) {
+            Some(r) if *r != digest => Err(format!(
+                "manifest does not match the catalog's record (the catalog records blake3 {r}, the folder's \
+                 manifest is {digest}): the folder or the catalog was changed after the snapshot was \
+                 published, and which to trust is unknown"
+            )),
+            _ => Ok((m, digest, report)),
+        });
         let (m, digest, report) = match checked {
             Ok(x) => x,
             Err(problem) => {
