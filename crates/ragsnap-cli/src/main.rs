@@ -352,7 +352,7 @@ fn store_code(s: &StoreError) -> u8 {
         | StoreError::ManifestRefused { .. }
         | StoreError::CatalogDamaged { .. }
         | StoreError::Unreadable { .. } => EXIT_VERIFY,
-        StoreError::NotAStore { .. } => EXIT_USAGE,
+        StoreError::NotAStore { .. } | StoreError::NoStore { .. } => EXIT_USAGE,
         StoreError::Refused(_) => EXIT_REFUSED,
         _ => EXIT_ERROR,
     }
@@ -705,7 +705,7 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit(if ok { 0 } else { EXIT_VERIFY }))
         }
         Command::Gc { keep, older_than, dry_run, json } => {
-            let mut store = open_writer(&store_path)?;
+            let mut store = if dry_run { Store::open_dry_run(&store_path)? } else { open_writer(&store_path)? };
             let rep = store.gc(keep, older_than, dry_run)?;
             if json {
                 print_json(&rep)?;
@@ -731,10 +731,12 @@ fn run(cli: Cli) -> Result<Exit> {
         Command::Repair { dry_run, json } => repair_cmd(&store_path, dry_run, json),
         Command::Cache { action } => {
             if !store_path.is_dir() {
-                anyhow::bail!("no store at {}: run `ragsnap rebuild` first", store_path.display());
+                return Err(StoreError::NoStore { path: store_path.clone() }.into());
             }
-            // Pruning writes: it takes the writer lock like every other writer.
+            // Pruning writes: it takes the writer lock like every other writer. A dry run
+            // changes nothing: it opens the store the way a reader does.
             let writer = match &action {
+                CacheAction::Prune { dry_run: true, .. } => Some(Store::open_dry_run(&store_path)?),
                 CacheAction::Prune { .. } => Some(open_writer(&store_path)?),
                 CacheAction::Stats { .. } => None,
             };
@@ -966,6 +968,10 @@ fn parse_duration_arg(s: &str) -> std::result::Result<i64, String> {
 /// Open the store for writing with the library's load check. What the open moves to
 /// `quarantine/` is logged as a warning by the store itself (shown unless `-q`).
 fn open_writer(path: &std::path::Path) -> Result<Store> {
+    // Only `rebuild` creates a store.
+    if ragsnap::store::layout::classify(path)? == ragsnap::store::layout::RootState::Fresh {
+        return Err(StoreError::NoStore { path: path.to_path_buf() }.into());
+    }
     Ok(ragsnap::open_store_writer(path)?)
 }
 

@@ -301,8 +301,27 @@ impl Store {
             load_check: None,
         };
         store.check_folders()?;
+        store.check_head_record()?;
         store.clean_orphans()?;
         store.sync_head_record()?;
+        Ok(store)
+    }
+
+    /// [`Store::open_writer`] for commands that must not create a store: an absent or empty
+    /// folder is [`StoreError::NoStore`] and nothing is written.
+    pub fn open_existing_writer(root: &Path) -> Result<Self> {
+        if layout::classify(root)? == layout::RootState::Fresh {
+            return Err(StoreError::NoStore { path: root.to_path_buf() });
+        }
+        Self::open_writer(root)
+    }
+
+    /// Open `root` for a dry run: like a reader (no lock, no identity file written, no
+    /// migration, no housekeeping), with the checks a writer open makes before it cleans up.
+    pub fn open_dry_run(root: &Path) -> Result<Self> {
+        let store = Self::open_reader(root)?;
+        store.check_folders()?;
+        store.check_head_record()?;
         Ok(store)
     }
 
@@ -314,6 +333,18 @@ impl Store {
             layout::entry_metadata(&root.join(name))?;
         }
         let identity = layout::read_identity(root)?;
+        if identity.is_none() {
+            match layout::classify(root)? {
+                layout::RootState::Fresh => return Err(StoreError::NoStore { path: root.to_path_buf() }),
+                layout::RootState::Damaged => {
+                    return Err(StoreError::CatalogDamaged {
+                        path: root.join(layout::CATALOG_FILE),
+                        message: "the store has snapshot folders but its catalog cannot be opened".into(),
+                    })
+                }
+                _ => {}
+            }
+        }
         let cpath = root.join(layout::CATALOG_FILE);
         if identity.is_some() && layout::entry_metadata(&cpath)?.is_none_or(|m| m.len() == 0) {
             return Err(StoreError::CatalogDamaged { path: cpath, message: "the file is missing or empty".into() });
@@ -404,6 +435,24 @@ impl Store {
         Ok(())
     }
 
+    /// A head record naming a snapshot the catalog does not list (or lists as collected) means
+    /// the catalog is older than the head record (a restored backup, say): only `repair` can
+    /// tell which is right, and `HEAD.json` is never rewritten from such a catalog.
+    fn check_head_record(&self) -> Result<()> {
+        let Some(named) = layout::read_head_record(&self.root).and_then(|h| h.head) else { return Ok(()) };
+        let listed = self.catalog.list()?.into_iter().any(|s| s.id == named && s.status != "collected");
+        if !listed {
+            return Err(StoreError::CatalogDamaged {
+                path: self.catalog.path().to_path_buf(),
+                message: format!(
+                    "{} names snapshot {named} as head but the catalog does not list it (the catalog is older than the head record)",
+                    layout::HEAD_RECORD_FILE
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Remove what this store wrote and can prove unfinished: builds whose `staging/<id>.pending`
     /// marker is still there and that the catalog does not list. Anything else the catalog does
     /// not account for is moved to `quarantine/`, never deleted.
@@ -426,10 +475,11 @@ impl Store {
             }
             handled.insert(id.to_string());
             if !known.contains(id) {
-                tracing::info!(snapshot = %id, "removing a build that never reached the catalog");
+                // Only the staging folder is provably unfinished: a folder under `snapshots/`
+                // may have been committed to a catalog since replaced by an older copy, so it
+                // is moved to quarantine below, never deleted.
+                tracing::info!(snapshot = %id, "removing a staged build that never reached the catalog");
                 remove_any(&staging.join(id))?;
-                remove_any(&snaps.join(id))?;
-                fsio::sync_dir(&snaps).map_err(|e| StoreError::io(&snaps, e))?;
             }
             remove_any(&staging.join(name))?;
         }
@@ -831,7 +881,9 @@ impl Store {
     /// every run first finishes removing the folders of rows already marked (what a GC killed
     /// between the two steps leaves).
     pub fn gc(&mut self, keep: usize, older_than_secs: Option<i64>, dry_run: bool) -> Result<GcReport> {
-        self.require_writer()?;
+        if !dry_run {
+            self.require_writer()?;
+        }
         let all = self.catalog.list()?;
         let now = time::unix_now();
         let mut rep = GcReport { dry_run, ..GcReport::default() };
@@ -841,8 +893,7 @@ impl Store {
                 continue;
             }
             let lease_path = self.root.join("leases").join(format!("{}.lease", s.id));
-            let lease = layout::open_nofollow(&lease_path, true)?;
-            if lease.try_lock().is_err() {
+            if leased(&lease_path, dry_run)? {
                 rep.kept.push((s.id.clone(), "collected, but its folder is open by a reader".into()));
                 continue;
             }
@@ -893,8 +944,7 @@ impl Store {
                 continue;
             }
             let lease_path = self.root.join("leases").join(format!("{}.lease", s.id));
-            let lease = layout::open_nofollow(&lease_path, true)?;
-            if lease.try_lock().is_err() {
+            if leased(&lease_path, dry_run)? {
                 rep.kept.push((s.id.clone(), "open by a reader".into()));
                 continue;
             }
@@ -1008,6 +1058,19 @@ fn check_regular(path: &Path, max: u64) -> Result<()> {
         return Err(StoreError::malformed(path, format!("size is {} bytes, the manifest says {max}", md.len())));
     }
     Ok(())
+}
+
+/// Whether a reader holds the lease file at `path`. A dry run creates no lease file: a missing
+/// one is held by nobody.
+fn leased(path: &Path, dry_run: bool) -> Result<bool> {
+    let lease = match layout::open_nofollow(path, !dry_run) {
+        Ok(f) => f,
+        Err(StoreError::Io { source, .. }) if dry_run && source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(false)
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(lease.try_lock().is_err())
 }
 
 fn remove_any(p: &Path) -> Result<()> {

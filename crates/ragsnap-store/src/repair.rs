@@ -75,6 +75,14 @@ fn diagnose(root: &Path, check: Option<LoadCheck>) -> Option<String> {
         Ok(l) => l,
         Err(e) => return Some(e.to_string()),
     };
+    if let Some(named) = layout::read_head_record(root).and_then(|h| h.head) {
+        if !list.iter().any(|r| r.id == named && r.status != "collected") {
+            return Some(format!(
+                "{} names snapshot {named} as head but the catalog does not list it (the catalog is older than the head record)",
+                layout::HEAD_RECORD_FILE
+            ));
+        }
+    }
     for rec in list.iter().filter(|r| r.status != "collected") {
         let dir = root.join("snapshots").join(&rec.id);
         if !dir.is_dir() {
@@ -161,9 +169,10 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
         not_restored: Vec::new(),
     };
     if state == RootState::Fresh {
-        return Ok(rep);
+        return Err(StoreError::NoStore { path: root.to_path_buf() });
     }
-    let lock = crate::take_lock(root)?;
+    // A dry run changes nothing, not even the lock file.
+    let lock = if dry_run { None } else { Some(crate::take_lock(root)?) };
     rep.catalog_problem = diagnose(root, check);
     if let (Some(p), None) = (&identity_problem, &rep.catalog_problem) {
         rep.needed = true;
@@ -336,6 +345,15 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
     if layout::read_identity(root)?.is_none() {
         layout::write_identity(root)?;
     }
+    // The head record now follows the new catalog (repair is what settles a disagreement).
+    let mut record = layout::HeadRecord { head: head.clone(), ..Default::default() };
+    for (r, _) in &found {
+        if let Some(b) = &r.backed_out {
+            record.backed_out.insert(r.id.clone(), b.clone());
+        }
+    }
+    record.written_at = time::rfc3339(time::unix_now());
+    layout::write_head_record(root, &record)?;
     drop(lock);
     // The writer open checks the new catalog, moves unrestorable folders to quarantine and
     // writes the head record.

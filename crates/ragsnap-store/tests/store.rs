@@ -299,12 +299,16 @@ fn orphans_from_a_crash_are_cleaned_on_the_next_writer_open() {
     let s = Store::open_writer(d.path()).unwrap();
     assert!(!d.path().join("staging/sdead-000000").exists());
     assert!(!d.path().join("staging/sdead-000000.pending").exists());
+    // Under snapshots/, a marker proves nothing (the catalog may be an older copy that
+    // missed its commit): moved to quarantine, never deleted.
     assert!(!d.path().join("snapshots/sgone-222222").exists());
+    assert!(d.path().join("quarantine/sgone-222222").is_dir());
+    assert!(!d.path().join("staging/sgone-222222.pending").exists());
     assert!(!d.path().join("snapshots/sunknown-111111").exists());
     assert_eq!(std::fs::read(d.path().join("quarantine/sunknown-111111/keep.txt")).unwrap(), b"mine");
     assert!(d.path().join("quarantine/sstray-333333").is_dir());
     let names: Vec<&str> = s.quarantined().iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["sstray-333333", "sunknown-111111"]);
+    assert_eq!(names, ["sstray-333333", "sgone-222222", "sunknown-111111"]);
     assert!(s.verify(&id).unwrap().ok);
 }
 
@@ -416,7 +420,7 @@ fn repair_fixes_a_row_that_disagrees_with_its_intact_folder_and_keeps_history_an
         (a, b)
     };
     let conn = rusqlite::Connection::open(d.path().join("catalog.sqlite")).unwrap();
-    conn.execute("UPDATE snapshots SET manifest_blake3 = ?1 WHERE id = ?2", ["0".repeat(64), a.clone()]).unwrap();
+    conn.execute("UPDATE snapshots SET documents = documents + 1 WHERE id = ?1", [a.clone()]).unwrap();
     drop(conn);
     let r = Store::open_reader(d.path()).unwrap();
     let rep = r.verify(&a).unwrap();
@@ -435,4 +439,40 @@ fn repair_fixes_a_row_that_disagrees_with_its_intact_folder_and_keeps_history_an
     assert_eq!(actions, ["promote", "promote", "repair"]);
     let aside = done.old_catalog_kept_as.expect("old catalog kept");
     assert!(aside.exists());
+}
+
+#[test]
+fn repair_quarantines_a_folder_whose_manifest_digest_differs_from_its_row() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        let a = publish(&mut s, 4, "m", true);
+        let b = publish(&mut s, 5, "m", true);
+        (a, b)
+    };
+    let conn = rusqlite::Connection::open(d.path().join("catalog.sqlite")).unwrap();
+    conn.execute("UPDATE snapshots SET manifest_blake3 = ?1 WHERE id = ?2", ["0".repeat(64), a.clone()]).unwrap();
+    drop(conn);
+    let r = Store::open_reader(d.path()).unwrap();
+    let rep = r.verify(&a).unwrap();
+    assert!(!rep.ok && rep.problems[0].message.contains("ragsnap repair"), "{rep:?}");
+    match r.open_snapshot(&a).unwrap_err() {
+        StoreError::CatalogDamaged { message, .. } => {
+            assert!(!message.contains("is intact") && message.contains("which to trust is unknown"), "{message}")
+        }
+        e => panic!("{e:?}"),
+    }
+    drop(r);
+    let done = Store::repair(d.path(), false, None).unwrap();
+    assert!(done.restored.iter().all(|x| x.id != a), "{done:?}");
+    assert!(
+        done.unrestored
+            .iter()
+            .any(|u| u.name == a && u.problem.contains("manifest does not match the catalog's record")),
+        "{done:?}"
+    );
+    assert!(d.path().join("quarantine").join(&a).join("MANIFEST.json").exists());
+    let s = Store::open_writer(d.path()).unwrap();
+    assert_eq!(s.head().unwrap().id, b);
+    assert!(s.catalog().get(&a).is_err());
 }
