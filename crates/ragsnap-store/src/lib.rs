@@ -892,6 +892,16 @@ impl Store {
             if layout::entry_metadata(&dir)?.is_none() {
                 continue;
             }
+            // Only a removal gc itself started (its marker written before the row was marked)
+            // is finished: a row marked `collected` some other way proves nothing.
+            if !layout::has_collecting_marker(&self.root, &s.id) {
+                tracing::warn!(snapshot = %s.id, "the catalog marks this snapshot collected but gc never started removing it; its folder is kept (`ragsnap repair` can restore it)");
+                rep.kept.push((
+                    s.id.clone(),
+                    "marked collected, but gc never started removing it (no gc marker): kept".into(),
+                ));
+                continue;
+            }
             let lease_path = self.root.join("leases").join(format!("{}.lease", s.id));
             if leased(&lease_path, dry_run)? {
                 rep.kept.push((s.id.clone(), "collected, but its folder is open by a reader".into()));
@@ -901,8 +911,24 @@ impl Store {
             if !dry_run {
                 remove_any(&dir)?;
                 let _ = fs::remove_file(&lease_path);
+                remove_any(&layout::collecting_marker(&self.root, &s.id))?;
             }
             rep.resumed.push(s.id.clone());
+        }
+        // Markers whose removal is done, or whose row was never marked (gc killed before the
+        // mark): the marker only goes.
+        let gcdir = self.root.join(layout::GC_DIR);
+        if !dry_run && layout::entry_metadata(&gcdir)?.is_some_and(|m| m.is_dir()) {
+            for e in fs::read_dir(&gcdir).map_err(|e| StoreError::io(&gcdir, e))?.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(id) = name.strip_suffix(layout::COLLECTING_SUFFIX) else { continue };
+                let row = all.iter().find(|s| s.id == id);
+                let pending = row.is_some_and(|s| s.status == "collected")
+                    && layout::entry_metadata(&self.snapshot_dir(id))?.is_some();
+                if !pending {
+                    remove_any(&e.path())?;
+                }
+            }
         }
         // Lease files of snapshots that are gone (collected) or were never recorded (a build
         // checked before publishing and then abandoned), unless a reader holds one.
@@ -951,11 +977,13 @@ impl Store {
             let dir = self.snapshot_dir(&s.id);
             let bytes = dir_size(&dir);
             if !dry_run {
+                layout::write_collecting_marker(&self.root, &s.id)?;
                 self.catalog.mark_collected(&s.id)?;
                 failpoint("gc-after-mark");
                 remove_any(&dir)?;
                 failpoint("gc-after-remove");
                 let _ = fs::remove_file(&lease_path);
+                remove_any(&layout::collecting_marker(&self.root, &s.id))?;
             }
             rep.bytes_freed += bytes;
             rep.removed.push(s.id.clone());

@@ -476,3 +476,30 @@ fn repair_quarantines_a_folder_whose_manifest_digest_differs_from_its_row() {
     assert_eq!(s.head().unwrap().id, b);
     assert!(s.catalog().get(&a).is_err());
 }
+
+#[test]
+fn gc_keeps_a_folder_whose_row_was_marked_collected_without_its_marker() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        (publish(&mut s, 4, "m", true), publish(&mut s, 5, "m", true))
+    };
+    let conn = rusqlite::Connection::open(d.path().join("catalog.sqlite")).unwrap();
+    conn.execute("UPDATE snapshots SET status = 'collected' WHERE id = ?1", [a.clone()]).unwrap();
+    drop(conn);
+    // A stale marker (gc killed before marking its row) goes; its folder stays.
+    std::fs::write(d.path().join("gc").join(format!("{b}.collecting")), b.as_bytes()).unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let rep = s.gc(100, None, false).unwrap();
+    assert!(rep.resumed.is_empty(), "{rep:?}");
+    assert!(rep.kept.iter().any(|(id, why)| *id == a && why.contains("no gc marker")), "{rep:?}");
+    assert!(d.path().join("snapshots").join(&a).join("MANIFEST.json").exists(), "an intact folder was deleted");
+    assert!(!d.path().join("gc").join(format!("{b}.collecting")).exists());
+    assert!(s.verify(&b).unwrap().ok);
+    // With its marker (what gc writes before marking), the interrupted removal is finished.
+    std::fs::write(d.path().join("gc").join(format!("{a}.collecting")), a.as_bytes()).unwrap();
+    let rep = s.gc(100, None, false).unwrap();
+    assert_eq!(rep.resumed, [a.clone()]);
+    assert!(!d.path().join("snapshots").join(&a).exists());
+    assert!(!d.path().join("gc").join(format!("{a}.collecting")).exists());
+}
