@@ -975,6 +975,18 @@ impl Store {
                 continue;
             }
             let dir = self.snapshot_dir(&s.id);
+            // What gc decided from the row must be what the folder says: a row that disagrees
+            // with its manifest proves nothing about the snapshot's age or use.
+            let m = read_manifest_at(&dir, &s.id, Some(&s.manifest_blake3))?;
+            if let Some(field) = record_mismatch(s, &m) {
+                return Err(StoreError::CatalogDamaged {
+                    path: self.catalog.path().to_path_buf(),
+                    message: format!(
+                        "its row for snapshot {} disagrees with the snapshot's manifest ({field}); gc removed nothing more",
+                        s.id
+                    ),
+                });
+            }
             let bytes = dir_size(&dir);
             if !dry_run {
                 layout::write_collecting_marker(&self.root, &s.id)?;

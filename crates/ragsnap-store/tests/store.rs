@@ -503,3 +503,49 @@ fn gc_keeps_a_folder_whose_row_was_marked_collected_without_its_marker() {
     assert!(!d.path().join("snapshots").join(&a).exists());
     assert!(!d.path().join("gc").join(format!("{a}.collecting")).exists());
 }
+
+#[test]
+fn gc_refuses_a_row_whose_times_disagree_with_its_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let a = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        let a = publish(&mut s, 4, "m", true);
+        publish(&mut s, 5, "m", true);
+        a
+    };
+    let cpath = d.path().join("catalog.sqlite");
+    let good = std::fs::read(&cpath).unwrap();
+    // created_unix alone shifted back 1,000,000 s: the catalog check stops every writer.
+    let conn = rusqlite::Connection::open(&cpath).unwrap();
+    conn.execute("UPDATE snapshots SET created_unix = created_unix - 1000000 WHERE id = ?1", [a.clone()]).unwrap();
+    drop(conn);
+    assert!(matches!(Store::open_writer(d.path()).err(), Some(StoreError::CatalogDamaged { .. })));
+    assert!(d.path().join("snapshots").join(&a).exists());
+    // created_at shifted with it (consistent row, disagreeing with the manifest): gc refuses.
+    for side in ["catalog.sqlite-wal", "catalog.sqlite-shm"] {
+        let _ = std::fs::remove_file(d.path().join(side));
+    }
+    std::fs::write(&cpath, &good).unwrap();
+    let conn = rusqlite::Connection::open(&cpath).unwrap();
+    let (at, unix): (String, i64) = conn
+        .query_row("SELECT created_at, created_unix FROM snapshots WHERE id = ?1", [a.clone()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let shifted = ragsnap_store::time::rfc3339(ragsnap_store::time::parse_rfc3339(&at).unwrap() - 1_000_000);
+    conn.execute(
+        "UPDATE snapshots SET created_at = ?1, created_unix = ?2 WHERE id = ?3",
+        rusqlite::params![shifted, unix - 1_000_000, a],
+    )
+    .unwrap();
+    drop(conn);
+    let mut s = Store::open_writer(d.path()).unwrap();
+    for dry in [true, false] {
+        match s.gc(0, Some(7 * 86400), dry) {
+            Err(StoreError::CatalogDamaged { message, .. }) => assert!(message.contains("creation time"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(d.path().join("snapshots").join(&a).join("MANIFEST.json").exists());
+    assert_eq!(s.catalog().get(&a).unwrap().status, "ready");
+}
