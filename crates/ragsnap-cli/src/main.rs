@@ -753,6 +753,19 @@ fn run(cli: Cli) -> Result<Exit> {
             match action {
                 CacheAction::Prune { keep_fingerprints, all, dry_run } => {
                     let keep: Vec<String> = if all { Vec::new() } else { keep_fingerprints };
+                    // A fingerprint nobody uses is a typo, not a request to delete everything.
+                    let mut known: std::collections::HashSet<String> =
+                        cache.stats()?.into_iter().map(|s| s.fingerprint).collect();
+                    if let Some(store) = &writer {
+                        known.extend(store.catalog().list()?.into_iter().map(|s| s.fingerprint_id));
+                    }
+                    let unknown: Vec<&String> = keep.iter().filter(|k| !known.contains(*k)).collect();
+                    if !unknown.is_empty() {
+                        usage(&format!(
+                            "--keep-fingerprints {} matches no fingerprint in the cache nor any snapshot's; nothing was deleted (`ragsnap cache stats` lists them)",
+                            unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        ));
+                    }
                     if dry_run {
                         let doomed: Vec<_> =
                             cache.stats()?.into_iter().filter(|s| !keep.contains(&s.fingerprint)).collect();
@@ -947,13 +960,14 @@ fn env_path(k: &str) -> Option<PathBuf> {
 /// Longest `--older-than` accepted: 100 years, in seconds.
 const MAX_DURATION_SECS: i64 = 100 * 366 * 86_400;
 
-/// `7d`, `12h`, `30m`, `90s`, `2w` (or bare seconds) as seconds; a clap value parser, so a bad
+/// `7d`, `12h`, `30m`, `90s`, `2w` as seconds (a unit is required); a clap value parser, so a bad
 /// or out-of-range value is a usage error (exit 2).
 fn parse_duration_arg(s: &str) -> std::result::Result<i64, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = num.parse().map_err(|_| format!("bad duration {s:?} (use e.g. 7d, 12h, 30m)"))?;
     let mult: i64 = match unit {
-        "s" | "" => 1,
+        "" => return Err(format!("duration {s:?} has no unit (use s, m, h, d or w, e.g. {s}d)")),
+        "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,

@@ -211,7 +211,10 @@ fn rejected_rebuild_exits_6_writes_metrics_and_can_be_diffed_and_force_promoted(
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(head(&store).as_deref(), Some(bad.as_str()));
 
+    // A fingerprint nobody uses is a usage error, not "delete everything".
     let o = run(&store, &["cache", "prune", "--keep-fingerprints", "nothing@00000000"]);
+    assert_eq!(code(&o), 2);
+    let o = run(&store, &["cache", "prune", "--all"]);
     assert_eq!(code(&o), 0);
     let o = run(&store, &["cache", "stats", "--json"]);
     assert!(json(&o).as_array().unwrap().is_empty(), "prune removed every other fingerprint");

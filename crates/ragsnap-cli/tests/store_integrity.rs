@@ -826,3 +826,28 @@ fn dry_runs_change_nothing_and_only_rebuild_creates_a_store() {
         assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "{args:?} wrote into an empty folder");
     }
 }
+
+#[test]
+fn an_unknown_fingerprint_or_a_bare_duration_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = copy_store(dir.path());
+    let stats = |store: &Path| {
+        let o = run(store, &["cache", "stats", "--json"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        json(&o)
+    };
+    let before = stats(&store);
+    assert!(!before.as_array().unwrap().is_empty());
+    for args in [
+        &["cache", "prune", "--keep-fingerprints", "no-such-fingerprint"][..],
+        &["cache", "prune", "--keep-fingerprints", "no-such-fingerprint", "--dry-run"],
+        &["gc", "--older-than", "14"],
+        &["gc", "--older-than", "14", "--dry-run"],
+    ] {
+        let o = run(&store, args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(stats(&store), before, "the cache was pruned");
+    assert_eq!(lost_folders(&store), Vec::<String>::new());
+    assert_eq!(code(&run(&store, &["gc", "--older-than", "14d", "--dry-run"])), 0);
+}
