@@ -213,6 +213,47 @@ pub fn pending_marker(root: &Path, id: &str) -> PathBuf {
     root.join("staging").join(format!("{id}{PENDING_SUFFIX}"))
 }
 
+/// Prefix of the catalog `repair` builds beside the real one (`catalog.sqlite.repair-<pid>`).
+pub const REPAIR_TMP_PREFIX: &str = "catalog.sqlite.repair-";
+
+/// Remove what a killed `repair` left: `catalog.sqlite.repair-<pid>` and its `-journal`, `-wal`
+/// and `-shm`, when no process `<pid>` is alive (they are the store's own temporary files).
+/// Call under the writer lock. Returns the names removed.
+pub fn remove_dead_repair_leftovers(root: &Path) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for e in fs::read_dir(root).map_err(|e| StoreError::io(root, e))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(REPAIR_TMP_PREFIX) else { continue };
+        let (pid, side) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()));
+        if !["", "-journal", "-wal", "-shm"].contains(&side) {
+            continue;
+        }
+        let Ok(pid) = pid.parse::<i32>() else { continue };
+        if pid <= 0 || pid as u32 == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        fs::remove_file(e.path()).map_err(|x| StoreError::io(&e.path(), x))?;
+        removed.push(name);
+    }
+    if !removed.is_empty() {
+        tracing::info!(?removed, "removed the temporary files of a repair that did not finish");
+        fsio::sync_dir(root).map_err(|e| StoreError::io(root, e))?;
+    }
+    Ok(removed)
+}
+
+/// Whether process `pid` exists, from `/proc`; without a `/proc` every process counts as alive
+/// (nothing is removed on a guess).
+fn process_alive(pid: i32) -> bool {
+    if fs::metadata("/proc/self").is_err() {
+        return true;
+    }
+    fs::symlink_metadata(Path::new("/proc").join(pid.to_string())).is_ok()
+}
+
 /// gc's removal marker of snapshot `id`.
 pub fn collecting_marker(root: &Path, id: &str) -> PathBuf {
     root.join(GC_DIR).join(format!("{id}{COLLECTING_SUFFIX}"))

@@ -302,6 +302,7 @@ impl Store {
         };
         store.check_folders()?;
         store.check_head_record()?;
+        layout::remove_dead_repair_leftovers(root)?;
         store.clean_orphans()?;
         store.sync_head_record()?;
         Ok(store)

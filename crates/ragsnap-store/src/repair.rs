@@ -173,6 +173,9 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
     }
     // A dry run changes nothing, not even the lock file.
     let lock = if dry_run { None } else { Some(crate::take_lock(root)?) };
+    if !dry_run {
+        layout::remove_dead_repair_leftovers(root)?;
+    }
     rep.catalog_problem = diagnose(root, check);
     if let (Some(p), None) = (&identity_problem, &rep.catalog_problem) {
         rep.needed = true;
@@ -306,7 +309,12 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
     }
     let cpath = root.join(layout::CATALOG_FILE);
     let tmp = root.join(format!("catalog.sqlite.repair-{}", std::process::id()));
-    for p in [tmp.clone(), catalog::side_file(&tmp, "-wal"), catalog::side_file(&tmp, "-shm")] {
+    for p in [
+        tmp.clone(),
+        catalog::side_file(&tmp, "-journal"),
+        catalog::side_file(&tmp, "-wal"),
+        catalog::side_file(&tmp, "-shm"),
+    ] {
         let _ = fs::remove_file(p);
     }
     {

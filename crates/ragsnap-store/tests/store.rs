@@ -549,3 +549,26 @@ fn gc_refuses_a_row_whose_times_disagree_with_its_folder() {
     assert!(d.path().join("snapshots").join(&a).join("MANIFEST.json").exists());
     assert_eq!(s.catalog().get(&a).unwrap().status, "ready");
 }
+
+#[test]
+fn a_killed_repairs_temporary_catalog_is_removed_by_the_next_writer() {
+    let d = tempfile::tempdir().unwrap();
+    drop(Store::open_writer(d.path()).unwrap());
+    // No process has a pid this large (pid_max is at most 2^22).
+    let dead: Vec<String> =
+        ["", "-journal", "-wal", "-shm"].iter().map(|side| format!("catalog.sqlite.repair-999999999{side}")).collect();
+    for n in &dead {
+        std::fs::write(d.path().join(n), b"x").unwrap();
+    }
+    // A live repair's file (this process) stays.
+    let live = format!("catalog.sqlite.repair-{}", std::process::id());
+    std::fs::write(d.path().join(&live), b"x").unwrap();
+    drop(Store::open_writer(d.path()).unwrap());
+    for n in &dead {
+        assert!(!d.path().join(n).exists(), "{n} left behind");
+    }
+    assert!(d.path().join(&live).exists());
+    std::fs::write(d.path().join(&dead[0]), b"x").unwrap();
+    Store::repair(d.path(), false, None).unwrap();
+    assert!(!d.path().join(&dead[0]).exists());
+}
