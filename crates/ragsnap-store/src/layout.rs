@@ -235,7 +235,7 @@ pub fn remove_dead_repair_leftovers(root: &Path) -> Result<Vec<String>> {
         if !e.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
-        fs::remove_file(e.path()).map_err(|x| StoreError::io(&e.path(), x))?;
+        fs::remove_file(e.path()).map_err(|x| StoreError::io(e.path(), x))?;
         removed.push(name);
     }
     if !removed.is_empty() {

@@ -499,7 +499,7 @@ fn gc_keeps_a_folder_whose_row_was_marked_collected_without_its_marker() {
     // With its marker (what gc writes before marking), the interrupted removal is finished.
     std::fs::write(d.path().join("gc").join(format!("{a}.collecting")), a.as_bytes()).unwrap();
     let rep = s.gc(100, None, false).unwrap();
-    assert_eq!(rep.resumed, [a.clone()]);
+    assert_eq!(rep.resumed, vec![a.clone()]);
     assert!(!d.path().join("snapshots").join(&a).exists());
     assert!(!d.path().join("gc").join(format!("{a}.collecting")).exists());
 }
