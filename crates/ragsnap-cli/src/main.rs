@@ -687,6 +687,17 @@ fn run(cli: Cli) -> Result<Exit> {
             for id in &ids {
                 reports.push(ragsnap::verify_snapshot(&store, id)?);
             }
+            if all {
+                for s in store.catalog().list()?.into_iter().filter(|s| s.status == "collected") {
+                    let marker = ragsnap::store::layout::collecting_marker(store.root(), &s.id);
+                    if store.snapshot_dir(&s.id).is_dir() && !marker.is_file() {
+                        eprintln!(
+                            "ragsnap: warning: snapshot {} is marked collected but gc never started removing it (no gc marker); its folder is kept (`ragsnap repair` can restore it)",
+                            s.id
+                        );
+                    }
+                }
+            }
             let ok = reports.iter().all(|r| r.ok);
             if json {
                 print_json(&reports)?;

@@ -83,6 +83,18 @@ fn diagnose(root: &Path, check: Option<LoadCheck>) -> Option<String> {
             ));
         }
     }
+    for rec in list.iter().filter(|r| r.status == "collected") {
+        let dir = root.join("snapshots").join(&rec.id);
+        if dir.is_dir()
+            && !layout::has_collecting_marker(root, &rec.id)
+            && check_folder(root, &dir, &rec.id, check).is_ok()
+        {
+            return Some(format!(
+                "it marks snapshot {} collected, but gc never started removing it (no gc marker) and its folder is intact",
+                rec.id
+            ));
+        }
+    }
     for rec in list.iter().filter(|r| r.status != "collected") {
         let dir = root.join("snapshots").join(&rec.id);
         if !dir.is_dir() {

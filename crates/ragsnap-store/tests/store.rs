@@ -496,6 +496,10 @@ fn gc_keeps_a_folder_whose_row_was_marked_collected_without_its_marker() {
     assert!(d.path().join("snapshots").join(&a).join("MANIFEST.json").exists(), "an intact folder was deleted");
     assert!(!d.path().join("gc").join(format!("{b}.collecting")).exists());
     assert!(s.verify(&b).unwrap().ok);
+    drop(s);
+    let plan = Store::repair(d.path(), true, None).unwrap();
+    assert!(plan.catalog_problem.as_deref().is_some_and(|p| p.contains("no gc marker")), "{plan:?}");
+    let mut s = Store::open_writer(d.path()).unwrap();
     // With its marker (what gc writes before marking), the interrupted removal is finished.
     std::fs::write(d.path().join("gc").join(format!("{a}.collecting")), a.as_bytes()).unwrap();
     let rep = s.gc(100, None, false).unwrap();
