@@ -721,6 +721,9 @@ fn run(cli: Cli) -> Result<Exit> {
             if json {
                 print_json(&rep)?;
             } else {
+                for line in &rep.housekeeping {
+                    println!("{line}");
+                }
                 for id in &rep.resumed {
                     println!(
                         "{} {id} (collected earlier; an interrupted gc left its folder)",

@@ -800,6 +800,8 @@ fn dry_runs_change_nothing_and_only_rebuild_creates_a_store() {
     }
     let o = run(&store, &["gc", "--keep", "1", "--dry-run", "--json"]);
     assert_eq!(json(&o)["removed"].as_array().unwrap().len(), 2, "the plan lists what gc would remove");
+    let plan = json(&o)["housekeeping"].to_string();
+    assert!(plan.contains("snapshots/sstray-000000") && plan.contains("sx-000000.pending"), "{plan}");
 
     let missing = dir.path().join("missing");
     let empty = dir.path().join("empty");

@@ -218,6 +218,9 @@ pub struct GcReport {
     /// that this run removed (or would).
     #[serde(default)]
     pub resumed: Vec<String>,
+    /// With `dry_run`: what the writer open a real run makes would clean up first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub housekeeping: Vec<String>,
 }
 
 fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
@@ -324,6 +327,47 @@ impl Store {
         store.check_folders()?;
         store.check_head_record()?;
         Ok(store)
+    }
+
+    /// What a writer open of this store would clean up, without doing it (for dry runs): one
+    /// line per entry.
+    pub fn housekeeping_plan(&self) -> Result<Vec<String>> {
+        let mut plan = Vec::new();
+        let known: std::collections::HashSet<String> = self.catalog.list()?.into_iter().map(|s| s.id).collect();
+        let staging = self.root.join("staging");
+        let mut names: Vec<String> = fs::read_dir(&staging)
+            .map(|it| it.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        let marked = |id: &str| {
+            fs::symlink_metadata(layout::pending_marker(&self.root, id)).is_ok_and(|m| m.file_type().is_file())
+        };
+        for name in &names {
+            if let Some(id) = name.strip_suffix(layout::PENDING_SUFFIX) {
+                if manifest::is_plain_file_name(id) && marked(id) {
+                    plan.push(format!("would remove build marker staging/{name}"));
+                    continue;
+                }
+            }
+            if marked(name) && !known.contains(name.as_str()) {
+                plan.push(format!("would remove unfinished build staging/{name}"));
+            } else if !marked(name) {
+                plan.push(format!("would move staging/{name} to quarantine/"));
+            }
+        }
+        let snaps = self.root.join("snapshots");
+        let mut unknown: Vec<String> = fs::read_dir(&snaps)
+            .map(|it| it.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        unknown.retain(|n| !known.contains(n));
+        unknown.sort();
+        for name in unknown {
+            plan.push(format!("would move snapshots/{name} (not in the catalog) to quarantine/"));
+        }
+        if layout::read_identity(&self.root)?.is_none() {
+            plan.push(format!("would write {IDENTITY_FILE}"));
+        }
+        Ok(plan)
     }
 
     /// Open `root` for reading. Takes no lock and never writes the catalog. On a store that
@@ -888,6 +932,9 @@ impl Store {
         let all = self.catalog.list()?;
         let now = time::unix_now();
         let mut rep = GcReport { dry_run, ..GcReport::default() };
+        if dry_run && self._writer.is_none() {
+            rep.housekeeping = self.housekeeping_plan()?;
+        }
         for s in all.iter().filter(|s| s.status == "collected") {
             let dir = self.snapshot_dir(&s.id);
             if layout::entry_metadata(&dir)?.is_none() {
