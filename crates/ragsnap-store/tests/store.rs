@@ -576,3 +576,38 @@ fn a_killed_repairs_temporary_catalog_is_removed_by_the_next_writer() {
     Store::repair(d.path(), false, None).unwrap();
     assert!(!d.path().join(&dead[0]).exists());
 }
+
+#[test]
+fn repair_does_not_launder_a_rewritten_artifact_with_recomputed_checksums() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        (publish(&mut s, 4, "m", true), publish(&mut s, 5, "m", true))
+    };
+    // The attacker rewrites an artifact of head, reframes it (frame checksum recomputed) and
+    // records its new digest in the manifest.
+    let dir = d.path().join("snapshots").join(&b);
+    let mpath = dir.join("MANIFEST.json");
+    let mut m = ragsnap_store::Manifest::parse(&mpath, &std::fs::read(&mpath).unwrap()).unwrap();
+    let entry = m.files.iter_mut().find(|f| f.kind == "documents").unwrap();
+    let path = dir.join(&entry.name);
+    let bytes = std::fs::read(&path).unwrap();
+    let mut payload = ragsnap_store::artifact::unframe(&path, ArtifactKind::Documents, &bytes).unwrap().to_vec();
+    let last = payload.len() - 1;
+    payload[last] ^= 1;
+    let framed = ragsnap_store::artifact::frame(ArtifactKind::Documents, &payload);
+    std::fs::write(&path, &framed).unwrap();
+    entry.size = framed.len() as u64;
+    entry.blake3 = blake3::hash(&framed).to_hex().to_string();
+    std::fs::write(&mpath, m.to_bytes()).unwrap();
+    let r = Store::open_reader(d.path()).unwrap();
+    assert!(r.open_snapshot(&b).is_err());
+    drop(r);
+    let done = Store::repair(d.path(), false, None).unwrap();
+    assert_eq!(done.head.as_deref(), Some(a.as_str()), "{done:?}");
+    assert!(done.unrestored.iter().any(|u| u.name == b && u.problem.contains("does not match the catalog's record")));
+    let s = Store::open_reader(d.path()).unwrap();
+    assert_eq!(s.head().unwrap().id, a);
+    assert!(s.catalog().get(&b).is_err());
+    assert!(d.path().join("quarantine").join(&b).is_dir());
+}
