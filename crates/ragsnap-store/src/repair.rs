@@ -221,8 +221,47 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
         Err(_) => Vec::new(),
     };
     names.sort();
+    // The head record's snapshot, when its folder was moved to quarantine (by a writer that
+    // trusted an older catalog): brought back when it verifies and no readable catalog records
+    // another manifest for it.
+    let mut from_quarantine: Option<(String, PathBuf)> = None;
+    if let Some(h) = hint.as_ref().and_then(|h| h.head.clone()) {
+        let q = root.join(layout::QUARANTINE_DIR);
+        if crate::manifest::is_plain_file_name(&h) && !names.contains(&h) && q.is_dir() {
+            let mut cands: Vec<String> = fs::read_dir(&q)
+                .map(|it| it.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            cands.retain(|n| {
+                n == &h || n.strip_prefix(&format!("{h}.")).is_some_and(|k| k.bytes().all(|b| b.is_ascii_digit()))
+            });
+            cands.sort();
+            for c in cands {
+                let dir = q.join(&c);
+                if !matches!(layout::entry_metadata(&dir), Ok(Some(m)) if m.is_dir()) {
+                    continue;
+                }
+                if let Ok((_, digest, _)) = check_folder(root, &dir, &h, check) {
+                    if recorded.get(&h).is_none_or(|r| *r == digest) {
+                        from_quarantine = Some((h.clone(), dir));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if let Some((h, qdir)) = &from_quarantine {
+        if !dry_run {
+            let to = snaps.join(h);
+            fs::rename(qdir, &to).map_err(|e| StoreError::io(qdir, e))?;
+            ragsnap_core::fsio::sync_dir(&snaps).map_err(|e| StoreError::io(&snaps, e))?;
+        }
+        names.push(h.clone());
+    }
     for name in names {
-        let dir = snaps.join(&name);
+        let dir = match &from_quarantine {
+            Some((h, qdir)) if *h == name && dry_run => qdir.clone(),
+            _ => snaps.join(&name),
+        };
         let checked = match layout::entry_metadata(&dir) {
             Ok(Some(m)) if m.is_dir() && crate::manifest::is_plain_file_name(&name) => {
                 check_folder(root, &dir, &name, check)

@@ -611,3 +611,23 @@ fn repair_does_not_launder_a_rewritten_artifact_with_recomputed_checksums() {
     assert!(s.catalog().get(&b).is_err());
     assert!(d.path().join("quarantine").join(&b).is_dir());
 }
+
+#[test]
+fn repair_brings_the_head_records_snapshot_back_from_quarantine() {
+    let d = tempfile::tempdir().unwrap();
+    let (_a, b) = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        (publish(&mut s, 4, "m", true), publish(&mut s, 5, "m", true))
+    };
+    std::fs::rename(d.path().join("snapshots").join(&b), d.path().join("quarantine").join(&b)).unwrap();
+    std::fs::remove_file(d.path().join("catalog.sqlite")).unwrap();
+    let plan = Store::repair(d.path(), true, None).unwrap();
+    assert_eq!(plan.head.as_deref(), Some(b.as_str()), "{plan:?}");
+    assert!(d.path().join("quarantine").join(&b).is_dir(), "a dry run moves nothing");
+    let done = Store::repair(d.path(), false, None).unwrap();
+    assert_eq!(done.head.as_deref(), Some(b.as_str()), "{done:?}");
+    assert_eq!(done.head_source, "head record");
+    let s = Store::open_reader(d.path()).unwrap();
+    assert_eq!(s.head().unwrap().id, b);
+    assert!(s.verify(&b).unwrap().ok);
+}
