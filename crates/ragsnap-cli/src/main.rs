@@ -352,7 +352,7 @@ fn store_code(s: &StoreError) -> u8 {
         | StoreError::ManifestRefused { .. }
         | StoreError::CatalogDamaged { .. }
         | StoreError::Unreadable { .. } => EXIT_VERIFY,
-        StoreError::NotAStore { .. } => EXIT_USAGE,
+        StoreError::NotAStore { .. } | StoreError::NoStore { .. } => EXIT_USAGE,
         StoreError::Refused(_) => EXIT_REFUSED,
         _ => EXIT_ERROR,
     }
@@ -687,6 +687,17 @@ fn run(cli: Cli) -> Result<Exit> {
             for id in &ids {
                 reports.push(ragsnap::verify_snapshot(&store, id)?);
             }
+            if all {
+                for s in store.catalog().list()?.into_iter().filter(|s| s.status == "collected") {
+                    let marker = ragsnap::store::layout::collecting_marker(store.root(), &s.id);
+                    if store.snapshot_dir(&s.id).is_dir() && !marker.is_file() {
+                        eprintln!(
+                            "ragsnap: warning: snapshot {} is marked collected but gc never started removing it (no gc marker); its folder is kept (`ragsnap repair` can restore it)",
+                            s.id
+                        );
+                    }
+                }
+            }
             let ok = reports.iter().all(|r| r.ok);
             if json {
                 print_json(&reports)?;
@@ -705,11 +716,14 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit(if ok { 0 } else { EXIT_VERIFY }))
         }
         Command::Gc { keep, older_than, dry_run, json } => {
-            let mut store = open_writer(&store_path)?;
+            let mut store = if dry_run { Store::open_dry_run(&store_path)? } else { open_writer(&store_path)? };
             let rep = store.gc(keep, older_than, dry_run)?;
             if json {
                 print_json(&rep)?;
             } else {
+                for line in &rep.housekeeping {
+                    println!("{line}");
+                }
                 for id in &rep.resumed {
                     println!(
                         "{} {id} (collected earlier; an interrupted gc left its folder)",
@@ -731,10 +745,12 @@ fn run(cli: Cli) -> Result<Exit> {
         Command::Repair { dry_run, json } => repair_cmd(&store_path, dry_run, json),
         Command::Cache { action } => {
             if !store_path.is_dir() {
-                anyhow::bail!("no store at {}: run `ragsnap rebuild` first", store_path.display());
+                return Err(StoreError::NoStore { path: store_path.clone() }.into());
             }
-            // Pruning writes: it takes the writer lock like every other writer.
+            // Pruning writes: it takes the writer lock like every other writer. A dry run
+            // changes nothing: it opens the store the way a reader does.
             let writer = match &action {
+                CacheAction::Prune { dry_run: true, .. } => Some(Store::open_dry_run(&store_path)?),
                 CacheAction::Prune { .. } => Some(open_writer(&store_path)?),
                 CacheAction::Stats { .. } => None,
             };
@@ -751,6 +767,19 @@ fn run(cli: Cli) -> Result<Exit> {
             match action {
                 CacheAction::Prune { keep_fingerprints, all, dry_run } => {
                     let keep: Vec<String> = if all { Vec::new() } else { keep_fingerprints };
+                    // A fingerprint nobody uses is a typo, not a request to delete everything.
+                    let mut known: std::collections::HashSet<String> =
+                        cache.stats()?.into_iter().map(|s| s.fingerprint).collect();
+                    if let Some(store) = &writer {
+                        known.extend(store.catalog().list()?.into_iter().map(|s| s.fingerprint_id));
+                    }
+                    let unknown: Vec<&String> = keep.iter().filter(|k| !known.contains(*k)).collect();
+                    if !unknown.is_empty() {
+                        usage(&format!(
+                            "--keep-fingerprints {} matches no fingerprint in the cache nor any snapshot's; nothing was deleted (`ragsnap cache stats` lists them)",
+                            unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        ));
+                    }
                     if dry_run {
                         let doomed: Vec<_> =
                             cache.stats()?.into_iter().filter(|s| !keep.contains(&s.fingerprint)).collect();
@@ -945,13 +974,14 @@ fn env_path(k: &str) -> Option<PathBuf> {
 /// Longest `--older-than` accepted: 100 years, in seconds.
 const MAX_DURATION_SECS: i64 = 100 * 366 * 86_400;
 
-/// `7d`, `12h`, `30m`, `90s`, `2w` (or bare seconds) as seconds; a clap value parser, so a bad
+/// `7d`, `12h`, `30m`, `90s`, `2w` as seconds (a unit is required); a clap value parser, so a bad
 /// or out-of-range value is a usage error (exit 2).
 fn parse_duration_arg(s: &str) -> std::result::Result<i64, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = num.parse().map_err(|_| format!("bad duration {s:?} (use e.g. 7d, 12h, 30m)"))?;
     let mult: i64 = match unit {
-        "s" | "" => 1,
+        "" => return Err(format!("duration {s:?} has no unit (use s, m, h, d or w, e.g. {s}d)")),
+        "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
@@ -966,6 +996,10 @@ fn parse_duration_arg(s: &str) -> std::result::Result<i64, String> {
 /// Open the store for writing with the library's load check. What the open moves to
 /// `quarantine/` is logged as a warning by the store itself (shown unless `-q`).
 fn open_writer(path: &std::path::Path) -> Result<Store> {
+    // Only `rebuild` creates a store.
+    if ragsnap::store::layout::classify(path)? == ragsnap::store::layout::RootState::Fresh {
+        return Err(StoreError::NoStore { path: path.to_path_buf() }.into());
+    }
     Ok(ragsnap::open_store_writer(path)?)
 }
 

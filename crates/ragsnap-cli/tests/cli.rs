@@ -117,13 +117,20 @@ fn a_second_writer_exits_5_naming_the_pid() {
 }
 
 #[test]
-fn usage_errors_exit_2_and_missing_store_exits_1() {
+fn usage_errors_and_a_missing_store_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let o = bin().args(["query"]).output().unwrap();
     assert_eq!(code(&o), 2);
     let o = bin().args(["--store", dir.path().join("nope").to_str().unwrap(), "snapshots"]).output().unwrap();
-    assert_eq!(code(&o), 1);
+    assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("ragsnap rebuild"));
+    // A folder with other content is not a store either.
+    std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+    for args in [&["snapshots"][..], &["show"], &["verify", "--all"]] {
+        let o = bin().arg("--store").arg(dir.path()).args(args).output().unwrap();
+        assert_eq!(code(&o), 2, "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a reader wrote into a folder that is not a store");
 }
 
 #[test]
@@ -211,7 +218,10 @@ fn rejected_rebuild_exits_6_writes_metrics_and_can_be_diffed_and_force_promoted(
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(head(&store).as_deref(), Some(bad.as_str()));
 
+    // A fingerprint nobody uses is a usage error, not "delete everything".
     let o = run(&store, &["cache", "prune", "--keep-fingerprints", "nothing@00000000"]);
+    assert_eq!(code(&o), 2);
+    let o = run(&store, &["cache", "prune", "--all"]);
     assert_eq!(code(&o), 0);
     let o = run(&store, &["cache", "stats", "--json"]);
     assert!(json(&o).as_array().unwrap().is_empty(), "prune removed every other fingerprint");

@@ -127,6 +127,7 @@ fn catalog_corruption_campaign_loses_no_folder_and_repair_restores_head() {
     };
     let original_listing = listing(&b.store);
     let mut listing_changed = 0;
+    let mut distrusted_cases = 0;
     let work = tempfile::tempdir().unwrap();
     let (mut worked, mut stopped, mut lost, mut wrong, mut unclear, mut repaired, mut repair_failed) =
         (0, 0, 0, 0, Vec::new(), 0, Vec::new());
@@ -191,13 +192,32 @@ fn catalog_corruption_campaign_loses_no_folder_and_repair_restores_head() {
         }
         stopped += 1;
         let o = run(&store, &["repair", "--dry-run", "--json"]);
-        assert_eq!(code(&o), 0, "{name}: repair --dry-run: {}", stderr(&o));
-        assert_eq!(json(&o)["head"], old_head.as_str(), "{name}: the plan restores the old head; {log:#?}");
+        // A flip that turns a recorded manifest digest into another valid digest: the catalog
+        // and that folder disagree, and repair quarantines the folder rather than trust it.
+        let distrusted: Vec<String> = json(&o)["unrestored"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                let problem = u["problem"].as_str().unwrap();
+                assert!(problem.contains("manifest does not match the catalog's record"), "{name}: {problem}");
+                u["name"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(code(&o), if distrusted.is_empty() { 0 } else { 4 }, "{name}: repair --dry-run: {}", stderr(&o));
+        if !distrusted.is_empty() {
+            distrusted_cases += 1;
+        }
+        let expected_head = if distrusted.contains(&old_head) { b.ids[1].clone() } else { old_head.clone() };
+        assert_eq!(json(&o)["head"], expected_head.as_str(), "{name}: the plan restores the old head; {log:#?}");
         let o = run(&store, &["repair", "--json"]);
         let verify = run(&store, &["verify", "--all"]);
         let list = run(&store, &["snapshots", "--json"]);
         let restored = if code(&list) == 0 { json(&list).as_array().unwrap().len() } else { 0 };
-        if code(&o) == 0 && head_id(&store).as_deref() == Some(old_head.as_str()) && code(&verify) == 0 && restored == 3
+        if code(&o) == if distrusted.is_empty() { 0 } else { 4 }
+            && head_id(&store).as_deref() == Some(expected_head.as_str())
+            && code(&verify) == 0
+            && restored == 3 - distrusted.len()
         {
             repaired += 1;
             let report = json(&o);
@@ -220,7 +240,8 @@ fn catalog_corruption_campaign_loses_no_folder_and_repair_restores_head() {
          {worked} worked unchanged, {stopped} stopped with exit 4 naming `ragsnap repair`; \
          intact snapshot folders lost: {lost}; wrong answers: {wrong}; unclear outcomes: {}; \
          repaired to the old head with verify --all ok: {repaired}; repair failures: {}; \
-         cases that worked but list a snapshot row differently: {listing_changed}",
+         cases that worked but list a snapshot row differently: {listing_changed}; \
+         cases where repair quarantined a folder its recorded digest disagrees with: {distrusted_cases}",
         cases.len(),
         cases.len() - 4,
         unclear.len(),
@@ -619,4 +640,216 @@ fn a_damaged_identity_file_stops_writers_until_repair_sets_it_aside() {
         .collect();
     assert_eq!(kept.len(), 1, "the damaged identity file is kept aside");
     assert_eq!(head_id(&store).as_deref(), Some(base().ids[2].as_str()));
+}
+
+#[test]
+fn repair_quarantines_a_snapshot_whose_manifest_differs_from_the_catalog_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = &base().ids;
+    let store = copy_store(dir.path());
+    let head = ids.last().unwrap();
+    // The manifest alone is edited (its files still match it): recall raised.
+    let mpath = store.join("snapshots").join(head).join("MANIFEST.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m["index"]["recall"] = serde_json::json!(1.0);
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let q = run(&store, &["query", "retries", "--json"]);
+    assert_eq!(code(&q), 4, "{}", stderr(&q));
+    assert!(!stderr(&q).contains("is intact"), "{}", stderr(&q));
+    assert!(stderr(&q).contains("which to trust is unknown"), "{}", stderr(&q));
+    let o = run(&store, &["repair", "--json"]);
+    // Exit 4: a folder could not be restored.
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    let r = json(&o);
+    assert_eq!(r["head"], ids[1].as_str(), "{r:#}");
+    assert!(r["restored"].as_array().unwrap().iter().all(|s| s["id"] != head.as_str()), "{r:#}");
+    let un = r["unrestored"].as_array().unwrap();
+    assert!(
+        un.iter().any(|u| u["name"] == head.as_str()
+            && u["problem"].as_str().unwrap().contains("manifest does not match the catalog's record")),
+        "{r:#}"
+    );
+    assert!(!store.join("snapshots").join(head).exists(), "the tampered folder is quarantined");
+    assert!(lost_folders(&store).len() == 1, "only the edited manifest differs from the original");
+    assert_eq!(head_id(&store).as_deref(), Some(ids[1].as_str()));
+    assert_eq!(code(&run(&store, &["verify", "--all"])), 0);
+}
+
+/// A rebuild on a copy of the base store; returns its snapshot id (`None` if it was killed).
+fn rebuild_with(store: &Path, failpoint: Option<&str>) -> Option<String> {
+    let site = tempfile::tempdir().unwrap();
+    copy_tree(&base().site, site.path());
+    let p = site.path().join("install.html");
+    let mut html = std::fs::read_to_string(&p).unwrap();
+    html.push_str("<p>A fourth build mentions rolling restarts.</p>\n");
+    std::fs::write(&p, html).unwrap();
+    let mut c = bin();
+    c.arg("--store").arg(store).args(["rebuild", "--source", site.path().to_str().unwrap(), "--json"]);
+    if let Some(f) = failpoint {
+        c.env("RAGSNAP_FAILPOINT", f);
+    }
+    let o = c.output().unwrap();
+    if failpoint.is_some() {
+        assert!(!o.status.success());
+        return None;
+    }
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    Some(json(&o)["snapshot_id"].as_str().unwrap().to_string())
+}
+
+fn restore_catalog(store: &Path, bytes: &[u8]) {
+    for side in ["catalog.sqlite-wal", "catalog.sqlite-shm"] {
+        let _ = std::fs::remove_file(store.join(side));
+    }
+    std::fs::write(store.join("catalog.sqlite"), bytes).unwrap();
+}
+
+#[test]
+fn a_restored_older_catalog_never_costs_a_committed_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    // Killed right after its catalog commit: the marker stays; then an older catalog comes back.
+    let store = copy_store(dir.path());
+    let backup = std::fs::read(store.join("catalog.sqlite")).unwrap();
+    let before: Vec<String> = std::fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    rebuild_with(&store, Some("after-commit"));
+    let new: Vec<String> = std::fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !before.contains(n))
+        .collect();
+    assert_eq!(new.len(), 1);
+    let id = &new[0];
+    let manifest = std::fs::read(store.join("snapshots").join(id).join("MANIFEST.json")).unwrap();
+    restore_catalog(&store, &backup);
+    let o = run(&store, &["gc", "--keep", "100"]);
+    assert!(code(&o) == 0 || code(&o) == 4, "{}", stderr(&o));
+    let mut places = vec![store.join("snapshots").join(id)];
+    places.extend(std::fs::read_dir(store.join("quarantine")).unwrap().flatten().map(|e| e.path()));
+    assert!(
+        places.iter().any(|p| std::fs::read(p.join("MANIFEST.json")).ok().as_ref() == Some(&manifest)),
+        "the committed snapshot {id} was deleted"
+    );
+
+    // A finished build whose head record survives the restored catalog: writers stop.
+    let store = copy_store(dir.path());
+    let backup = std::fs::read(store.join("catalog.sqlite")).unwrap();
+    let id = rebuild_with(&store, None).unwrap();
+    restore_catalog(&store, &backup);
+    let head_record = std::fs::read(store.join("HEAD.json")).unwrap();
+    for args in [&["gc", "--keep", "100", "--dry-run"][..], &["gc", "--keep", "100"]] {
+        let o = run(&store, args);
+        assert_eq!(code(&o), 4, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("ragsnap repair"), "{}", stderr(&o));
+        assert!(store.join("snapshots").join(&id).join("MANIFEST.json").exists());
+        assert_eq!(std::fs::read(store.join("HEAD.json")).unwrap(), head_record, "HEAD.json rewritten");
+    }
+    let o = run(&store, &["repair", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(json(&o)["head"], id.as_str());
+    assert_eq!(head_id(&store).as_deref(), Some(id.as_str()));
+    assert_eq!(code(&run(&store, &["verify", "--all"])), 0);
+}
+
+/// Every path under `root` with its contents (folders as `None`).
+fn tree(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap().flatten() {
+            let path = e.path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            if e.file_type().unwrap().is_dir() {
+                out.insert(rel, None);
+                stack.push(path);
+            } else {
+                out.insert(rel, Some(std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dry_runs_change_nothing_and_only_rebuild_creates_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = copy_store(dir.path());
+    // Housekeeping a writer open would do: an unknown folder, a stale marker, no identity file.
+    std::fs::create_dir_all(store.join("snapshots/sstray-000000")).unwrap();
+    std::fs::write(store.join("snapshots/sstray-000000/keep.txt"), b"mine").unwrap();
+    std::fs::write(store.join("staging/sx-000000.pending"), b"sx-000000").unwrap();
+    std::fs::remove_file(store.join("ragsnap-store.json")).unwrap();
+    let before = tree(&store);
+    for args in [
+        &["gc", "--keep", "1", "--dry-run"][..],
+        &["gc", "--keep", "1", "--dry-run", "--json"],
+        &["cache", "prune", "--all", "--dry-run"],
+        &["repair", "--dry-run"],
+    ] {
+        let o = run(&store, args);
+        assert!(code(&o) == 0, "{args:?}: exit {}: {}", code(&o), stderr(&o));
+        let after = tree(&store);
+        let changed: Vec<&PathBuf> =
+            before.keys().chain(after.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();
+        // SQLite's own side files, which any reader of the catalog may create.
+        let changed: Vec<&PathBuf> =
+            changed.into_iter().filter(|p| !p.to_string_lossy().starts_with("catalog.sqlite-")).collect();
+        assert!(changed.is_empty(), "{args:?} changed the store: {changed:?}");
+    }
+    let o = run(&store, &["gc", "--keep", "1", "--dry-run", "--json"]);
+    assert_eq!(json(&o)["removed"].as_array().unwrap().len(), 2, "the plan lists what gc would remove");
+    let plan = json(&o)["housekeeping"].to_string();
+    assert!(plan.contains("snapshots/sstray-000000") && plan.contains("sx-000000.pending"), "{plan}");
+
+    let missing = dir.path().join("missing");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for args in [
+        &["gc", "--keep", "1"][..],
+        &["gc", "--keep", "1", "--dry-run"],
+        &["repair"],
+        &["repair", "--dry-run"],
+        &["rollback"],
+        &["promote", "s1"],
+        &["cache", "prune", "--all"],
+        &["cache", "prune", "--all", "--dry-run"],
+        &["snapshots"],
+        &["show"],
+        &["verify", "--all"],
+    ] {
+        for at in [&missing, &empty] {
+            let o = run(at, args);
+            assert_eq!(code(&o), 2, "{args:?} on {}: {}", at.display(), stderr(&o));
+            assert!(stderr(&o).contains("no ragsnap store at"), "{args:?}: {}", stderr(&o));
+        }
+        assert!(!missing.exists(), "{args:?} created a store");
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "{args:?} wrote into an empty folder");
+    }
+}
+
+#[test]
+fn an_unknown_fingerprint_or_a_bare_duration_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = copy_store(dir.path());
+    let stats = |store: &Path| {
+        let o = run(store, &["cache", "stats", "--json"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        json(&o)
+    };
+    let before = stats(&store);
+    assert!(!before.as_array().unwrap().is_empty());
+    for args in [
+        &["cache", "prune", "--keep-fingerprints", "no-such-fingerprint"][..],
+        &["cache", "prune", "--keep-fingerprints", "no-such-fingerprint", "--dry-run"],
+        &["gc", "--older-than", "14"],
+        &["gc", "--older-than", "14", "--dry-run"],
+    ] {
+        let o = run(&store, args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(stats(&store), before, "the cache was pruned");
+    assert_eq!(lost_folders(&store), Vec::<String>::new());
+    assert_eq!(code(&run(&store, &["gc", "--older-than", "14d", "--dry-run"])), 0);
 }

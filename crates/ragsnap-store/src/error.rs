@@ -78,6 +78,12 @@ pub enum StoreError {
     /// An operation was refused (with the reason).
     #[error("{0}")]
     Refused(String),
+    /// No store exists at the path (absent or empty folder) and the command does not create one.
+    #[error("no ragsnap store at {path}: nothing was changed (`ragsnap rebuild` creates a store)")]
+    NoStore {
+        /// The folder.
+        path: PathBuf,
+    },
     /// The folder has content but is not a ragsnap store; nothing in it was touched.
     #[error("{path} is not a ragsnap store: it has content but no {identity} and no usable catalog; nothing was changed (point --store at a ragsnap store or at an empty or new folder)")]
     NotAStore {

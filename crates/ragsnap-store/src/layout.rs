@@ -30,7 +30,12 @@ pub const STORE_LAYOUT_VERSION: u32 = 1;
 /// `kind` value of the identity file.
 pub const STORE_KIND: &str = "ragsnap-store";
 /// Folders of a store.
-pub const STORE_DIRS: &[&str] = &["staging", "snapshots", "leases", "cache", QUARANTINE_DIR];
+pub const STORE_DIRS: &[&str] = &["staging", "snapshots", "leases", "cache", QUARANTINE_DIR, GC_DIR];
+/// Where gc writes `<id>.collecting` before it marks a snapshot's row `collected`: only a
+/// collected row with this marker lets a later gc finish removing the folder.
+pub const GC_DIR: &str = "gc";
+/// Suffix of gc's removal marker.
+pub const COLLECTING_SUFFIX: &str = ".collecting";
 /// Every top-level entry a store may hold.
 pub const STORE_ENTRIES: &[&str] = &[
     IDENTITY_FILE,
@@ -44,6 +49,7 @@ pub const STORE_ENTRIES: &[&str] = &[
     "leases",
     "cache",
     QUARANTINE_DIR,
+    GC_DIR,
 ];
 
 /// Contents of the identity file.
@@ -207,6 +213,70 @@ pub fn pending_marker(root: &Path, id: &str) -> PathBuf {
     root.join("staging").join(format!("{id}{PENDING_SUFFIX}"))
 }
 
+/// Prefix of the catalog `repair` builds beside the real one (`catalog.sqlite.repair-<pid>`).
+pub const REPAIR_TMP_PREFIX: &str = "catalog.sqlite.repair-";
+
+/// Remove what a killed `repair` left: `catalog.sqlite.repair-<pid>` and its `-journal`, `-wal`
+/// and `-shm`, when no process `<pid>` is alive (they are the store's own temporary files).
+/// Call under the writer lock. Returns the names removed.
+pub fn remove_dead_repair_leftovers(root: &Path) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for e in fs::read_dir(root).map_err(|e| StoreError::io(root, e))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(REPAIR_TMP_PREFIX) else { continue };
+        let (pid, side) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()));
+        if !["", "-journal", "-wal", "-shm"].contains(&side) {
+            continue;
+        }
+        let Ok(pid) = pid.parse::<i32>() else { continue };
+        if pid <= 0 || pid as u32 == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        fs::remove_file(e.path()).map_err(|x| StoreError::io(e.path(), x))?;
+        removed.push(name);
+    }
+    if !removed.is_empty() {
+        tracing::info!(?removed, "removed the temporary files of a repair that did not finish");
+        fsio::sync_dir(root).map_err(|e| StoreError::io(root, e))?;
+    }
+    Ok(removed)
+}
+
+/// Whether process `pid` exists, from `/proc`; without a `/proc` every process counts as alive
+/// (nothing is removed on a guess).
+fn process_alive(pid: i32) -> bool {
+    if fs::metadata("/proc/self").is_err() {
+        return true;
+    }
+    fs::symlink_metadata(Path::new("/proc").join(pid.to_string())).is_ok()
+}
+
+/// gc's removal marker of snapshot `id`.
+pub fn collecting_marker(root: &Path, id: &str) -> PathBuf {
+    root.join(GC_DIR).join(format!("{id}{COLLECTING_SUFFIX}"))
+}
+
+/// Write gc's removal marker of `id` durably (never through a link).
+pub fn write_collecting_marker(root: &Path, id: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = root.join(GC_DIR);
+    ensure_dir(&dir)?;
+    let path = collecting_marker(root, id);
+    let mut f = open_nofollow(&path, true)?;
+    f.set_len(0).map_err(|e| StoreError::io(&path, e))?;
+    f.write_all(id.as_bytes()).map_err(|e| StoreError::io(&path, e))?;
+    f.sync_all().map_err(|e| StoreError::io(&path, e))?;
+    fsio::sync_dir(&dir).map_err(|e| StoreError::io(&dir, e))
+}
+
+/// Whether gc's removal marker of `id` exists as a regular file.
+pub fn has_collecting_marker(root: &Path, id: &str) -> bool {
+    fs::symlink_metadata(collecting_marker(root, id)).is_ok_and(|m| m.file_type().is_file())
+}
+
 /// Move `path` into `quarantine/`, under its own name or a numbered one; returns where it went.
 pub fn quarantine(root: &Path, path: &Path) -> Result<PathBuf> {
     let q = root.join(QUARANTINE_DIR);
@@ -263,7 +333,7 @@ pub fn classify(root: &Path) -> Result<RootState> {
         // What a new store may already hold: its lock, empty folders, reader leases, and an
         // embedding cache copied in to warm it.
         let allowed: Option<fn(&str) -> bool> = match name.as_str() {
-            "staging" | "snapshots" | QUARANTINE_DIR => Some(|_| false),
+            "staging" | "snapshots" | QUARANTINE_DIR | GC_DIR => Some(|_| false),
             "leases" => Some(|n| n.ends_with(".lease")),
             "cache" => Some(|n| n.starts_with("embeddings.sqlite")),
             _ => None,

@@ -218,6 +218,9 @@ pub struct GcReport {
     /// that this run removed (or would).
     #[serde(default)]
     pub resumed: Vec<String>,
+    /// With `dry_run`: what the writer open a real run makes would clean up first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub housekeeping: Vec<String>,
 }
 
 fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
@@ -301,9 +304,70 @@ impl Store {
             load_check: None,
         };
         store.check_folders()?;
+        store.check_head_record()?;
+        layout::remove_dead_repair_leftovers(root)?;
         store.clean_orphans()?;
         store.sync_head_record()?;
         Ok(store)
+    }
+
+    /// [`Store::open_writer`] for commands that must not create a store: an absent or empty
+    /// folder is [`StoreError::NoStore`] and nothing is written.
+    pub fn open_existing_writer(root: &Path) -> Result<Self> {
+        if layout::classify(root)? == layout::RootState::Fresh {
+            return Err(StoreError::NoStore { path: root.to_path_buf() });
+        }
+        Self::open_writer(root)
+    }
+
+    /// Open `root` for a dry run: like a reader (no lock, no identity file written, no
+    /// migration, no housekeeping), with the checks a writer open makes before it cleans up.
+    pub fn open_dry_run(root: &Path) -> Result<Self> {
+        let store = Self::open_reader(root)?;
+        store.check_folders()?;
+        store.check_head_record()?;
+        Ok(store)
+    }
+
+    /// What a writer open of this store would clean up, without doing it (for dry runs): one
+    /// line per entry.
+    pub fn housekeeping_plan(&self) -> Result<Vec<String>> {
+        let mut plan = Vec::new();
+        let known: std::collections::HashSet<String> = self.catalog.list()?.into_iter().map(|s| s.id).collect();
+        let staging = self.root.join("staging");
+        let mut names: Vec<String> = fs::read_dir(&staging)
+            .map(|it| it.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        let marked = |id: &str| {
+            fs::symlink_metadata(layout::pending_marker(&self.root, id)).is_ok_and(|m| m.file_type().is_file())
+        };
+        for name in &names {
+            if let Some(id) = name.strip_suffix(layout::PENDING_SUFFIX) {
+                if manifest::is_plain_file_name(id) && marked(id) {
+                    plan.push(format!("would remove build marker staging/{name}"));
+                    continue;
+                }
+            }
+            if marked(name) && !known.contains(name.as_str()) {
+                plan.push(format!("would remove unfinished build staging/{name}"));
+            } else if !marked(name) {
+                plan.push(format!("would move staging/{name} to quarantine/"));
+            }
+        }
+        let snaps = self.root.join("snapshots");
+        let mut unknown: Vec<String> = fs::read_dir(&snaps)
+            .map(|it| it.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        unknown.retain(|n| !known.contains(n));
+        unknown.sort();
+        for name in unknown {
+            plan.push(format!("would move snapshots/{name} (not in the catalog) to quarantine/"));
+        }
+        if layout::read_identity(&self.root)?.is_none() {
+            plan.push(format!("would write {IDENTITY_FILE}"));
+        }
+        Ok(plan)
     }
 
     /// Open `root` for reading. Takes no lock and never writes the catalog. On a store that
@@ -314,6 +378,18 @@ impl Store {
             layout::entry_metadata(&root.join(name))?;
         }
         let identity = layout::read_identity(root)?;
+        if identity.is_none() {
+            match layout::classify(root)? {
+                layout::RootState::Fresh => return Err(StoreError::NoStore { path: root.to_path_buf() }),
+                layout::RootState::Damaged => {
+                    return Err(StoreError::CatalogDamaged {
+                        path: root.join(layout::CATALOG_FILE),
+                        message: "the store has snapshot folders but its catalog cannot be opened".into(),
+                    })
+                }
+                _ => {}
+            }
+        }
         let cpath = root.join(layout::CATALOG_FILE);
         if identity.is_some() && layout::entry_metadata(&cpath)?.is_none_or(|m| m.len() == 0) {
             return Err(StoreError::CatalogDamaged { path: cpath, message: "the file is missing or empty".into() });
@@ -404,6 +480,24 @@ impl Store {
         Ok(())
     }
 
+    /// A head record naming a snapshot the catalog does not list (or lists as collected) means
+    /// the catalog is older than the head record (a restored backup, say): only `repair` can
+    /// tell which is right, and `HEAD.json` is never rewritten from such a catalog.
+    fn check_head_record(&self) -> Result<()> {
+        let Some(named) = layout::read_head_record(&self.root).and_then(|h| h.head) else { return Ok(()) };
+        let listed = self.catalog.list()?.into_iter().any(|s| s.id == named && s.status != "collected");
+        if !listed {
+            return Err(StoreError::CatalogDamaged {
+                path: self.catalog.path().to_path_buf(),
+                message: format!(
+                    "{} names snapshot {named} as head but the catalog does not list it (the catalog is older than the head record)",
+                    layout::HEAD_RECORD_FILE
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Remove what this store wrote and can prove unfinished: builds whose `staging/<id>.pending`
     /// marker is still there and that the catalog does not list. Anything else the catalog does
     /// not account for is moved to `quarantine/`, never deleted.
@@ -426,10 +520,11 @@ impl Store {
             }
             handled.insert(id.to_string());
             if !known.contains(id) {
-                tracing::info!(snapshot = %id, "removing a build that never reached the catalog");
+                // Only the staging folder is provably unfinished: a folder under `snapshots/`
+                // may have been committed to a catalog since replaced by an older copy, so it
+                // is moved to quarantine below, never deleted.
+                tracing::info!(snapshot = %id, "removing a staged build that never reached the catalog");
                 remove_any(&staging.join(id))?;
-                remove_any(&snaps.join(id))?;
-                fsio::sync_dir(&snaps).map_err(|e| StoreError::io(&snaps, e))?;
             }
             remove_any(&staging.join(name))?;
         }
@@ -593,7 +688,9 @@ impl Store {
                     return Err(StoreError::CatalogDamaged {
                         path: self.catalog.path().to_path_buf(),
                         message: format!(
-                            "it records manifest blake3 {expected} for snapshot {id}, but the folder is intact and its manifest is {found}"
+                            "it records manifest blake3 {expected} for snapshot {id}, but the folder's manifest is {found} \
+                             (its files match that manifest); the two disagree and which to trust is unknown: \
+                             `ragsnap repair` moves the folder to quarantine"
                         ),
                     });
                 }
@@ -650,7 +747,7 @@ impl Store {
             Err(e) => {
                 rep.ok = false;
                 let hint = if matches!(e, StoreError::Corrupt { .. }) {
-                    " (if the folder itself is intact, the catalog's record of it is what changed: `ragsnap repair`)"
+                    " (the catalog and the folder disagree and which to trust is unknown: `ragsnap repair` moves the folder to quarantine)"
                 } else {
                     ""
                 };
@@ -829,18 +926,32 @@ impl Store {
     /// every run first finishes removing the folders of rows already marked (what a GC killed
     /// between the two steps leaves).
     pub fn gc(&mut self, keep: usize, older_than_secs: Option<i64>, dry_run: bool) -> Result<GcReport> {
-        self.require_writer()?;
+        if !dry_run {
+            self.require_writer()?;
+        }
         let all = self.catalog.list()?;
         let now = time::unix_now();
         let mut rep = GcReport { dry_run, ..GcReport::default() };
+        if dry_run && self._writer.is_none() {
+            rep.housekeeping = self.housekeeping_plan()?;
+        }
         for s in all.iter().filter(|s| s.status == "collected") {
             let dir = self.snapshot_dir(&s.id);
             if layout::entry_metadata(&dir)?.is_none() {
                 continue;
             }
+            // Only a removal gc itself started (its marker written before the row was marked)
+            // is finished: a row marked `collected` some other way proves nothing.
+            if !layout::has_collecting_marker(&self.root, &s.id) {
+                tracing::warn!(snapshot = %s.id, "the catalog marks this snapshot collected but gc never started removing it; its folder is kept (`ragsnap repair` can restore it)");
+                rep.kept.push((
+                    s.id.clone(),
+                    "marked collected, but gc never started removing it (no gc marker): kept".into(),
+                ));
+                continue;
+            }
             let lease_path = self.root.join("leases").join(format!("{}.lease", s.id));
-            let lease = layout::open_nofollow(&lease_path, true)?;
-            if lease.try_lock().is_err() {
+            if leased(&lease_path, dry_run)? {
                 rep.kept.push((s.id.clone(), "collected, but its folder is open by a reader".into()));
                 continue;
             }
@@ -848,8 +959,24 @@ impl Store {
             if !dry_run {
                 remove_any(&dir)?;
                 let _ = fs::remove_file(&lease_path);
+                remove_any(&layout::collecting_marker(&self.root, &s.id))?;
             }
             rep.resumed.push(s.id.clone());
+        }
+        // Markers whose removal is done, or whose row was never marked (gc killed before the
+        // mark): the marker only goes.
+        let gcdir = self.root.join(layout::GC_DIR);
+        if !dry_run && layout::entry_metadata(&gcdir)?.is_some_and(|m| m.is_dir()) {
+            for e in fs::read_dir(&gcdir).map_err(|e| StoreError::io(&gcdir, e))?.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(id) = name.strip_suffix(layout::COLLECTING_SUFFIX) else { continue };
+                let row = all.iter().find(|s| s.id == id);
+                let pending = row.is_some_and(|s| s.status == "collected")
+                    && layout::entry_metadata(&self.snapshot_dir(id))?.is_some();
+                if !pending {
+                    remove_any(&e.path())?;
+                }
+            }
         }
         // Lease files of snapshots that are gone (collected) or were never recorded (a build
         // checked before publishing and then abandoned), unless a reader holds one.
@@ -891,19 +1018,32 @@ impl Store {
                 continue;
             }
             let lease_path = self.root.join("leases").join(format!("{}.lease", s.id));
-            let lease = layout::open_nofollow(&lease_path, true)?;
-            if lease.try_lock().is_err() {
+            if leased(&lease_path, dry_run)? {
                 rep.kept.push((s.id.clone(), "open by a reader".into()));
                 continue;
             }
             let dir = self.snapshot_dir(&s.id);
+            // What gc decided from the row must be what the folder says: a row that disagrees
+            // with its manifest proves nothing about the snapshot's age or use.
+            let m = read_manifest_at(&dir, &s.id, Some(&s.manifest_blake3))?;
+            if let Some(field) = record_mismatch(s, &m) {
+                return Err(StoreError::CatalogDamaged {
+                    path: self.catalog.path().to_path_buf(),
+                    message: format!(
+                        "its row for snapshot {} disagrees with the snapshot's manifest ({field}); gc removed nothing more",
+                        s.id
+                    ),
+                });
+            }
             let bytes = dir_size(&dir);
             if !dry_run {
+                layout::write_collecting_marker(&self.root, &s.id)?;
                 self.catalog.mark_collected(&s.id)?;
                 failpoint("gc-after-mark");
                 remove_any(&dir)?;
                 failpoint("gc-after-remove");
                 let _ = fs::remove_file(&lease_path);
+                remove_any(&layout::collecting_marker(&self.root, &s.id))?;
             }
             rep.bytes_freed += bytes;
             rep.removed.push(s.id.clone());
@@ -1006,6 +1146,19 @@ fn check_regular(path: &Path, max: u64) -> Result<()> {
         return Err(StoreError::malformed(path, format!("size is {} bytes, the manifest says {max}", md.len())));
     }
     Ok(())
+}
+
+/// Whether a reader holds the lease file at `path`. A dry run creates no lease file: a missing
+/// one is held by nobody.
+fn leased(path: &Path, dry_run: bool) -> Result<bool> {
+    let lease = match layout::open_nofollow(path, !dry_run) {
+        Ok(f) => f,
+        Err(StoreError::Io { source, .. }) if dry_run && source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(false)
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(lease.try_lock().is_err())
 }
 
 fn remove_any(p: &Path) -> Result<()> {

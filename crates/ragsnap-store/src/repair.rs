@@ -75,6 +75,26 @@ fn diagnose(root: &Path, check: Option<LoadCheck>) -> Option<String> {
         Ok(l) => l,
         Err(e) => return Some(e.to_string()),
     };
+    if let Some(named) = layout::read_head_record(root).and_then(|h| h.head) {
+        if !list.iter().any(|r| r.id == named && r.status != "collected") {
+            return Some(format!(
+                "{} names snapshot {named} as head but the catalog does not list it (the catalog is older than the head record)",
+                layout::HEAD_RECORD_FILE
+            ));
+        }
+    }
+    for rec in list.iter().filter(|r| r.status == "collected") {
+        let dir = root.join("snapshots").join(&rec.id);
+        if dir.is_dir()
+            && !layout::has_collecting_marker(root, &rec.id)
+            && check_folder(root, &dir, &rec.id, check).is_ok()
+        {
+            return Some(format!(
+                "it marks snapshot {} collected, but gc never started removing it (no gc marker) and its folder is intact",
+                rec.id
+            ));
+        }
+    }
     for rec in list.iter().filter(|r| r.status != "collected") {
         let dir = root.join("snapshots").join(&rec.id);
         if !dir.is_dir() {
@@ -87,6 +107,12 @@ fn diagnose(root: &Path, check: Option<LoadCheck>) -> Option<String> {
         let mismatch =
             if digest != rec.manifest_blake3 { Some("manifest digest") } else { crate::record_mismatch(rec, &m) };
         if let Some(field) = mismatch {
+            if field == "manifest digest" {
+                return Some(format!(
+                    "its record of snapshot {}'s manifest disagrees with the folder's manifest (which to trust is unknown)",
+                    rec.id
+                ));
+            }
             if check_folder(root, &dir, &rec.id, check).is_ok() {
                 return Some(format!("its row for snapshot {} disagrees with the intact folder ({field})", rec.id));
             }
@@ -155,9 +181,13 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
         not_restored: Vec::new(),
     };
     if state == RootState::Fresh {
-        return Ok(rep);
+        return Err(StoreError::NoStore { path: root.to_path_buf() });
     }
-    let lock = crate::take_lock(root)?;
+    // A dry run changes nothing, not even the lock file.
+    let lock = if dry_run { None } else { Some(crate::take_lock(root)?) };
+    if !dry_run {
+        layout::remove_dead_repair_leftovers(root)?;
+    }
     rep.catalog_problem = diagnose(root, check);
     if let (Some(p), None) = (&identity_problem, &rep.catalog_problem) {
         rep.needed = true;
@@ -173,6 +203,17 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
     }
     rep.needed = true;
     let hint = layout::read_head_record(root);
+    // What the old catalog recorded of each folder's manifest, where it can still be read: a
+    // folder whose manifest differs was changed after it was recorded (or the row was), and
+    // which of the two to trust is unknown, so it is not restored as trusted.
+    let recorded: std::collections::HashMap<String, String> = Catalog::open_reader(&root.join(layout::CATALOG_FILE))
+        .ok()
+        .and_then(|(c, _)| c.list().ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.manifest_blake3.len() == 64 && r.manifest_blake3.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|r| (r.id, r.manifest_blake3))
+        .collect();
     let snaps = root.join("snapshots");
     let mut found: Vec<(SnapshotRecord, String)> = Vec::new();
     let mut names: Vec<String> = match fs::read_dir(&snaps) {
@@ -180,8 +221,47 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
         Err(_) => Vec::new(),
     };
     names.sort();
+    // The head record's snapshot, when its folder was moved to quarantine (by a writer that
+    // trusted an older catalog): brought back when it verifies and no readable catalog records
+    // another manifest for it.
+    let mut from_quarantine: Option<(String, PathBuf)> = None;
+    if let Some(h) = hint.as_ref().and_then(|h| h.head.clone()) {
+        let q = root.join(layout::QUARANTINE_DIR);
+        if crate::manifest::is_plain_file_name(&h) && !names.contains(&h) && q.is_dir() {
+            let mut cands: Vec<String> = fs::read_dir(&q)
+                .map(|it| it.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            cands.retain(|n| {
+                n == &h || n.strip_prefix(&format!("{h}.")).is_some_and(|k| k.bytes().all(|b| b.is_ascii_digit()))
+            });
+            cands.sort();
+            for c in cands {
+                let dir = q.join(&c);
+                if !matches!(layout::entry_metadata(&dir), Ok(Some(m)) if m.is_dir()) {
+                    continue;
+                }
+                if let Ok((_, digest, _)) = check_folder(root, &dir, &h, check) {
+                    if recorded.get(&h).is_none_or(|r| *r == digest) {
+                        from_quarantine = Some((h.clone(), dir));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if let Some((h, qdir)) = &from_quarantine {
+        if !dry_run {
+            let to = snaps.join(h);
+            fs::rename(qdir, &to).map_err(|e| StoreError::io(qdir, e))?;
+            ragsnap_core::fsio::sync_dir(&snaps).map_err(|e| StoreError::io(&snaps, e))?;
+        }
+        names.push(h.clone());
+    }
     for name in names {
-        let dir = snaps.join(&name);
+        let dir = match &from_quarantine {
+            Some((h, qdir)) if *h == name && dry_run => qdir.clone(),
+            _ => snaps.join(&name),
+        };
         let checked = match layout::entry_metadata(&dir) {
             Ok(Some(m)) if m.is_dir() && crate::manifest::is_plain_file_name(&name) => {
                 check_folder(root, &dir, &name, check)
@@ -190,6 +270,14 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
             Ok(_) => Err("not a folder".into()),
             Err(e) => Err(e.to_string()),
         };
+        let checked = checked.and_then(|(m, digest, report)| match recorded.get(&name) {
+            Some(r) if *r != digest => Err(format!(
+                "manifest does not match the catalog's record (the catalog records blake3 {r}, the folder's \
+                 manifest is {digest}): the folder or the catalog was changed after the snapshot was \
+                 published, and which to trust is unknown"
+            )),
+            _ => Ok((m, digest, report)),
+        });
         let (m, digest, report) = match checked {
             Ok(x) => x,
             Err(problem) => {
@@ -272,7 +360,12 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
     }
     let cpath = root.join(layout::CATALOG_FILE);
     let tmp = root.join(format!("catalog.sqlite.repair-{}", std::process::id()));
-    for p in [tmp.clone(), catalog::side_file(&tmp, "-wal"), catalog::side_file(&tmp, "-shm")] {
+    for p in [
+        tmp.clone(),
+        catalog::side_file(&tmp, "-journal"),
+        catalog::side_file(&tmp, "-wal"),
+        catalog::side_file(&tmp, "-shm"),
+    ] {
         let _ = fs::remove_file(p);
     }
     {
@@ -311,6 +404,15 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
     if layout::read_identity(root)?.is_none() {
         layout::write_identity(root)?;
     }
+    // The head record now follows the new catalog (repair is what settles a disagreement).
+    let mut record = layout::HeadRecord { head: head.clone(), ..Default::default() };
+    for (r, _) in &found {
+        if let Some(b) = &r.backed_out {
+            record.backed_out.insert(r.id.clone(), b.clone());
+        }
+    }
+    record.written_at = time::rfc3339(time::unix_now());
+    layout::write_head_record(root, &record)?;
     drop(lock);
     // The writer open checks the new catalog, moves unrestorable folders to quarantine and
     // writes the head record.

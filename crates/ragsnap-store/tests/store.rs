@@ -299,12 +299,16 @@ fn orphans_from_a_crash_are_cleaned_on_the_next_writer_open() {
     let s = Store::open_writer(d.path()).unwrap();
     assert!(!d.path().join("staging/sdead-000000").exists());
     assert!(!d.path().join("staging/sdead-000000.pending").exists());
+    // Under snapshots/, a marker proves nothing (the catalog may be an older copy that
+    // missed its commit): moved to quarantine, never deleted.
     assert!(!d.path().join("snapshots/sgone-222222").exists());
+    assert!(d.path().join("quarantine/sgone-222222").is_dir());
+    assert!(!d.path().join("staging/sgone-222222.pending").exists());
     assert!(!d.path().join("snapshots/sunknown-111111").exists());
     assert_eq!(std::fs::read(d.path().join("quarantine/sunknown-111111/keep.txt")).unwrap(), b"mine");
     assert!(d.path().join("quarantine/sstray-333333").is_dir());
     let names: Vec<&str> = s.quarantined().iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["sstray-333333", "sunknown-111111"]);
+    assert_eq!(names, ["sstray-333333", "sgone-222222", "sunknown-111111"]);
     assert!(s.verify(&id).unwrap().ok);
 }
 
@@ -416,7 +420,7 @@ fn repair_fixes_a_row_that_disagrees_with_its_intact_folder_and_keeps_history_an
         (a, b)
     };
     let conn = rusqlite::Connection::open(d.path().join("catalog.sqlite")).unwrap();
-    conn.execute("UPDATE snapshots SET manifest_blake3 = ?1 WHERE id = ?2", ["0".repeat(64), a.clone()]).unwrap();
+    conn.execute("UPDATE snapshots SET documents = documents + 1 WHERE id = ?1", [a.clone()]).unwrap();
     drop(conn);
     let r = Store::open_reader(d.path()).unwrap();
     let rep = r.verify(&a).unwrap();
@@ -435,4 +439,195 @@ fn repair_fixes_a_row_that_disagrees_with_its_intact_folder_and_keeps_history_an
     assert_eq!(actions, ["promote", "promote", "repair"]);
     let aside = done.old_catalog_kept_as.expect("old catalog kept");
     assert!(aside.exists());
+}
+
+#[test]
+fn repair_quarantines_a_folder_whose_manifest_digest_differs_from_its_row() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        let a = publish(&mut s, 4, "m", true);
+        let b = publish(&mut s, 5, "m", true);
+        (a, b)
+    };
+    let conn = rusqlite::Connection::open(d.path().join("catalog.sqlite")).unwrap();
+    conn.execute("UPDATE snapshots SET manifest_blake3 = ?1 WHERE id = ?2", ["0".repeat(64), a.clone()]).unwrap();
+    drop(conn);
+    let r = Store::open_reader(d.path()).unwrap();
+    let rep = r.verify(&a).unwrap();
+    assert!(!rep.ok && rep.problems[0].message.contains("ragsnap repair"), "{rep:?}");
+    match r.open_snapshot(&a).unwrap_err() {
+        StoreError::CatalogDamaged { message, .. } => {
+            assert!(!message.contains("is intact") && message.contains("which to trust is unknown"), "{message}")
+        }
+        e => panic!("{e:?}"),
+    }
+    drop(r);
+    let done = Store::repair(d.path(), false, None).unwrap();
+    assert!(done.restored.iter().all(|x| x.id != a), "{done:?}");
+    assert!(
+        done.unrestored
+            .iter()
+            .any(|u| u.name == a && u.problem.contains("manifest does not match the catalog's record")),
+        "{done:?}"
+    );
+    assert!(d.path().join("quarantine").join(&a).join("MANIFEST.json").exists());
+    let s = Store::open_writer(d.path()).unwrap();
+    assert_eq!(s.head().unwrap().id, b);
+    assert!(s.catalog().get(&a).is_err());
+}
+
+#[test]
+fn gc_keeps_a_folder_whose_row_was_marked_collected_without_its_marker() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        (publish(&mut s, 4, "m", true), publish(&mut s, 5, "m", true))
+    };
+    let conn = rusqlite::Connection::open(d.path().join("catalog.sqlite")).unwrap();
+    conn.execute("UPDATE snapshots SET status = 'collected' WHERE id = ?1", [a.clone()]).unwrap();
+    drop(conn);
+    // A stale marker (gc killed before marking its row) goes; its folder stays.
+    std::fs::write(d.path().join("gc").join(format!("{b}.collecting")), b.as_bytes()).unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let rep = s.gc(100, None, false).unwrap();
+    assert!(rep.resumed.is_empty(), "{rep:?}");
+    assert!(rep.kept.iter().any(|(id, why)| *id == a && why.contains("no gc marker")), "{rep:?}");
+    assert!(d.path().join("snapshots").join(&a).join("MANIFEST.json").exists(), "an intact folder was deleted");
+    assert!(!d.path().join("gc").join(format!("{b}.collecting")).exists());
+    assert!(s.verify(&b).unwrap().ok);
+    drop(s);
+    let plan = Store::repair(d.path(), true, None).unwrap();
+    assert!(plan.catalog_problem.as_deref().is_some_and(|p| p.contains("no gc marker")), "{plan:?}");
+    let mut s = Store::open_writer(d.path()).unwrap();
+    // With its marker (what gc writes before marking), the interrupted removal is finished.
+    std::fs::write(d.path().join("gc").join(format!("{a}.collecting")), a.as_bytes()).unwrap();
+    let rep = s.gc(100, None, false).unwrap();
+    assert_eq!(rep.resumed, vec![a.clone()]);
+    assert!(!d.path().join("snapshots").join(&a).exists());
+    assert!(!d.path().join("gc").join(format!("{a}.collecting")).exists());
+}
+
+#[test]
+fn gc_refuses_a_row_whose_times_disagree_with_its_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let a = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        let a = publish(&mut s, 4, "m", true);
+        publish(&mut s, 5, "m", true);
+        a
+    };
+    let cpath = d.path().join("catalog.sqlite");
+    let good = std::fs::read(&cpath).unwrap();
+    // created_unix alone shifted back 1,000,000 s: the catalog check stops every writer.
+    let conn = rusqlite::Connection::open(&cpath).unwrap();
+    conn.execute("UPDATE snapshots SET created_unix = created_unix - 1000000 WHERE id = ?1", [a.clone()]).unwrap();
+    drop(conn);
+    assert!(matches!(Store::open_writer(d.path()).err(), Some(StoreError::CatalogDamaged { .. })));
+    assert!(d.path().join("snapshots").join(&a).exists());
+    // created_at shifted with it (consistent row, disagreeing with the manifest): gc refuses.
+    for side in ["catalog.sqlite-wal", "catalog.sqlite-shm"] {
+        let _ = std::fs::remove_file(d.path().join(side));
+    }
+    std::fs::write(&cpath, &good).unwrap();
+    let conn = rusqlite::Connection::open(&cpath).unwrap();
+    let (at, unix): (String, i64) = conn
+        .query_row("SELECT created_at, created_unix FROM snapshots WHERE id = ?1", [a.clone()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let shifted = ragsnap_store::time::rfc3339(ragsnap_store::time::parse_rfc3339(&at).unwrap() - 1_000_000);
+    conn.execute(
+        "UPDATE snapshots SET created_at = ?1, created_unix = ?2 WHERE id = ?3",
+        rusqlite::params![shifted, unix - 1_000_000, a],
+    )
+    .unwrap();
+    drop(conn);
+    let mut s = Store::open_writer(d.path()).unwrap();
+    for dry in [true, false] {
+        match s.gc(0, Some(7 * 86400), dry) {
+            Err(StoreError::CatalogDamaged { message, .. }) => assert!(message.contains("creation time"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(d.path().join("snapshots").join(&a).join("MANIFEST.json").exists());
+    assert_eq!(s.catalog().get(&a).unwrap().status, "ready");
+}
+
+#[test]
+fn a_killed_repairs_temporary_catalog_is_removed_by_the_next_writer() {
+    let d = tempfile::tempdir().unwrap();
+    drop(Store::open_writer(d.path()).unwrap());
+    // No process has a pid this large (pid_max is at most 2^22).
+    let dead: Vec<String> =
+        ["", "-journal", "-wal", "-shm"].iter().map(|side| format!("catalog.sqlite.repair-999999999{side}")).collect();
+    for n in &dead {
+        std::fs::write(d.path().join(n), b"x").unwrap();
+    }
+    // A live repair's file (this process) stays.
+    let live = format!("catalog.sqlite.repair-{}", std::process::id());
+    std::fs::write(d.path().join(&live), b"x").unwrap();
+    drop(Store::open_writer(d.path()).unwrap());
+    for n in &dead {
+        assert!(!d.path().join(n).exists(), "{n} left behind");
+    }
+    assert!(d.path().join(&live).exists());
+    std::fs::write(d.path().join(&dead[0]), b"x").unwrap();
+    Store::repair(d.path(), false, None).unwrap();
+    assert!(!d.path().join(&dead[0]).exists());
+}
+
+#[test]
+fn repair_does_not_launder_a_rewritten_artifact_with_recomputed_checksums() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        (publish(&mut s, 4, "m", true), publish(&mut s, 5, "m", true))
+    };
+    // The attacker rewrites an artifact of head, reframes it (frame checksum recomputed) and
+    // records its new digest in the manifest.
+    let dir = d.path().join("snapshots").join(&b);
+    let mpath = dir.join("MANIFEST.json");
+    let mut m = ragsnap_store::Manifest::parse(&mpath, &std::fs::read(&mpath).unwrap()).unwrap();
+    let entry = m.files.iter_mut().find(|f| f.kind == "documents").unwrap();
+    let path = dir.join(&entry.name);
+    let bytes = std::fs::read(&path).unwrap();
+    let mut payload = ragsnap_store::artifact::unframe(&path, ArtifactKind::Documents, &bytes).unwrap().to_vec();
+    let last = payload.len() - 1;
+    payload[last] ^= 1;
+    let framed = ragsnap_store::artifact::frame(ArtifactKind::Documents, &payload);
+    std::fs::write(&path, &framed).unwrap();
+    entry.size = framed.len() as u64;
+    entry.blake3 = blake3::hash(&framed).to_hex().to_string();
+    std::fs::write(&mpath, m.to_bytes()).unwrap();
+    let r = Store::open_reader(d.path()).unwrap();
+    assert!(r.open_snapshot(&b).is_err());
+    drop(r);
+    let done = Store::repair(d.path(), false, None).unwrap();
+    assert_eq!(done.head.as_deref(), Some(a.as_str()), "{done:?}");
+    assert!(done.unrestored.iter().any(|u| u.name == b && u.problem.contains("does not match the catalog's record")));
+    let s = Store::open_reader(d.path()).unwrap();
+    assert_eq!(s.head().unwrap().id, a);
+    assert!(s.catalog().get(&b).is_err());
+    assert!(d.path().join("quarantine").join(&b).is_dir());
+}
+
+#[test]
+fn repair_brings_the_head_records_snapshot_back_from_quarantine() {
+    let d = tempfile::tempdir().unwrap();
+    let (_a, b) = {
+        let mut s = Store::open_writer(d.path()).unwrap();
+        (publish(&mut s, 4, "m", true), publish(&mut s, 5, "m", true))
+    };
+    std::fs::rename(d.path().join("snapshots").join(&b), d.path().join("quarantine").join(&b)).unwrap();
+    std::fs::remove_file(d.path().join("catalog.sqlite")).unwrap();
+    let plan = Store::repair(d.path(), true, None).unwrap();
+    assert_eq!(plan.head.as_deref(), Some(b.as_str()), "{plan:?}");
+    assert!(d.path().join("quarantine").join(&b).is_dir(), "a dry run moves nothing");
+    let done = Store::repair(d.path(), false, None).unwrap();
+    assert_eq!(done.head.as_deref(), Some(b.as_str()), "{done:?}");
+    assert_eq!(done.head_source, "head record");
+    let s = Store::open_reader(d.path()).unwrap();
+    assert_eq!(s.head().unwrap().id, b);
+    assert!(s.verify(&b).unwrap().ok);
 }
