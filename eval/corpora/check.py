@@ -424,7 +424,8 @@ def measure(site, docs, chrome, root=None):
             m["pages_without_chunks"] += 1
             if d.get("missing"):
                 example("missing_page", d["source"])
-            if page() is None or page().prose_words >= BODY_WORDS:
+            # A hub page is left out of the index on purpose (its targets are indexed): not empty.
+            if not d["hub"] and (page() is None or page().prose_words >= BODY_WORDS):
                 m["empty_pages"] += 1
                 example("empty_page", d["source"])
         for c in d["chunks"]:
