@@ -36,18 +36,7 @@ impl Runtime {
         if !ort_lib.is_file() {
             return Err(missing("ONNX Runtime library", ort_lib, "--ort-lib / RAGSNAP_ORT_LIB"));
         }
-        let model_dir =
-            pick(model_dir, "RAGSNAP_MODEL_DIR", || cache.as_ref().map(|c| c.join("models").join(DEFAULT_MODEL)))
-                .ok_or_else(|| {
-                    missing(
-                        "model directory",
-                        Path::new(".cache/runtime/models").join(DEFAULT_MODEL),
-                        "--model-dir / RAGSNAP_MODEL_DIR",
-                    )
-                })?;
-        if !model_dir.is_dir() {
-            return Err(missing("model directory", model_dir, "--model-dir / RAGSNAP_MODEL_DIR"));
-        }
+        let model_dir = resolve_model_dir(model_dir)?;
         Ok(Runtime { ort_lib, model_dir })
     }
 }

@@ -47,3 +47,37 @@ fn every_frozen_format_version_still_opens_verifies_and_answers() {
         }
     }
 }
+
+/// The frozen v1 store (catalog schema 1, no identity file) stays readable as it is, and the
+/// first writer adopts it and migrates its catalog in place without moving head.
+#[test]
+fn the_frozen_v1_store_is_read_as_is_and_migrated_by_the_first_writer() {
+    let frozen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../snapshots/compat/v1/store");
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&frozen, tmp.path());
+    let reader = Store::open_reader(tmp.path()).unwrap();
+    assert_eq!(reader.catalog().schema_version(), 1);
+    let head = reader.head().unwrap();
+    assert!(head.backed_out.is_none());
+    let rep = ragsnap::verify_snapshot(&reader, &head.id).unwrap();
+    assert!(rep.ok, "{rep:?}");
+    drop(reader);
+    assert!(!tmp.path().join("ragsnap-store.json").exists());
+
+    let writer = ragsnap::open_store_writer(tmp.path()).unwrap();
+    assert_eq!(writer.catalog().schema_version(), 2);
+    assert_eq!(writer.head().unwrap().id, head.id);
+    assert!(writer.quarantined().is_empty(), "{:?}", writer.quarantined());
+    drop(writer);
+    let identity: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("ragsnap-store.json")).unwrap()).unwrap();
+    assert_eq!(identity["kind"], "ragsnap-store");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("HEAD.json")).unwrap()).unwrap();
+    assert_eq!(record["head"], head.id.as_str());
+    let reader = Store::open_reader(tmp.path()).unwrap();
+    assert_eq!(reader.catalog().schema_version(), 2);
+    assert!(ragsnap::verify_snapshot(&reader, &head.id).unwrap().ok);
+    // The frozen copy itself was never written.
+    assert!(!frozen.join("ragsnap-store.json").exists());
+}
