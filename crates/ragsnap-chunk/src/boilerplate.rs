@@ -62,6 +62,10 @@ pub struct BoilerplateReport {
     /// Pages recognised as hubs ([`SanitizedDoc::hub`]), in document order.
     #[serde(default)]
     pub hub_pages: Vec<String>,
+    /// Pages whose title was the one most pages share (the site's name alone): their
+    /// title became their first heading.
+    #[serde(default)]
+    pub untitled_pages: usize,
 }
 
 const TOP_N: usize = 10;
@@ -176,10 +180,12 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
     let boiler: HashMap<&str, (usize, (usize, usize))> =
         pages.into_iter().filter(|(_, (n, _))| recurring(*n)).collect();
     report.blocks_total = parsed.iter().map(|p| p.units.len()).sum();
+    let edge = edge_keys(&parsed, &boiler);
     if boiler.is_empty() && template.is_empty() {
         for d in docs.iter_mut() {
             d.blocks = Vec::new();
         }
+        report.untitled_pages = drop_shared_title(docs, &recurring);
         return report;
     }
 
@@ -225,6 +231,9 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
             let lines: Vec<&str> = md.split_inclusive('\n').collect();
             let eligible = |u: &Unit| {
                 if u.key.split(' ').filter(|w| w.chars().any(char::is_alphanumeric)).count() >= LONG_BLOCK_WORDS {
+                    return true;
+                }
+                if edge.contains(u.key.as_str()) {
                     return true;
                 }
                 if structured {
@@ -302,7 +311,97 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
         }
         doc.blocks = Vec::new();
     }
+    report.untitled_pages = drop_shared_title(docs, &recurring);
     report
+}
+
+/// Share of a recurring block's pages (percent) on which it must sit at the same edge.
+const EDGE_SHARE: usize = 90;
+
+/// Recurring blocks that sit at a fixed edge of the page: on at least [`EDGE_SHARE`]% of
+/// the pages that have them, they are among the page's last blocks (only recurring
+/// blocks after them), or among its first (only recurring blocks before them). A
+/// closing line repeated on every page ("Part of the … suite") is template even when
+/// short; a short sentence that recurs at varying places inside sections stays.
+fn edge_keys<'k>(parsed: &'k [Parsed], boiler: &HashMap<&str, (usize, (usize, usize))>) -> HashSet<&'k str> {
+    let mut at_edge: HashMap<&str, (usize, usize)> = HashMap::new();
+    for p in parsed {
+        let mut head = HashSet::new();
+        for u in &p.units {
+            if !boiler.contains_key(u.key.as_str()) {
+                break;
+            }
+            head.insert(u.key.as_str());
+        }
+        let mut tail = HashSet::new();
+        for u in p.units.iter().rev() {
+            if !boiler.contains_key(u.key.as_str()) {
+                break;
+            }
+            tail.insert(u.key.as_str());
+        }
+        for k in head {
+            at_edge.entry(k).or_default().0 += 1;
+        }
+        for k in tail {
+            at_edge.entry(k).or_default().1 += 1;
+        }
+    }
+    at_edge
+        .into_iter()
+        .filter(|(k, (head, tail))| {
+            let n = boiler[k].0;
+            head * 100 >= n * EDGE_SHARE || tail * 100 >= n * EDGE_SHARE
+        })
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// A title shared, word for word, by a recurring number of pages (after the site affix
+/// is stripped) names the site, not the page. On those pages a first heading that says
+/// the same is removed too, and the title becomes the first heading left (or none).
+/// Returns how many pages lost their title that way.
+fn drop_shared_title(docs: &mut [SanitizedDoc], recurring: &dyn Fn(usize) -> bool) -> usize {
+    let key = |t: &str| ragsnap_core::normalize_text(t).to_lowercase();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for d in docs.iter() {
+        if let Some(t) = d.title.as_deref() {
+            *counts.entry(key(t)).or_default() += 1;
+        }
+    }
+    let shared: HashSet<String> = counts.into_iter().filter(|&(_, n)| recurring(n)).map(|(k, _)| k).collect();
+    if shared.is_empty() {
+        return 0;
+    }
+    let mut changed = 0;
+    for d in docs.iter_mut() {
+        let Some(t) = d.title.as_deref().map(key).filter(|t| shared.contains(t)) else { continue };
+        changed += 1;
+        let mut lines: Vec<&str> = d.markdown.split_inclusive('\n').collect();
+        let first = lines.iter().position(|l| is_heading(content_of(l)));
+        if let Some(i) = first {
+            let text = content_of(lines[i]).trim_start_matches('#').trim();
+            if key(text) == t {
+                lines.remove(i);
+                while i < lines.len() && lines[i].trim().is_empty() && (i == 0 || lines[i - 1].trim().is_empty()) {
+                    lines.remove(i);
+                }
+                let md: String = lines.concat();
+                let md = md.trim_start_matches('\n').to_owned();
+                if !md.trim().is_empty() {
+                    d.markdown = md;
+                }
+            }
+        }
+        d.title = d
+            .markdown
+            .lines()
+            .map(content_of)
+            .find(|l| is_heading(l))
+            .map(|l| ragsnap_core::normalize_text(l.trim_start_matches('#').trim()))
+            .filter(|h| !h.is_empty() && key(h) != t);
+    }
+    changed
 }
 
 /// Pages per key (each page counted once), most pages first.

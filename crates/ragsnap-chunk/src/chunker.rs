@@ -209,7 +209,7 @@ fn chunk_with(doc: &SanitizedDoc, url: Option<&str>, cfg: &ChunkConfig, mode: Mo
     let md = doc.markdown.as_str();
     let blocks = top_level_blocks(md);
     let title = root_title(doc, &blocks);
-    let sections = sections(&blocks, &title);
+    let sections = sections(md, &blocks, &title);
     let overhead = match mode {
         Mode::Exact(count) => count(""),
         Mode::Words(count, cache) => cache.overhead(count),
@@ -369,6 +369,78 @@ fn header_words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
+/// A header text without a leading section number: "6 Bash Features", "6.1 Invoking",
+/// "A. Index", "A.2 Tables", "Chapter 6. Features" and "Part II: Basics" lose the number.
+fn strip_numbering(text: &str) -> &str {
+    let mut s = text.trim_start();
+    for word in ["chapter", "part", "appendix", "section"] {
+        if s.len() > word.len() && s.is_char_boundary(word.len()) && s[..word.len()].eq_ignore_ascii_case(word) {
+            let rest = &s[word.len()..];
+            if rest.starts_with(char::is_whitespace) {
+                s = rest.trim_start();
+                break;
+            }
+        }
+    }
+    let number_len = {
+        let b = s.as_bytes();
+        let mut i = 0;
+        if b.first().is_some_and(u8::is_ascii_digit) {
+            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                i += 1;
+            }
+        } else if b.len() >= 2 && b[0].is_ascii_uppercase() && b[1] == b'.' {
+            i = 2;
+            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                i += 1;
+            }
+        } else {
+            // Roman numerals: "II", "IV." (only with something after them).
+            while i < b.len() && matches!(b[i], b'I' | b'V' | b'X' | b'L') {
+                i += 1;
+            }
+            if i > 0 && b.get(i).is_some_and(|&c| c == b'.' || c == b':') {
+                i += 1;
+            } else if !b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+                i = 0;
+            }
+        }
+        i
+    };
+    if number_len == 0 {
+        return text;
+    }
+    let rest = s[number_len..].trim_start_matches(':');
+    if !rest.starts_with(char::is_whitespace) {
+        return text;
+    }
+    let rest = rest.trim_start();
+    if rest.is_empty() {
+        text
+    } else {
+        rest
+    }
+}
+
+/// Whether two header texts say the same once a leading section number is set aside.
+fn same_header(a: &str, b: &str) -> bool {
+    let (x, y) = (header_words(strip_numbering(a)), header_words(strip_numbering(b)));
+    !x.is_empty() && x == y
+}
+
+/// A section body that is one short bare token ("source", "logo", "[−]"): a leftover
+/// control label, not content. Code, tables, lists and sentences are never this.
+fn is_lone_token(text: &str) -> bool {
+    let t = text.trim();
+    !t.is_empty()
+        && t.chars().count() <= 12
+        && !t.contains(char::is_whitespace)
+        && !t.starts_with(['`', '~', '|', '-', '*', '+', '>', '#'])
+        && !t.contains('`')
+        && !t.ends_with(['.', '!', '?', ':', ';'])
+        && !t.chars().any(|c| c.is_ascii_digit())
+}
+
 /// Whether `short`'s words occur as one run in `long`'s.
 fn contains_words(long: &[String], short: &[String]) -> bool {
     !short.is_empty() && long.windows(short.len()).any(|w| w == short)
@@ -403,7 +475,7 @@ fn page_root(blocks: &[Block], title: &str) -> (String, Option<usize>) {
     }
 }
 
-fn sections(blocks: &[Block], title: &str) -> Vec<Section> {
+fn sections(md: &str, blocks: &[Block], title: &str) -> Vec<Section> {
     let (title, first_heading) = page_root(blocks, title);
     let title = title.as_str();
     let mut levels: [Option<String>; 6] = Default::default();
@@ -417,7 +489,7 @@ fn sections(blocks: &[Block], title: &str) -> Vec<Section> {
                 let idx = usize::from(*level).clamp(1, 6) - 1;
                 // A heading that repeats the header element above it adds nothing.
                 let above = levels[..idx].iter().rev().flatten().next().map(String::as_str).unwrap_or(title);
-                let repeats = Some(i) == first_heading || header_words(text) == header_words(above);
+                let repeats = Some(i) == first_heading || same_header(text, above);
                 levels[idx] = (!text.is_empty() && !repeats).then(|| text.clone());
                 for l in levels.iter_mut().skip(idx + 1) {
                     *l = None;
@@ -431,6 +503,12 @@ fn sections(blocks: &[Block], title: &str) -> Vec<Section> {
                     s.blocks.push(i);
                 }
             }
+        }
+    }
+    for s in &mut out {
+        let body: String = s.blocks.iter().map(|&b| &md[blocks[b].range.0..blocks[b].range.1.min(md.len())]).collect();
+        if is_lone_token(&body) {
+            s.blocks.clear();
         }
     }
     out.retain(|s| !s.blocks.is_empty());

@@ -13,7 +13,7 @@ use crate::depth_guard::{flatten_deep_nesting, MAX_ATTRS, MAX_DEPTH};
 use crate::markdown::{escape_heading, escape_line_start};
 use crate::{IngestError, SanitizedDoc};
 
-type NRef<'a> = NodeRef<'a, Node>;
+pub(crate) type NRef<'a> = NodeRef<'a, Node>;
 
 /// Sanitise an HTML page into a [`SanitizedDoc`].
 ///
@@ -59,12 +59,15 @@ pub(crate) fn sanitize_html_text(
     let root = info.content_root().unwrap_or(body);
 
     let no_flow = HashSet::new();
+    let controls = crate::controls::scan(body);
     let (outside, verdicts) = text_flow(root, &info.protected);
     let mut walker = Walker::new(&info.protected, true, &outside);
     walker.verdicts = Some(&verdicts);
+    walker.controls = Some(&controls);
     walker.walk(root);
     if walker.out.md.is_empty() && root.id() != body.id() {
         walker = Walker::new(&info.protected, true, &no_flow);
+        walker.controls = Some(&controls);
         walker.walk(body);
     }
     if walker.out.md.is_empty() {
@@ -258,19 +261,19 @@ struct Shape {
 
 /// 64-bit FNV-1a: a stable hash for shape signatures.
 #[derive(Clone, Copy)]
-struct Fnv(u64);
+pub(crate) struct Fnv(pub(crate) u64);
 
 impl Fnv {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         for &x in b {
             self.0 ^= u64::from(x);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    fn str(&mut self, s: &str) {
+    pub(crate) fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
         self.bytes(&[0xff]);
     }
@@ -295,7 +298,7 @@ fn element_shape(el: &Element) -> u64 {
     h.0
 }
 
-fn fold_digits(s: &str) -> String {
+pub(crate) fn fold_digits(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_ascii_digit() {
@@ -431,6 +434,25 @@ fn titled_box(node: NRef<'_>) -> Option<(String, Vec<NRef<'_>>)> {
         b.descendants().take(CANDIDATE_NODE_BUDGET).any(|d| matches!(d.value(), Node::Text(t) if !t.trim().is_empty()))
     });
     has_text.then_some((label, body))
+}
+
+fn has_heading(n: NRef<'_>) -> bool {
+    n.descendants()
+        .take(CANDIDATE_NODE_BUDGET)
+        .any(|d| d.value().as_element().is_some_and(|e| heading_level(e.name()).is_some()))
+}
+
+/// A link whose only content is images (no words of text), e.g. a logo.
+fn is_image_only(node: NRef<'_>) -> bool {
+    let mut image = false;
+    for d in node.descendants().take(64) {
+        match d.value() {
+            Node::Text(t) if text_words(t) > 0 => return false,
+            Node::Element(e) if e.name() == "img" => image = true,
+            _ => {}
+        }
+    }
+    image
 }
 
 fn has_text_node(n: NRef<'_>) -> bool {
@@ -621,7 +643,7 @@ fn has_ancestor(node: NRef<'_>, names: &[&str]) -> bool {
 }
 
 /// Attribute lookup without interning the name (scraper's `attr` creates an atom).
-fn attr<'e>(el: &'e Element, name: &str) -> Option<&'e str> {
+pub(crate) fn attr<'e>(el: &'e Element, name: &str) -> Option<&'e str> {
     el.attrs().find(|(n, _)| *n == name).map(|(_, v)| v)
 }
 
@@ -881,7 +903,7 @@ fn text_words(s: &str) -> usize {
     s.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
 }
 
-fn word_count(s: &str) -> usize {
+pub(crate) fn word_count(s: &str) -> usize {
     s.split_whitespace().count()
 }
 
@@ -941,7 +963,7 @@ fn is_prev_next_link(text: &str, lower: &str) -> bool {
 
 /// Text of a subtree, whitespace collapsed, or `None` when it exceeds
 /// `max_chars` (big blocks are content, not chrome; this also bounds the cost).
-fn short_text(node: NRef<'_>, max_chars: usize) -> Option<String> {
+pub(crate) fn short_text(node: NRef<'_>, max_chars: usize) -> Option<String> {
     let mut buf = Inline::default();
     let mut skip_depth = 0usize;
     let mut steps = 0usize;
@@ -1038,7 +1060,7 @@ fn is_block_name(name: &str) -> bool {
     )
 }
 
-fn heading_level(name: &str) -> Option<u8> {
+pub(crate) fn heading_level(name: &str) -> Option<u8> {
     match name {
         "h1" => Some(1),
         "h2" => Some(2),
@@ -1325,6 +1347,8 @@ struct Walker<'p> {
     blocks: Vec<crate::PageBlock>,
     /// Chrome-rule verdicts already taken for this walk's root and settings.
     verdicts: Option<&'p std::collections::HashMap<NodeId, bool>>,
+    /// Tiny controls of the page (see [`crate::controls`]).
+    controls: Option<&'p crate::controls::Controls>,
     /// Label of the callout box being written, until its first block takes it.
     pending_label: Option<String>,
     in_box: usize,
@@ -1356,6 +1380,7 @@ impl<'p> Walker<'p> {
             outside_open: 0,
             blocks: Vec::new(),
             verdicts: None,
+            controls: None,
             pending_label: None,
             in_box: 0,
             in_table: 0,
@@ -1538,10 +1563,26 @@ impl<'p> Walker<'p> {
         if self.is_dropped(node, el, flags) {
             return;
         }
+        let mut control_block = None;
+        if let Some(c) = self.controls {
+            if c.drop.contains(&node.id()) {
+                return;
+            }
+            control_block = c.blocks.get(&node.id()).copied();
+        }
         let name = el.name();
         let mut child_flags = flags.child(node);
         let outside_root = self.outside.contains(&node.id());
         child_flags.outside |= outside_root;
+        if name == "a" && child_flags.outside && is_image_only(node) {
+            // A logo or icon link beside the text: its alt text is a label, not content.
+            return;
+        }
+        if let Some(signature) = control_block.filter(|_| !flags.in_candidate && self.inline_only == 0) {
+            self.flush();
+            child_flags.in_candidate = true;
+            stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), signature)));
+        }
         if child_flags.outside && !flags.in_candidate && self.inline_only == 0 && is_block_name(name) {
             if let Some(shape) = shape_of(node).filter(|_| callout(node, el).is_none()) {
                 if shape.links >= NAV_MIN_LINKS && shape.link_words * 100 >= shape.words * NAV_LINK_SHARE {
@@ -1747,6 +1788,10 @@ impl<'p> Walker<'p> {
         if let Some(role) = attr(el, "role") {
             let role = role.trim().to_ascii_lowercase();
             if CHROME_ROLES.contains(&role.as_str()) {
+                return true;
+            }
+            // A control dressed as a button: its label is never content.
+            if role == "button" && short_text(node, 60).is_some_and(|t| word_count(&t) <= 6) && !has_heading(node) {
                 return true;
             }
         }

@@ -65,6 +65,7 @@
 
 mod boilerplate;
 mod chunker;
+mod controls;
 mod decode;
 mod depth_guard;
 mod html;
@@ -79,7 +80,7 @@ pub use html::sanitize_html;
 
 /// Version of the sanitising and chunking rules. Bump it whenever the same input
 /// can produce different Markdown or chunks, so snapshots record what made them.
-pub const CHUNKER_VERSION: u32 = 2;
+pub const CHUNKER_VERSION: u32 = 3;
 
 /// Why a file produced no document. Every variant names the file.
 #[non_exhaustive]

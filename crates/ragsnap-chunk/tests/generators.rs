@@ -141,3 +141,93 @@ fn a_long_column_of_links_after_a_short_article_is_navigation_not_a_hub() {
     assert!(doc.markdown.contains("Book it two days ahead.") && doc.markdown.contains("## Fees"));
     assert!(!doc.markdown.contains("Harbour topic number"), "{}", doc.markdown);
 }
+
+/// The chunks' texts of one page, joined.
+fn page_text(docs: &[SanitizedDoc], chunks: &[Vec<Chunk>], page: &str) -> String {
+    let i = docs.iter().position(|d| d.source_path == page).unwrap_or_else(|| panic!("no page {page}"));
+    chunks[i].iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n")
+}
+
+/// A chunk's text without its header-path line.
+fn body(c: &Chunk) -> &str {
+    c.text.split_once("\n\n").map_or("", |(_, b)| b)
+}
+
+#[test]
+fn tiny_controls_beside_item_headings_and_code_are_template() {
+    let (docs, report, chunks) = pipeline("apiref");
+    // The per-member "src" links go on each page (three per page); the one beside the
+    // page heading and the "Show docs" toggle label only recur across pages.
+    assert!(report.template_blocks_removed >= 12, "{report:?}");
+    let template = ["src", "[−]", "Show docs", "More details", "Try it", "Copy example", "Tidelib home"];
+    check_common("apiref", &chunks, &template, Some("- Tidelib"));
+    for (doc, cs) in docs.iter().zip(&chunks) {
+        assert!(!cs.is_empty(), "{} has no chunks", doc.source_path);
+        for c in cs {
+            let words = body(c).split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count();
+            assert!(words >= 3, "{}: a chunk without body text: {:?}", doc.source_path, c.text);
+        }
+    }
+    let gauge = page_text(&docs, &chunks, "gauge.html");
+    // The content around the controls stays: the description, the example, every member.
+    for kept in [
+        "A gauge measures the height of the water",
+        "let x = tidelib::sensors::Gauge::default();",
+        "fn level(&self)",
+        "Returns the water level in metres, corrected for the staff offset.",
+        "Lists the readings of the last tide cycle, oldest first.",
+    ] {
+        assert!(gauge.contains(kept), "{kept:?} lost:\n{gauge}");
+    }
+}
+
+#[test]
+fn each_api_page_alone_still_drops_repeated_member_controls() {
+    // Without the corpus pass only what repeats on the page itself is known: the three
+    // member "src" links and "More details" links go, the code toolbar link and the
+    // logo link beside the text too.
+    let bytes = std::fs::read(site_dir("apiref").join("buoy.html")).expect("read");
+    let doc = ragsnap_chunk::sanitize_html("buoy.html", &bytes).expect("sanitise");
+    for gone in ["More details", "Try it", "Copy example", "Tidelib home", "2.2 ·"] {
+        assert!(!doc.markdown.contains(gone), "{gone:?} kept:\n{}", doc.markdown);
+    }
+    assert_eq!(doc.markdown.matches("src").count(), 1, "only the heading's link is left:\n{}", doc.markdown);
+    assert!(doc.markdown.contains("Describes the light character, such as two flashes every ten seconds."));
+}
+
+#[test]
+fn a_closing_line_on_every_page_goes_and_repeated_prose_inside_stays() {
+    let (docs, report, chunks) = pipeline("manpages");
+    for (doc, cs) in docs.iter().zip(&chunks) {
+        let text: String = cs.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n");
+        assert!(!text.contains("toolkit"), "{}: closing line kept:\n{text}", doc.source_path);
+        assert!(!cs.iter().any(|c| c.header_path.iter().any(|h| h == "HARBOUR")), "{}", doc.source_path);
+    }
+    // "Added in version 2.4." sits at different places on five pages: content.
+    let kept = docs.iter().zip(&chunks).filter(|(_, cs)| cs.iter().any(|c| c.text.contains("Added in version 2.4."))).count();
+    assert_eq!(kept, 5, "{report:?}");
+    assert!(report.kept_repeated.iter().any(|(t, n)| t == "Added in version 2.4." && *n == 5), "{report:?}");
+    assert!(report.top.iter().any(|(t, _)| t.contains("toolkit")), "{report:?}");
+}
+
+#[test]
+fn a_title_every_page_shares_gives_way_to_the_first_heading() {
+    let (docs, report, chunks) = pipeline("manpages");
+    assert_eq!(report.untitled_pages, 6, "{report:?}");
+    check_common("manpages", &chunks, &["Harbour Manual"], Some("Harbour Manual"));
+    let tug = docs.iter().position(|d| d.source_path == "tug.html").expect("tug");
+    assert_eq!(docs[tug].title.as_deref(), Some("harbour-tug(1)"));
+    for c in &chunks[tug] {
+        assert_eq!(c.header_path[0], "harbour-tug(1)", "{:?}", c.header_path);
+    }
+}
+
+#[test]
+fn a_numbered_heading_under_the_same_words_is_not_repeated() {
+    let (docs, _, chunks) = pipeline("manpages");
+    let moor = docs.iter().position(|d| d.source_path == "moor.html").expect("moor");
+    let springs = chunks[moor].iter().find(|c| c.text.contains("Springs stop the vessel")).expect("springs chunk");
+    assert_eq!(springs.header_path, ["harbour-moor(1)", "Berth rules", "4.1 Spring lines"], "{springs:?}");
+    let watch = chunks[moor].iter().find(|c| c.text.contains("keep a watch aboard")).expect("watch chunk");
+    assert_eq!(watch.header_path.last().map(String::as_str), Some("Berth rules"), "{watch:?}");
+}
