@@ -326,20 +326,13 @@ const EDGE_SHARE: usize = 90;
 fn edge_keys<'k>(parsed: &'k [Parsed], boiler: &HashMap<&str, (usize, (usize, usize))>) -> HashSet<&'k str> {
     let mut at_edge: HashMap<&str, (usize, usize)> = HashMap::new();
     for p in parsed {
-        let mut head = HashSet::new();
-        for u in &p.units {
-            if !boiler.contains_key(u.key.as_str()) {
-                break;
-            }
-            head.insert(u.key.as_str());
-        }
-        let mut tail = HashSet::new();
-        for u in p.units.iter().rev() {
-            if !boiler.contains_key(u.key.as_str()) {
-                break;
-            }
-            tail.insert(u.key.as_str());
-        }
+        // A page made of recurring blocks only has no edge to speak of.
+        let own = |u: &Unit| !boiler.contains_key(u.key.as_str());
+        let (Some(first), Some(last)) = (p.units.iter().position(own), p.units.iter().rposition(own)) else {
+            continue;
+        };
+        let head: HashSet<&str> = p.units[..first].iter().map(|u| u.key.as_str()).collect();
+        let tail: HashSet<&str> = p.units[last + 1..].iter().map(|u| u.key.as_str()).collect();
         for k in head {
             at_edge.entry(k).or_default().0 += 1;
         }
@@ -759,7 +752,15 @@ mod tests {
         let mut docs: Vec<SanitizedDoc> = names
             .iter()
             .enumerate()
-            .map(|(i, w)| doc(i, format!("# {w}\n\nAll about {w}.\n\nNew in version 3.11.\n\nSee also\n")))
+            .map(|(i, w)| {
+                // The short sentences sit at different places on different pages.
+                let md = if i % 2 == 0 {
+                    format!("# {w}\n\nAll about {w}.\n\nNew in version 3.11.\n\nSee also\n\nMore on {w}.\n")
+                } else {
+                    format!("# {w}\n\nNew in version 3.11.\n\nAll about {w}.\n\nSee also\n\nMore on {w}.\n")
+                };
+                doc(i, md)
+            })
             .collect();
         let before = docs.clone();
         let report = remove_boilerplate(&mut docs, &BoilerplateConfig::default());
@@ -768,6 +769,27 @@ mod tests {
         let kept: Vec<&str> = report.kept_repeated.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(kept, ["New in version 3.11.", "See also"], "{report:?}");
         assert_eq!(report.kept_repeated[0].1, 6);
+    }
+
+    #[test]
+    fn a_short_line_closing_every_page_is_template() {
+        let names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+        let mut docs: Vec<SanitizedDoc> = names
+            .iter()
+            .enumerate()
+            .map(|(i, w)| doc(i, format!("# {w}\n\nAll about {w}.\n\n## Suite\n\nPart of the kit.\n")))
+            .collect();
+        let report = remove_boilerplate(&mut docs, &BoilerplateConfig::default());
+        assert_eq!(docs[2].markdown, "# charlie\n\nAll about charlie.\n", "{report:?}");
+        assert_eq!(report.blocks_removed, 6);
+    }
+
+    #[test]
+    fn a_page_of_recurring_blocks_only_keeps_them() {
+        let mut docs: Vec<SanitizedDoc> = (0..6).map(|i| doc(i, "Short note here.\n".into())).collect();
+        let before = docs.clone();
+        remove_boilerplate(&mut docs, &BoilerplateConfig::default());
+        assert_eq!(docs, before);
     }
 
     #[test]
