@@ -108,9 +108,7 @@ fn label(node: NRef<'_>) -> Option<String> {
 }
 
 fn has_text_sibling(node: NRef<'_>) -> bool {
-    node.prev_siblings()
-        .chain(node.next_siblings())
-        .any(|s| matches!(s.value(), Node::Text(t) if !t.trim().is_empty()))
+    node.prev_siblings().chain(node.next_siblings()).any(|s| matches!(s.value(), Node::Text(t) if !t.trim().is_empty()))
 }
 
 /// Significant children: elements and non-blank text.
@@ -193,11 +191,8 @@ fn is_code_toolbar_link(node: NRef<'_>) -> bool {
         match c.value() {
             Node::Text(_) => return false,
             Node::Element(e) if e.name() == "pre" => has_pre = true,
-            Node::Element(e) if e.name() == "a" => {
-                if label(c).is_none_or(|l| word_count(&l) > 2) {
-                    return false;
-                }
-            }
+            Node::Element(e) if e.name() == "a" && label(c).is_none_or(|l| word_count(&l) > 2) => return false,
+            Node::Element(e) if e.name() == "a" => {}
             Node::Element(_) => return false,
             _ => {}
         }

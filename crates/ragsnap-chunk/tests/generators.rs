@@ -204,7 +204,8 @@ fn a_closing_line_on_every_page_goes_and_repeated_prose_inside_stays() {
         assert!(!cs.iter().any(|c| c.header_path.iter().any(|h| h == "HARBOUR")), "{}", doc.source_path);
     }
     // "Added in version 2.4." sits at different places on five pages: content.
-    let kept = docs.iter().zip(&chunks).filter(|(_, cs)| cs.iter().any(|c| c.text.contains("Added in version 2.4."))).count();
+    let kept =
+        docs.iter().zip(&chunks).filter(|(_, cs)| cs.iter().any(|c| c.text.contains("Added in version 2.4."))).count();
     assert_eq!(kept, 5, "{report:?}");
     assert!(report.kept_repeated.iter().any(|(t, n)| t == "Added in version 2.4." && *n == 5), "{report:?}");
     assert!(report.top.iter().any(|(t, _)| t.contains("toolkit")), "{report:?}");
