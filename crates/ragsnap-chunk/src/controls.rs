@@ -7,7 +7,7 @@
 //!   text, of at most [`WRAPPER_MAX_WORDS`] words, holding links whose labels have at
 //!   most [`LABEL_MAX_WORDS`] words;
 //! - a *toggle label*: a short `summary` with no heading, link or code in it;
-//! - a *trailing label link*: a short link closing a paragraph, no code in it;
+//! - a *trailing label link*: a short link closing a paragraph (or alone in it), no code in it;
 //! - a *code toolbar link*: a short link whose parent holds a code block and nothing
 //!   else but such links.
 //!
@@ -16,8 +16,8 @@
 //! [`PAGE_REPEATS`] times on the page is dropped there; otherwise it becomes a block of
 //! its own with that signature, and the corpus pass drops it where the signature
 //! recurs across pages. A trailing label link is dropped when the page has the same
-//! label on [`PAGE_REPEATS`] trailing links to distinct targets: a label that names
-//! no destination. A code toolbar link is always dropped.
+//! label on [`PAGE_REPEATS`] trailing links, and they lead to more than one place: a
+//! label that names no destination. A code toolbar link is always dropped.
 
 use std::collections::{HashMap, HashSet};
 
@@ -172,7 +172,7 @@ fn summary_signature(node: NRef<'_>, el: &Element) -> Option<u64> {
     Some(h.0)
 }
 
-/// A short link closing a paragraph (text before it, nothing after it).
+/// A short link closing a paragraph (nothing after it), or alone in a `p`.
 fn is_trailing(node: NRef<'_>) -> bool {
     let Some(parent) = node.parent() else { return false };
     let Some(pel) = parent.value().as_element() else { return false };
@@ -180,7 +180,9 @@ fn is_trailing(node: NRef<'_>) -> bool {
         return false;
     }
     let kids: Vec<NRef<'_>> = significant_children(parent).collect();
-    kids.len() >= 2 && kids.last().is_some_and(|k| k.id() == node.id())
+    // Alone only in a paragraph: a lone link in a list item or cell is an entry of a list.
+    let min = if pel.name() == "p" { 1 } else { 2 };
+    kids.len() >= min && kids.last().is_some_and(|k| k.id() == node.id())
 }
 
 /// A short link beside a code block in a parent that holds nothing else but such links.
@@ -248,7 +250,7 @@ pub(crate) fn scan(root: NRef<'_>) -> Controls {
         }
     }
     for (nodes, targets) in trailing.into_values() {
-        if targets.len() >= PAGE_REPEATS {
+        if nodes.len() >= PAGE_REPEATS && targets.len() >= 2 {
             out.drop.extend(nodes);
         }
     }

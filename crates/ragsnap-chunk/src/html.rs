@@ -79,7 +79,8 @@ pub(crate) fn sanitize_html_text(
     let hub = walker.is_hub();
     let Walker { out, links, first_h1, blocks, .. } = walker;
     let mut markdown = out.md;
-    if markdown.is_empty() {
+    // A redirect stub's few words ("Redirecting to …") say where the page went, not what it is.
+    if markdown.is_empty() || (info.redirect && text_words(&markdown) <= REDIRECT_MAX_WORDS) {
         return Err(IngestError::Empty { path: source_path.to_owned() });
     }
     markdown.push('\n');
@@ -113,6 +114,9 @@ fn parse_presized(text: &str) -> Html {
     };
     html5ever::driver::parse_document(scraper::HtmlTreeSink::new(doc), Default::default()).one(text)
 }
+
+/// A page that redirects elsewhere and holds at most this many words is a stub.
+const REDIRECT_MAX_WORDS: usize = 12;
 
 /// Hub pages: at least this many words of text...
 const HUB_MIN_WORDS: usize = 40;
@@ -553,6 +557,8 @@ struct DocInfo<'a> {
     articles: Vec<NRef<'a>>,
     /// Ancestors of the content candidates: never dropped as chrome.
     protected: HashSet<NodeId>,
+    /// The page asks the browser to go elsewhere (`<meta http-equiv="refresh">` with a URL).
+    redirect: bool,
 }
 
 impl<'a> DocInfo<'a> {
@@ -563,6 +569,7 @@ impl<'a> DocInfo<'a> {
         let mut mains = Vec::new();
         let mut articles = Vec::new();
         let mut h1s = Vec::new();
+        let mut redirect = false;
         // Traverse from the document root so detached nodes are never seen.
         for edge in html.tree.root().traverse() {
             let Edge::Open(node) = edge else { continue };
@@ -590,6 +597,12 @@ impl<'a> DocInfo<'a> {
                         }
                     }
                 }
+                "meta" => {
+                    let refresh = attr(el, "http-equiv").is_some_and(|v| v.trim().eq_ignore_ascii_case("refresh"));
+                    if refresh && attr(el, "content").is_some_and(|c| c.to_ascii_lowercase().contains("url=")) {
+                        redirect = true;
+                    }
+                }
                 "body" if body.is_none() => body = Some(node),
                 "main" => mains.push(node),
                 "article" => articles.push(node),
@@ -610,7 +623,7 @@ impl<'a> DocInfo<'a> {
                 }
             }
         }
-        DocInfo { title, canonical, body, mains, articles, protected }
+        DocInfo { title, canonical, body, mains, articles, protected, redirect }
     }
 
     /// `main` / `[role=main]` (the deepest of a nested chain), else the only
@@ -2212,6 +2225,18 @@ mod tests {
         assert_eq!(strip_site_suffix("Install — Tidewater docs", Some("Setup")), "Install — Tidewater docs");
         assert_eq!(strip_site_suffix("Install — Tidewater docs", None), "Install — Tidewater docs");
         assert_eq!(strip_site_suffix("A - B - C", Some("A")), "A");
+    }
+
+    #[test]
+    fn a_redirect_stub_is_empty_and_a_page_that_also_redirects_is_not() {
+        let stub = br#"<html><head><meta http-equiv="refresh" content="0;URL=new.html"></head>
+            <body><p>Redirecting to <a href="new.html">new.html</a>...</p></body></html>"#;
+        assert!(matches!(sanitize_html("old.html", stub), Err(IngestError::Empty { .. })));
+        let page = br#"<html><head><meta http-equiv="refresh" content="300; url=self.html"></head>
+            <body><h1>Tide table</h1><p>High water at the harbour mouth comes forty minutes after the
+            outer buoy, and the table below lists both for every day of the month.</p></body></html>"#;
+        let doc = sanitize_html("table.html", page).expect("a page with text");
+        assert!(doc.markdown.contains("forty minutes"));
     }
 
     #[test]
