@@ -107,8 +107,17 @@ fn label(node: NRef<'_>) -> Option<String> {
     (word_count(&text) <= LABEL_MAX_WORDS).then_some(text)
 }
 
+/// Whether the nearest significant sibling on either side is text (running text around it).
 fn has_text_sibling(node: NRef<'_>) -> bool {
-    node.prev_siblings().chain(node.next_siblings()).any(|s| matches!(s.value(), Node::Text(t) if !t.trim().is_empty()))
+    let text = |s: Option<NRef<'_>>| s.is_some_and(|s| s.value().is_text());
+    text(node.prev_siblings().find(significant)) || text(node.next_siblings().find(significant))
+}
+
+fn significant(s: &NRef<'_>) -> bool {
+    match s.value() {
+        Node::Text(t) => !t.trim().is_empty(),
+        other => other.is_element(),
+    }
 }
 
 /// Significant children: elements and non-blank text.
@@ -155,7 +164,7 @@ fn side_signature(node: NRef<'_>, el: &Element) -> Option<u64> {
 }
 
 fn summary_signature(node: NRef<'_>, el: &Element) -> Option<u64> {
-    if node.descendants().any(|d| d.value().as_element().is_some_and(|e| e.name() == "a")) {
+    if node.descendants().take(256).any(|d| d.value().as_element().is_some_and(|e| e.name() == "a")) {
         return None;
     }
     let l = label(node)?;
@@ -179,16 +188,21 @@ fn is_trailing(node: NRef<'_>) -> bool {
     if !matches!(pel.name(), "p" | "div" | "li" | "dd" | "td" | "span") {
         return false;
     }
-    let kids: Vec<NRef<'_>> = significant_children(parent).collect();
+    if node.next_siblings().any(|s| significant(&s)) {
+        return false;
+    }
     // Alone only in a paragraph: a lone link in a list item or cell is an entry of a list.
-    let min = if pel.name() == "p" { 1 } else { 2 };
-    kids.len() >= min && kids.last().is_some_and(|k| k.id() == node.id())
+    pel.name() == "p" || node.prev_siblings().any(|s| significant(&s))
 }
 
 /// A short link beside a code block in a parent that holds nothing else but such links.
 fn is_code_toolbar_link(node: NRef<'_>) -> bool {
     let Some(parent) = node.parent() else { return false };
     let mut has_pre = false;
+    // A toolbar is small: a parent with many children is something else.
+    if significant_children(parent).nth(8).is_some() {
+        return false;
+    }
     for c in significant_children(parent) {
         match c.value() {
             Node::Text(_) => return false,
