@@ -5,15 +5,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Which search structure a snapshot uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IndexKind {
-    /// Brute force.
-    Exact,
-    /// HNSW graph.
-    Hnsw,
-}
+pub use ragsnap_core::IndexKind;
 
 /// How to tune an index.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

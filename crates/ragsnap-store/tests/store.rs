@@ -61,11 +61,12 @@ fn publish(store: &mut Store, n: usize, model: &str, promote: bool) -> String {
         created_at: time::rfc3339(time::unix_now()),
         tool_version: "test".into(),
         source_digest: "d".into(),
+        build_key: None,
         chunker: ChunkerInfo { version: 1, target_tokens: 200, max_tokens: 256, min_tokens: 32 },
         fingerprint: fingerprint(model),
         canaries: vec![Canary { text: "c".into(), vector: vec![1.0, 0.0, 0.0, 0.0] }],
         index: IndexInfo {
-            kind: "exact".into(),
+            kind: ragsnap_store::IndexKind::Exact,
             m: 0,
             ef_construction: 0,
             ef_search: 0,
