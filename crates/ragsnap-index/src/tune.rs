@@ -1,3 +1,7 @@
+//! Recall tuning: a build measures recall@k of its own index against exact search on a sample
+//! of its vectors and picks the smallest `ef_search` (or a bigger graph) that reaches the target;
+//! small sets use exact search. What was chosen and measured goes into the manifest.
+
 use crate::{exact_search, HnswIndex, HnswParams, Index, IndexError, Result, VectorSet};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
