@@ -266,9 +266,10 @@ fn every_rebuild_writes_metrics_and_an_unchanged_one_makes_no_snapshot() {
 
     // A failed run (nothing to index) after a promoted one.
     assert_eq!(code(&run(&store, &["rebuild", "--source", s, "--force", "--metrics-file", m])), 0);
-    let success_at = sample(&std::fs::read_to_string(&metrics).unwrap(), "ragsnap_rebuild_last_success_timestamp_seconds")
-        .unwrap()
-        .max(success_at);
+    let success_at =
+        sample(&std::fs::read_to_string(&metrics).unwrap(), "ragsnap_rebuild_last_success_timestamp_seconds")
+            .unwrap()
+            .max(success_at);
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let o = run(&store, &["rebuild", "--source", empty.to_str().unwrap(), "--metrics-file", m]);

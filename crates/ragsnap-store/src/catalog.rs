@@ -597,7 +597,8 @@ impl Catalog {
             tx.query_row("SELECT snapshot_id FROM head WHERE one = 1", [], |r| r.get(0)).optional().map_err(e)?;
         move_head(&tx, id, action, reason).map_err(e)?;
         if action == "force-promote" {
-            tx.execute("UPDATE snapshots SET status = ?2 WHERE id = ?1", rusqlite::params![id, SnapshotStatus::Ready]).map_err(e)?;
+            tx.execute("UPDATE snapshots SET status = ?2 WHERE id = ?1", rusqlite::params![id, SnapshotStatus::Ready])
+                .map_err(e)?;
         }
         if self.version >= 2 {
             tx.execute(
@@ -664,7 +665,9 @@ impl Catalog {
 
     /// Mark a snapshot collected (its folder is gone; its row and history stay).
     pub fn mark_collected(&self, id: &str) -> Result<()> {
-        self.conn.execute("UPDATE snapshots SET status = ?2 WHERE id = ?1", rusqlite::params![id, SnapshotStatus::Collected]).map_err(|e| self.err(e))?;
+        self.conn
+            .execute("UPDATE snapshots SET status = ?2 WHERE id = ?1", rusqlite::params![id, SnapshotStatus::Collected])
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 

@@ -59,7 +59,8 @@ impl rusqlite::types::ToSql for SnapshotStatus {
 impl rusqlite::types::FromSql for SnapshotStatus {
     fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
         let s = value.as_str()?;
-        SnapshotStatus::parse(s).ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("unknown status {s:?}").into()))
+        SnapshotStatus::parse(s)
+            .ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("unknown status {s:?}").into()))
     }
 }
 

@@ -36,9 +36,9 @@ pub use catalog::{
 };
 pub use error::{Result, StoreError};
 pub use format::{ReaderFeature, SnapshotStatus, WriterFeature};
-pub use ragsnap_core::IndexKind;
 pub use layout::{HeadRecord, Identity, IDENTITY_FILE};
 pub use manifest::{Calibration, ChunkerInfo, Counts, FileEntry, IndexInfo, Manifest, MANIFEST_FILE};
+pub use ragsnap_core::IndexKind;
 pub use repair::{RepairReport, RepairedSnapshot, UnrestoredFolder};
 pub use tables::{ChunkTable, DocumentEntry};
 

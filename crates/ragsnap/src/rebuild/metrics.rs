@@ -55,7 +55,11 @@ pub fn run_metrics(outcome: std::result::Result<&RebuildReport, &Error>, previou
     let unchanged_before = previous.and_then(|p| previous_value(p, UNCHANGED_TOTAL)).unwrap_or(0.0);
     let unchanged = report.is_some_and(|r| r.outcome == Outcome::Unchanged);
     let mut m = Families(String::new());
-    m.gauge("rebuild_success", "1 when the last rebuild promoted a snapshot or found nothing to change, else 0", flag(success));
+    m.gauge(
+        "rebuild_success",
+        "1 when the last rebuild promoted a snapshot or found nothing to change, else 0",
+        flag(success),
+    );
     m.gauge(
         "rebuild_promoted",
         "1 when the last rebuild was promoted to head, 0 when it was rejected, unchanged or failed",
@@ -120,7 +124,11 @@ fn report_metrics(m: &mut Families, report: &RebuildReport) {
         "1 when a damaged cache file was moved aside and an empty cache started",
         flag(cc.quarantined.is_some()),
     );
-    m.gauge("rebuild_cache_sample_mismatches", "Sampled cache hits that disagreed with the model", n(cc.sample_mismatches));
+    m.gauge(
+        "rebuild_cache_sample_mismatches",
+        "Sampled cache hits that disagreed with the model",
+        n(cc.sample_mismatches),
+    );
     m.gauge(
         "rebuild_cache_untrusted",
         "1 when the sample disagreed too often and every chunk was embedded again",
@@ -152,7 +160,12 @@ fn report_metrics(m: &mut Families, report: &RebuildReport) {
         };
         m.family("rebuild_gate_passed", "gauge", "1 when the gate passed", &per_gate(&|g| flag(g.passed)));
         m.family("rebuild_gate_value", "gauge", "The value the gate measured", &per_gate(&|g| g.value));
-        m.family("rebuild_gate_threshold", "gauge", "The threshold the gate compared it with", &per_gate(&|g| g.threshold));
+        m.family(
+            "rebuild_gate_threshold",
+            "gauge",
+            "The threshold the gate compared it with",
+            &per_gate(&|g| g.threshold),
+        );
     }
 }
 

@@ -38,6 +38,75 @@ use std::time::Instant;
 
 pub use metrics::{prometheus_metrics, run_metrics, write_metrics};
 
+/// Why an entry of the sources was not indexed. Serialised (reports, metrics labels) as the
+/// snake_case names below.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Unreadable file or folder (failure).
+    Io,
+    /// File name not valid UTF-8 (skipped).
+    Name,
+    /// Symbolic link, never followed (skipped).
+    Symlink,
+    /// Named pipe (skipped).
+    Fifo,
+    /// Socket (skipped).
+    Socket,
+    /// Block or character device (skipped).
+    Device,
+    /// Another kind of non-regular entry (skipped).
+    Special,
+    /// Replaced by another file between listing and reading (failure; read next run).
+    Changed,
+    /// Larger than `[ingest] max_bytes` (failure).
+    TooLarge,
+    /// Not text (failure).
+    Binary,
+    /// A file type that is not read (skipped).
+    Unsupported,
+    /// No text left after sanitising (skipped).
+    Empty,
+    /// Mostly links to other pages (skipped).
+    Hub,
+    /// Any other document the sanitiser refused (failure).
+    Invalid,
+}
+
+impl FailureKind {
+    /// The name in reports and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Io => "io",
+            FailureKind::Name => "name",
+            FailureKind::Symlink => "symlink",
+            FailureKind::Fifo => "fifo",
+            FailureKind::Socket => "socket",
+            FailureKind::Device => "device",
+            FailureKind::Special => "special",
+            FailureKind::Changed => "changed",
+            FailureKind::TooLarge => "too_large",
+            FailureKind::Binary => "binary",
+            FailureKind::Unsupported => "unsupported",
+            FailureKind::Empty => "empty",
+            FailureKind::Hub => "hub",
+            FailureKind::Invalid => "invalid",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for FailureKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// What a rebuild did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,8 +125,8 @@ pub enum Outcome {
 pub struct DocFailure {
     /// Source path.
     pub path: String,
-    /// Error kind (`too_large`, `binary`, `unsupported`, `empty`, `io`, ...).
-    pub kind: String,
+    /// Why (`too_large`, `binary`, `unsupported`, `empty`, `io`, ...).
+    pub kind: FailureKind,
     /// Full message.
     pub error: String,
 }
@@ -196,7 +265,6 @@ pub fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(listing.files.into_iter().map(|f| (f.rel, f.abs)).collect())
 }
 
-
 /// Rebuild from `sources` (or the config's) into the store at `store_root`; promote when every
 /// gate passes.
 pub fn rebuild(
@@ -289,8 +357,7 @@ pub fn rebuild_with(
     let distinct_chunks = unique.len();
     let cache = ragsnap_store::layout::embedding_cache_path(store_root);
     let on_embed = |done: usize, total: usize| progress("embed", done, total);
-    let (vectors, embed_stats) =
-        embed::embed_chunks(embedder, &cache, &unique, &config.cache, opts.cancel, &on_embed)?;
+    let (vectors, embed_stats) = embed::embed_chunks(embedder, &cache, &unique, &config.cache, opts.cancel, &on_embed)?;
     drop(unique);
     let rows: Vec<Vec<f32>> = prepared.chunks.iter().map(|c| vectors[&c.content_id].clone()).collect();
     drop(vectors);
@@ -339,8 +406,13 @@ pub fn rebuild_with(
     let outcome = if rejected_because.is_empty() { Outcome::Promoted } else { Outcome::Rejected };
     let tuned = &indexes.tuned;
     let writer = SnapshotWriter::begin(&mut store)?;
-    let contents =
-        Contents { documents: &documents, chunks: &chunks, vectors: &rows, index: &indexes.index, lexical: &indexes.lexical };
+    let contents = Contents {
+        documents: &documents,
+        chunks: &chunks,
+        vectors: &rows,
+        index: &indexes.index,
+        lexical: &indexes.lexical,
+    };
     let manifest = writer.manifest(
         &contents,
         Description {

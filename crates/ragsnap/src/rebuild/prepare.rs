@@ -168,12 +168,8 @@ pub(crate) fn prepare(
 
 /// The sources compared with head's documents, by path and blake3 of the bytes read.
 fn diff_with_head(corpus: &PreparedCorpus, head_docs: &HashMap<&str, &DocumentEntry>) -> SourceDiff {
-    let now: HashMap<&str, &str> = corpus
-        .read
-        .iter()
-        .filter(|r| r.sanitized)
-        .map(|r| (r.path.as_str(), r.content_blake3.as_str()))
-        .collect();
+    let now: HashMap<&str, &str> =
+        corpus.read.iter().filter(|r| r.sanitized).map(|r| (r.path.as_str(), r.content_blake3.as_str())).collect();
     let mut diff = SourceDiff::default();
     for (path, hash) in &now {
         match head_docs.get(path) {
