@@ -643,8 +643,7 @@ fn typed_index_kind_and_status_keep_their_on_disk_text() {
     assert_eq!(s.catalog().get(&ready).unwrap().status, SnapshotStatus::Ready);
     assert_eq!(s.catalog().get(&rejected).unwrap().status, SnapshotStatus::Rejected);
     let conn = rusqlite::Connection::open(d.path().join("catalog.sqlite")).unwrap();
-    let text: String =
-        conn.query_row("SELECT status FROM snapshots WHERE id = ?1", [&rejected], |r| r.get(0)).unwrap();
+    let text: String = conn.query_row("SELECT status FROM snapshots WHERE id = ?1", [&rejected], |r| r.get(0)).unwrap();
     assert_eq!(text, "rejected");
 
     let mpath = d.path().join("snapshots").join(&ready).join(MANIFEST_FILE);
@@ -653,6 +652,7 @@ fn typed_index_kind_and_status_keep_their_on_disk_text() {
     let m = Manifest::parse(&mpath, bytes.as_bytes()).unwrap();
     assert_eq!(m.index.kind, IndexKind::Exact);
     assert_eq!(String::from_utf8(m.to_bytes()).unwrap(), bytes, "a manifest round-trips byte for byte");
-    let err = Manifest::parse(&mpath, bytes.replace("\"kind\": \"exact\"", "\"kind\": \"ivf\"").as_bytes()).unwrap_err();
+    let err =
+        Manifest::parse(&mpath, bytes.replace("\"kind\": \"exact\"", "\"kind\": \"ivf\"").as_bytes()).unwrap_err();
     assert!(err.to_string().contains("ivf") && err.to_string().contains(MANIFEST_FILE), "{err}");
 }
