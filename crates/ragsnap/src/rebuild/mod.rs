@@ -3,13 +3,13 @@
 //!
 //! | stage | where | returns |
 //! |---|---|---|
-//! | 0. model check | [`model::check`] | `ModelCheck` (a change not allowed is refused here) |
-//! | 1–3. read sources → corpus boilerplate → chunk or reuse | [`prepare::prepare`] (`crate::ingest::prepare` with head's chunks) | `Prepared` |
-//! | unchanged? | [`unchanged::build_key`] compared with head's manifest | the key |
-//! | 4. embed misses | [`embed::embed_chunks`] and the canaries | vectors, `EmbedStats` |
-//! | 5. build indexes | [`index::build`] | `Indexes` |
-//! | 6. gates | [`gates::run`], one function per gate | `Vec<GateResult>` |
-//! | 7. publish | [`crate::snapshot::write::SnapshotWriter`] | the snapshot, head when every gate passed |
+//! | 0. model check | `model::check` | `ModelCheck` (a change not allowed is refused here) |
+//! | 1–3. read sources → corpus boilerplate → chunk or reuse | `prepare::prepare` (`crate::ingest::prepare` with head's chunks) | `Prepared` |
+//! | unchanged? | `unchanged::build_key` compared with head's manifest | the key |
+//! | 4. embed misses | `embed::embed_chunks` and the canaries | vectors, `EmbedStats` |
+//! | 5. build indexes | `index::build` | `Indexes` |
+//! | 6. gates | `gates::run`, one function per gate | `Vec<GateResult>` |
+//! | 7. publish | `publish::description`, then `crate::snapshot::write::SnapshotWriter` | the snapshot, head when every gate passed |
 //!
 //! A rejected build is kept (status `rejected`, not head) with its report. A build whose key
 //! equals head's writes nothing (outcome `unchanged`) unless [`RebuildOptions::force`].
@@ -21,14 +21,15 @@ mod index;
 pub mod metrics;
 mod model;
 mod prepare;
+mod publish;
 mod unchanged;
 
 use crate::config::{Config, SourceConfig};
-use crate::snapshot::write::{Contents, Description, SnapshotWriter};
+use crate::snapshot::write::{Contents, SnapshotWriter};
 use crate::{Error, Result};
 use ragsnap_chunk::BoilerplateReport;
 use ragsnap_embed::{canary, Embedder};
-use ragsnap_store::{Calibration, ChunkerInfo, DocumentEntry, IndexInfo, Store};
+use ragsnap_store::{DocumentEntry, Store};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -415,30 +416,16 @@ pub fn rebuild_with(
     };
     let manifest = writer.manifest(
         &contents,
-        Description {
+        publish::description(publish::BuildFacts {
             parent_id: parent_id.clone(),
             source_digest,
             build_key,
-            chunker: ChunkerInfo {
-                version: ragsnap_chunk::CHUNKER_VERSION,
-                target_tokens: chunk_config.target_tokens,
-                max_tokens: chunk_config.max_tokens,
-                min_tokens: chunk_config.min_tokens,
-            },
+            chunk_config: &chunk_config,
             fingerprint: fp,
             canaries,
-            index: IndexInfo {
-                kind: indexes.index.kind(),
-                m: tuned.params.map(|p| p.m).unwrap_or(0),
-                ef_construction: tuned.params.map(|p| p.ef_construction).unwrap_or(0),
-                ef_search: tuned.ef_search,
-                recall: tuned.recall,
-                target_recall: tuned.target_recall,
-                sample: tuned.sample,
-                k: tuned.k,
-            },
-            calibration: Calibration { top1_quantiles: tuned.top1_quantiles.clone() },
-        },
+            index: &indexes.index,
+            tuned,
+        }),
     )?;
     timings.insert("stage".into(), elapsed(t));
     timings.insert("total".into(), elapsed(t_all));
