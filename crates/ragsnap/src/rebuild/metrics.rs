@@ -41,7 +41,7 @@ fn flag(b: bool) -> f64 {
 fn previous_value(previous: &str, name: &str) -> Option<f64> {
     previous.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let (n, v) = l.split_once(' ')?;
-        (n == name).then(|| v.trim().parse().ok()).flatten()
+        (n == name).then(|| v.trim().parse::<f64>().ok()).flatten().filter(|v| v.is_finite() && *v >= 0.0)
     })
 }
 
@@ -228,7 +228,11 @@ mod tests {
         assert!(u2.contains("ragsnap_rebuild_unchanged_total 2\n"));
         assert!(u2.contains("ragsnap_rebuild_success 1\n"));
         assert!(u2.contains("ragsnap_rebuild_last_success_timestamp_seconds 5000\n"));
-        // Without any earlier success there is no last-success sample at all.
+        // Without any earlier success there is no last-success sample at all, and a damaged
+        // earlier file is not carried over.
         assert!(!run_metrics(Err(&err), None, 10).contains(LAST_SUCCESS));
+        let damaged = format!("{LAST_SUCCESS} NaN\n{UNCHANGED_TOTAL} -3\n");
+        let m = run_metrics(Err(&err), Some(&damaged), 10);
+        assert!(!m.contains(LAST_SUCCESS) && m.contains(&format!("{UNCHANGED_TOTAL} 0\n")), "{m}");
     }
 }
