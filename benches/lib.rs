@@ -3,14 +3,9 @@
 //! Each benchmark is its own binary under `src/bin/`, run once per configuration by
 //! `benches/run.sh`, and prints one JSON object per measurement on stdout; `python/report.py`
 //! turns those into the tables of `README.md`. Everything here is deliberately small: corpus
-//! listing, a seeded RNG, percentiles, `/proc` readings (load average, peak RSS), raw `f32`
-//! files for the Python side, [`fastdot`], a local copy of the HNSW distance with explicit
-//! AVX2/AVX-512 code paths used to measure what `ragsnap_index::DotDistance` costs, and
-//! [`flat`], a lean searcher over the graph hnsw_rs builds, to measure what hnsw_rs's search
-//! itself costs.
-
-pub mod fastdot;
-pub mod flat;
+//! listing, a seeded RNG, percentiles, `/proc` readings (load average, peak RSS) and raw `f32`
+//! files for the Python side. The index and distance code measured is always the product's
+//! (`ragsnap::index`), never a copy.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

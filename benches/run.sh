@@ -271,7 +271,7 @@ index_on() {  # data-dir label
   record index "$PY" "$HERE/python/index_ref.py" --lib hnswlib --data "$d" --m $HNSW_M --efc $HNSW_EFC
   log "index ($label): faiss IndexHNSWFlat (inner product)"
   record index "$PY" "$HERE/python/index_ref.py" --lib faiss --data "$d" --m $HNSW_M --efc $HNSW_EFC
-  log "index ($label): hnsw_rs + local SIMD dot (the proposed DotDistance), then a flat copy of that graph"
+  log "index ($label): hnsw_rs search over ragsnap's DotDistance, counting distance evaluations"
   record index "$BIN/bench_index" run --data "$d" --dist fast --m $HNSW_M --efc $HNSW_EFC
 }
 

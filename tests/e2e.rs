@@ -202,7 +202,7 @@ fn an_unchanged_rebuild_embeds_only_the_cache_sample() {
     ragsnap::embed::canary::compute(e.as_ref()).unwrap();
     let canary_texts = e.stats().texts - t0;
     let texts = e.stats().texts;
-    let second = ragsnap::rebuild(&store, &Config::default(), &source(&fixture_site()), e.as_ref()).unwrap();
+    let second = rebuild_forced(&store, &Config::default(), &source(&fixture_site()), e.as_ref()).unwrap();
     assert_eq!(second.cache_misses, 0);
     assert_eq!(second.cache_hits, first.distinct_chunks);
     // The only model work left: the canaries and the sample of cache hits checked against the

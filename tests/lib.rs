@@ -22,19 +22,7 @@ pub fn embedder() -> Arc<OnnxEmbedder> {
     E.get_or_init(|| ragsnap::open_embedder(&Config::default().runtime).expect("run `make setup` first")).clone()
 }
 
-/// Copy a folder tree.
-pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
+pub use ragsnap_testkit::copy_tree;
 
 /// A source config for `dir`.
 pub fn source(dir: &Path) -> Vec<SourceConfig> {
@@ -43,6 +31,18 @@ pub fn source(dir: &Path) -> Vec<SourceConfig> {
         url_prefix: Some("https://docs.tidewater.example/".into()),
         name: None,
     }]
+}
+
+/// Rebuild even when sources and settings match head's (for tests of what a second build of the
+/// same sources does: cache checks, reuse, refresh).
+pub fn rebuild_forced(
+    store: &Path,
+    cfg: &Config,
+    sources: &[SourceConfig],
+    embedder: &dyn ragsnap::Embedder,
+) -> ragsnap::Result<ragsnap::RebuildReport> {
+    let opts = ragsnap::RebuildOptions { sources: sources.to_vec(), force: true, ..Default::default() };
+    ragsnap::rebuild_with(store, cfg, &opts, embedder)
 }
 
 /// A store built from the fixture site once per process (read-only use only).

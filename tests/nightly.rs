@@ -217,3 +217,109 @@ fn incremental_chunking_gives_what_a_full_build_gives() {
     assert_eq!((n3.documents_chunked, n3.documents_reused), (1, n2.documents_indexed - 1));
     assert_same_as_full_build(&store, &n3.snapshot_id, &site, &cfg);
 }
+
+fn snapshot_count(store: &Path) -> usize {
+    Store::open_reader(store).unwrap().catalog().list().unwrap().len()
+}
+
+/// Sources and settings equal to head's write nothing (outcome `unchanged`), `force` builds
+/// anyway, and one changed byte in one source, or a changed chunker setting, builds again.
+#[test]
+fn a_rebuild_that_matches_head_writes_no_snapshot_unless_forced_or_a_byte_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    copy_tree(&fixture_site(), &site);
+    let store = dir.path().join("store");
+    let cfg = Config::default();
+    let first = night(&store, &cfg, &site);
+    assert_eq!(first.outcome, ragsnap::Outcome::Promoted);
+    let manifest = Snapshot::open(&Store::open_reader(&store).unwrap(), &first.snapshot_id).unwrap().manifest().clone();
+    assert!(manifest.build_key.as_deref().is_some_and(|k| k.len() == 64), "{:?}", manifest.build_key);
+    let cache = ragsnap::store::layout::embedding_cache_path(&store);
+    let cache_bytes = std::fs::read(&cache).unwrap();
+
+    let same = night(&store, &cfg, &site);
+    assert_eq!(same.outcome, ragsnap::Outcome::Unchanged);
+    assert!(!same.promoted && same.succeeded());
+    assert_eq!(same.snapshot_id, first.snapshot_id, "the report names the head that already holds the sources");
+    assert_eq!((same.cache_hits, same.cache_misses, same.gates.len()), (0, 0, 0), "nothing was embedded or gated");
+    assert_eq!(same.source_diff.unchanged, first.documents_indexed);
+    assert_eq!(snapshot_count(&store), 1);
+    assert_eq!(head(&store), first.snapshot_id);
+    assert_eq!(std::fs::read(&cache).unwrap(), cache_bytes, "the embedding cache was not written");
+    let prom = ragsnap::prometheus_metrics(&same);
+    assert!(prom.contains("ragsnap_rebuild_unchanged 1\n") && prom.contains("ragsnap_rebuild_success 1\n"), "{prom}");
+
+    // A setting that only decides the verdict does not make the sources different...
+    let mut lenient = cfg.clone();
+    lenient.gates.max_hub_share = 0.5;
+    assert_eq!(night(&store, &lenient, &site).outcome, ragsnap::Outcome::Unchanged);
+    // ...one that changes the chunks does.
+    let mut smaller = cfg.clone();
+    smaller.chunker.target_tokens -= 10;
+    let resized = night(&store, &smaller, &site);
+    assert_eq!(resized.outcome, ragsnap::Outcome::Promoted, "{:?}", resized.rejected_because);
+    assert_eq!(snapshot_count(&store), 2);
+
+    // Forced: a new snapshot with the same content.
+    let opts = RebuildOptions { sources: source(&site), force: true, ..Default::default() };
+    let forced = ragsnap::rebuild_with(&store, &smaller, &opts, embedder().as_ref()).unwrap();
+    assert_eq!(forced.outcome, ragsnap::Outcome::Promoted);
+    assert_ne!(forced.snapshot_id, resized.snapshot_id);
+    assert_eq!(snapshot_count(&store), 3);
+
+    // One byte of one page.
+    let page = html_pages(&site).into_iter().find(|p| p.ends_with("guide/retries.html")).unwrap();
+    let mut bytes = std::fs::read(&page).unwrap();
+    let at = bytes.windows(5).position(|w| w == b"retry").expect("the page mentions retries");
+    bytes[at] = b'R';
+    std::fs::write(&page, bytes).unwrap();
+    let changed = night(&store, &smaller, &site);
+    assert_eq!(changed.outcome, ragsnap::Outcome::Promoted, "{:?}", changed.rejected_because);
+    assert_eq!((changed.source_diff.changed, changed.documents_chunked), (1, 1));
+    assert_eq!(snapshot_count(&store), 4);
+    assert_eq!(night(&store, &smaller, &site).outcome, ragsnap::Outcome::Unchanged);
+}
+
+/// A model other than head's is refused before any source is read or any chunk embedded.
+#[test]
+fn a_model_change_is_refused_before_anything_is_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let first = night(&store, &Config::default(), &fixture_site());
+    // The same files under another model name: another fingerprint.
+    let runtime = std::env::var_os("RAGSNAP_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".cache/runtime"));
+    let model = dir.path().join("renamed-model");
+    std::fs::create_dir_all(&model).unwrap();
+    let from = runtime.join("models/minilm-l6-int8");
+    for f in ["model.onnx", "tokenizer.json"] {
+        std::fs::copy(from.join(f), model.join(f)).unwrap();
+    }
+    let toml = std::fs::read_to_string(from.join("model.toml")).unwrap();
+    std::fs::write(model.join("model.toml"), toml.replace("name = \"minilm-l6-int8\"", "name = \"minilm-renamed\""))
+        .unwrap();
+    let mut cfg = Config::default();
+    cfg.runtime.model_dir = Some(model);
+    let other = ragsnap::open_embedder(&cfg.runtime).unwrap();
+    use ragsnap::Embedder;
+    assert_ne!(other.fingerprint().id(), first.fingerprint_id);
+
+    let stages = std::sync::Mutex::new(Vec::<String>::new());
+    let record = |stage: &str, _: u64, _: u64| stages.lock().unwrap().push(stage.to_string());
+    let opts = RebuildOptions { sources: source(&fixture_site()), progress: Some(&record), ..Default::default() };
+    let texts_before = other.stats().texts;
+    let err = ragsnap::rebuild_with(&store, &cfg, &opts, other.as_ref()).unwrap_err();
+    match &err {
+        ragsnap::Error::EmbeddingVersionMismatch { index, embedder } => {
+            assert_eq!(index, &first.fingerprint_id);
+            assert_eq!(embedder, &other.fingerprint().id());
+        }
+        e => panic!("expected EmbeddingVersionMismatch, got {e}"),
+    }
+    assert!(stages.lock().unwrap().is_empty(), "no stage ran: {:?}", stages.lock().unwrap());
+    assert_eq!(other.stats().texts, texts_before, "the model embedded nothing");
+    assert_eq!(head(&store), first.snapshot_id);
+    assert_eq!(snapshot_count(&store), 1);
+}

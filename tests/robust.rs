@@ -86,7 +86,7 @@ fn swapped_and_nan_cache_rows_are_embedded_again_and_answers_stay_right() {
         }
     }
 
-    let next = ragsnap::rebuild(&store, &cfg, &source(&site), embedder().as_ref()).unwrap();
+    let next = rebuild_forced(&store, &cfg, &source(&site), embedder().as_ref()).unwrap();
     assert!(next.promoted, "{:?}", next.rejected_because);
     assert_eq!(next.cache_check.rejected_rows, 4, "{:?}", next.cache_check);
     assert_eq!(next.cache_misses, 4, "exactly the four bad rows are embedded again");
@@ -100,7 +100,7 @@ fn swapped_and_nan_cache_rows_are_embedded_again_and_answers_stay_right() {
     let answers: Vec<ContentId> = questions.iter().map(|q| top_hit(&store, &q.question)).collect();
     assert_eq!(answers, clean_answers);
     // The cache was repaired: the next run finds nothing wrong.
-    let third = ragsnap::rebuild(&store, &cfg, &source(&site), embedder().as_ref()).unwrap();
+    let third = rebuild_forced(&store, &cfg, &source(&site), embedder().as_ref()).unwrap();
     assert_eq!((third.cache_check.rejected_rows, third.cache_misses), (0, 0), "{:?}", third.cache_check);
 }
 
@@ -113,7 +113,7 @@ fn a_damaged_cache_file_is_moved_aside_and_the_build_still_succeeds() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[..100].fill(b'#');
     std::fs::write(&path, &bytes).unwrap();
-    let next = ragsnap::rebuild(&store, &Config::default(), &source(&fixture_site()), embedder().as_ref()).unwrap();
+    let next = rebuild_forced(&store, &Config::default(), &source(&fixture_site()), embedder().as_ref()).unwrap();
     assert!(next.promoted);
     let aside = next.cache_check.quarantined.clone().expect("the damaged file was moved aside");
     assert_eq!(std::fs::read(&aside).unwrap(), bytes, "the damaged file is kept as it was");
@@ -121,7 +121,7 @@ fn a_damaged_cache_file_is_moved_aside_and_the_build_still_succeeds() {
     assert!(ragsnap::prometheus_metrics(&next).contains("ragsnap_rebuild_cache_quarantined 1"));
     let (id, text) = chunk(&store, 0);
     assert_eq!(top_hit(&store, &text), id);
-    let third = ragsnap::rebuild(&store, &Config::default(), &source(&fixture_site()), embedder().as_ref()).unwrap();
+    let third = rebuild_forced(&store, &Config::default(), &source(&fixture_site()), embedder().as_ref()).unwrap();
     assert_eq!((third.cache_misses, third.cache_check.quarantined.as_deref()), (0, None));
 }
 
@@ -147,7 +147,7 @@ fn wrong_vectors_with_valid_checksums_are_caught_by_the_sample_and_everything_is
     // two rows are replaced and the rest of the cache is used.
     let mut cfg = Config::default();
     cfg.cache.sample = 100_000;
-    let next = ragsnap::rebuild(&store, &cfg, &source(&site), embedder().as_ref()).unwrap();
+    let next = rebuild_forced(&store, &cfg, &source(&site), embedder().as_ref()).unwrap();
     let cc = &next.cache_check;
     assert_eq!(cc.rejected_rows, 0, "checksums match: only the model can tell");
     assert_eq!(cc.sampled, clean.distinct_chunks);
@@ -162,14 +162,14 @@ fn wrong_vectors_with_valid_checksums_are_caught_by_the_sample_and_everything_is
     // The same damage with no disagreement allowed: no hit of the fingerprint is trusted.
     swap_in_cache();
     cfg.cache.max_mismatch_share = 0.0;
-    let strict = ragsnap::rebuild(&store, &cfg, &source(&site), embedder().as_ref()).unwrap();
+    let strict = rebuild_forced(&store, &cfg, &source(&site), embedder().as_ref()).unwrap();
     assert!(strict.cache_check.untrusted, "{:?}", strict.cache_check);
     assert_eq!(strict.cache_hits, 0);
     assert_eq!(strict.cache_misses, clean.distinct_chunks);
     assert!(ragsnap::prometheus_metrics(&strict).contains("ragsnap_rebuild_cache_untrusted 1"));
     assert_eq!(top_hit(&store, &a.1), a.0);
     // Rewritten: a full sample now agrees everywhere.
-    let again = ragsnap::rebuild(&store, &cfg, &source(&site), embedder().as_ref()).unwrap();
+    let again = rebuild_forced(&store, &cfg, &source(&site), embedder().as_ref()).unwrap();
     assert_eq!(again.cache_check.sample_mismatches, 0);
     assert!(again.cache_check.min_sample_cosine.unwrap() >= 0.999);
 }

@@ -17,19 +17,17 @@
 //!   queries; the rest is the base.
 //! * `prepare-synth` makes clustered unit vectors: `--clusters` Gaussian centres, each point its
 //!   centre plus Gaussian noise of the same norm, L2-normalised; queries come from the same law.
-//! * `run` builds with `HnswIndex::build` (`--dist ragsnap`, the product code) or the same
-//!   hnsw_rs calls with the local SIMD distance (`--dist fast`, see `fastdot.rs`), then sweeps
-//!   `ef` single-threaded (fastest of repeated passes) until recall@10 passes `--stop-at`. The
-//!   `fast` run then also searches a flat copy of the same graph (see `flat.rs`), counts distance
-//!   evaluations per query at each `ef` and times one evaluation of each dot product (ragsnap's,
-//!   the local SIMD one, hnsw_rs's own `DistDot`) on random base rows, which says what share of
-//!   a ragsnap query goes into `DotDistance`.
+//! * `run` builds with `HnswIndex::build` (`--dist ragsnap`, the product code: hnsw_rs build,
+//!   flat search) or the same hnsw_rs calls with the product's distance wrapped to count its
+//!   evaluations (`--dist fast`, searched by hnsw_rs), then sweeps `ef` single-threaded (fastest
+//!   of repeated passes) until recall@10 passes `--stop-at`. The `fast` run counts distance
+//!   evaluations per query at each `ef` and times one evaluation of each dot product (the
+//!   product's `DotDistance` and `dot`, its AVX2+FMA kernel, hnsw_rs's own `DistDot`) on random
+//!   base rows, which says what share of a ragsnap query goes into `DotDistance`.
 
 use hnsw_rs::prelude::{Distance, Hnsw};
-use ragsnap::index::{exact_search, DotDistance, HnswIndex, HnswParams, VectorSet};
-use ragsnap_benches::fastdot::{self, FastDotDistance};
-use ragsnap_benches::flat::FlatHnsw;
-use ragsnap_benches::{cpu_secs, emit, load_average, pool, read_f32, read_u32, timed, write_f32, write_u32, Args, Rng};
+use ragsnap::index::{dot_kernel, exact_search, DotDistance, HnswIndex, HnswParams, VectorSet};
+use ragsnap_benches::{cpu_secs, emit, load_average, pool, read_f32, read_u32, write_f32, write_u32, Args, Rng};
 use rayon::prelude::*;
 use serde_json::json;
 use std::collections::HashSet;
@@ -37,6 +35,24 @@ use std::path::Path;
 use std::time::Instant;
 
 const K: usize = 10;
+
+/// Distance evaluations made through [`CountingDot`] so far.
+static EVALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The product's [`DotDistance`], counting its evaluations.
+#[derive(Clone, Copy, Default)]
+struct CountingDot;
+
+impl Distance<f32> for CountingDot {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        EVALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        DotDistance.eval(a, b)
+    }
+}
+
+fn counted_evals() -> u64 {
+    EVALS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// `(query, ef) → (row, score)` best first.
 type SearchFn<'a> = dyn Fn(&[f32], usize) -> Vec<(u32, f32)> + 'a;
@@ -181,12 +197,12 @@ fn sweep(data: &Data, efs: &[usize], stop_at: f64, search: &SearchFn<'_>) -> Vec
     let mut out = Vec::new();
     for &ef in efs {
         let mut hits = 0usize;
-        let evals = fastdot::counted_evals();
+        let evals = counted_evals();
         let t = Instant::now();
         let results: Vec<Vec<(u32, f32)>> = data.queries.iter().map(|q| search(q, ef)).collect();
         let mut best = t.elapsed().as_secs_f64();
         // Only the `fast` distance counts; for the others this is 0.
-        let evals = (fastdot::counted_evals() - evals) as f64 / data.queries.len() as f64;
+        let evals = (counted_evals() - evals) as f64 / data.queries.len() as f64;
         // More passes over the queries until 0.5 s were spent (at most 20); the fastest pass
         // counts, which filters out the moments another process had the core.
         let (mut spent, mut passes) = (best, 1);
@@ -250,23 +266,12 @@ fn run(args: &Args) {
             variants.push(("same graph, hnsw_rs search".into(), build, cpu, sw, None));
         }
         "fast" => {
-            // One build, two searchers: hnsw_rs's own search with the SIMD distance, then the
-            // flat copy of the same graph.
+            // hnsw_rs's own search over the product's distance, every evaluation counted.
             let t = Instant::now();
-            let g = builders.install(|| build_raw::<FastDotDistance>(&data.base, m, efc));
+            let g = builders.install(|| build_raw::<CountingDot>(&data.base, m, efc));
             let (build, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu0);
             let sw = sweep(&data, &efs, stop_at, &|q, ef| search_raw(&g, q, K, ef));
-            variants.push((format!("hnsw_rs + local {} dot", fastdot::dot_path()), build, cpu, sw, None));
-            let (copy, flat) = timed(|| FlatHnsw::from_hnsw(&g, data.dims, data.base.as_slice()));
-            drop(g);
-            let sw = sweep(&data, &efs, stop_at, &|q, ef| flat.search(q, K, ef));
-            variants.push((
-                format!("same graph, flat searcher + {} dot", fastdot::dot_path()),
-                build,
-                cpu,
-                sw,
-                Some(copy),
-            ));
+            variants.push((format!("hnsw_rs search, {} dot, evaluations counted", dot_kernel()), build, cpu, sw, None));
         }
         other => panic!("--dist ragsnap|fast, not {other:?}"),
     }
@@ -385,11 +390,11 @@ fn dist_costs(base: &VectorSet) -> serde_json::Value {
         best
     };
     let ragsnap = |a: &[f32], b: &[f32]| DotDistance.eval(a, b);
-    let fast = |a: &[f32], b: &[f32]| (1.0 - fastdot::dot(a, b)).max(0.0);
-    let avx2 = |a: &[f32], b: &[f32]| 1.0 - fastdot::dot_avx2_only(a, b).unwrap_or(0.0);
+    let fast = |a: &[f32], b: &[f32]| (1.0 - ragsnap::index::dot(a, b)).max(0.0);
+    let avx2 = |a: &[f32], b: &[f32]| 1.0 - ragsnap::index::dot_avx2_only(a, b).unwrap_or(0.0);
     let anndists = |a: &[f32], b: &[f32]| hnsw_rs::prelude::DistDot.eval(a, b);
     json!({
-        "fast_dot_path": fastdot::dot_path(),
+        "fast_dot_path": dot_kernel(),
         "random_rows_ns": {"ragsnap_dot": random(&ragsnap), "fast_dot": random(&fast), "avx2_fma": random(&avx2),
                            "anndists_DistDot": random(&anndists)},
         "hot_pair_ns": {"ragsnap_dot": hot(&ragsnap), "fast_dot": hot(&fast), "avx2_fma": hot(&avx2),

@@ -53,7 +53,7 @@ fn open(root: &Path, reps: usize) {
     let (first_store, first_snap, snap) = open_snapshot(root);
     let first = t.elapsed().as_secs_f64();
     let bytes: u64 = snap.manifest().files.iter().map(|f| f.size).sum();
-    let (kind, vectors) = (snap.manifest().index.kind.clone(), snap.vectors().len());
+    let (kind, vectors) = (snap.manifest().index.kind, snap.vectors().len());
     drop(snap);
     let mut warm: Vec<f64> = (0..reps)
         .map(|_| {

@@ -69,6 +69,9 @@ enum Command {
         /// Accept an embedding model different from head's (everything is re-embedded).
         #[arg(long)]
         allow_model_change: bool,
+        /// Build a new snapshot even when sources and settings match head's.
+        #[arg(long)]
+        force: bool,
         /// golden.jsonl of questions with their expected source page (overrides [gates] golden).
         #[arg(long)]
         golden: Option<PathBuf>,
@@ -373,7 +376,7 @@ fn run(cli: Cli) -> Result<Exit> {
         cli.model_dir.clone().or_else(|| env_path("RAGSNAP_MODEL_DIR")).or(config.runtime.model_dir);
     let store_path = config.store_path(cli.store.as_deref());
     match cli.command {
-        Command::Rebuild { source, url_prefix, select, allow_model_change, golden, metrics_file, json } => {
+        Command::Rebuild { source, url_prefix, select, allow_model_change, force, golden, metrics_file, json } => {
             select.apply(&mut config);
             let sources: Vec<SourceConfig> = source
                 .into_iter()
@@ -386,7 +389,16 @@ fn run(cli: Cli) -> Result<Exit> {
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(sig, cancel.clone()).context("installing signal handlers")?;
             }
-            let embedder = ragsnap::open_embedder(&config.runtime)?;
+            // Every run writes metrics, success or not (a model that cannot be loaded included).
+            let embedder = match ragsnap::open_embedder(&config.runtime) {
+                Ok(e) => e,
+                Err(e) => {
+                    if let Some(path) = &metrics_file {
+                        let _ = ragsnap::rebuild::write_metrics(path, Err(&e));
+                    }
+                    return Err(e.into());
+                }
+            };
             // A progress bar only for a person watching: never in cron logs or pipes.
             let bar = (!cli.quiet && std::io::stderr().is_terminal()).then(|| {
                 let b = indicatif::ProgressBar::new(0);
@@ -407,6 +419,7 @@ fn run(cli: Cli) -> Result<Exit> {
             let opts = ragsnap::RebuildOptions {
                 sources,
                 allow_model_change,
+                force,
                 cancel: Some(&cancel),
                 progress: Some(&on_progress),
                 ..Default::default()
@@ -415,15 +428,20 @@ fn run(cli: Cli) -> Result<Exit> {
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
+            let metrics = metrics_file.as_deref().map(|p| (p, ragsnap::rebuild::write_metrics(p, result.as_ref())));
             let report = result?;
-            if let Some(path) = &metrics_file {
-                ragsnap::core::fsio::write_atomic(path, ragsnap::prometheus_metrics(&report).as_bytes())
-                    .with_context(|| format!("writing metrics to {}", path.display()))?;
+            if let Some((path, written)) = metrics {
+                written.with_context(|| format!("writing metrics to {}", path.display()))?;
             }
             if json {
                 print_json(&report)?;
             }
-            if !cli.quiet {
+            if !cli.quiet && report.outcome == ragsnap::Outcome::Unchanged {
+                eprintln!(
+                    "ragsnap: unchanged: sources and settings match head {}; no new snapshot (--force builds one)",
+                    report.snapshot_id
+                );
+            } else if !cli.quiet {
                 eprintln!(
                     "ragsnap: snapshot {} {}: {} documents, {} chunks ({} embedded, {} from cache), {} failed, {} skipped{}, {} excluded; index {} (recall {:.3}); {:.1}s",
                     report.snapshot_id,
@@ -462,7 +480,7 @@ fn run(cli: Cli) -> Result<Exit> {
                     eprintln!("ragsnap:   {p} changed while the build ran; the version read was indexed");
                 }
             }
-            Ok(Exit(if report.promoted { 0 } else { EXIT_REJECTED }))
+            Ok(Exit(if report.succeeded() { 0 } else { EXIT_REJECTED }))
         }
         Command::Query { text, k, floor, floor_percentile, ef, mode, lexical_floor, rrf_k, snapshot, json } => {
             let opts = QueryOptions {

@@ -226,3 +226,57 @@ fn rejected_rebuild_exits_6_writes_metrics_and_can_be_diffed_and_force_promoted(
     let o = run(&store, &["cache", "stats", "--json"]);
     assert!(json(&o).as_array().unwrap().is_empty(), "prune removed every other fingerprint");
 }
+
+/// Every run writes metrics: an unchanged rebuild exits 0 without a snapshot and is counted;
+/// a failed one says `success 0`, `promoted 0` and keeps the last success's time.
+#[test]
+fn every_rebuild_writes_metrics_and_an_unchanged_one_makes_no_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site_copy(dir.path());
+    let store = dir.path().join("store");
+    let (s, metrics) = (site.to_str().unwrap(), dir.path().join("ragsnap.prom"));
+    let m = metrics.to_str().unwrap();
+    let sample = |prom: &str, name: &str| -> Option<f64> {
+        prom.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    assert_eq!(code(&run(&store, &["rebuild", "--source", s, "--metrics-file", m])), 0);
+    let first = head(&store).unwrap();
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    let success_at =
+        sample(&prom, "ragsnap_rebuild_last_success_timestamp_seconds").unwrap_or_else(|| panic!("{prom}"));
+    assert_eq!(sample(&prom, "ragsnap_rebuild_success"), Some(1.0));
+    for l in prom.lines().filter(|l| !l.starts_with('#')) {
+        let name = l.split(['{', ' ']).next().unwrap();
+        assert!(prom.contains(&format!("# HELP {name} ")) && prom.contains(&format!("# TYPE {name} ")), "{name}");
+    }
+
+    let o = run(&store, &["rebuild", "--source", s, "--json", "--metrics-file", m]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&o)["outcome"], "unchanged");
+    assert_eq!(json(&o)["snapshot_id"], first.as_str());
+    let o = run(&store, &["snapshots", "--json"]);
+    assert_eq!(json(&o).as_array().unwrap().len(), 1, "no snapshot was written");
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(sample(&prom, "ragsnap_rebuild_unchanged_total"), Some(1.0), "{prom}");
+    assert_eq!(sample(&prom, "ragsnap_rebuild_promoted"), Some(0.0));
+
+    let o = run(&store, &["rebuild", "--source", s, "--force"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ne!(head(&store).unwrap(), first, "--force builds a new snapshot");
+
+    // A failed run (nothing to index) after a promoted one.
+    assert_eq!(code(&run(&store, &["rebuild", "--source", s, "--force", "--metrics-file", m])), 0);
+    let success_at =
+        sample(&std::fs::read_to_string(&metrics).unwrap(), "ragsnap_rebuild_last_success_timestamp_seconds")
+            .unwrap()
+            .max(success_at);
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = run(&store, &["rebuild", "--source", empty.to_str().unwrap(), "--metrics-file", m]);
+    assert_ne!(code(&o), 0);
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(sample(&prom, "ragsnap_rebuild_success"), Some(0.0), "{prom}");
+    assert_eq!(sample(&prom, "ragsnap_rebuild_promoted"), Some(0.0), "{prom}");
+    assert_eq!(sample(&prom, "ragsnap_rebuild_last_success_timestamp_seconds"), Some(success_at), "{prom}");
+    assert_eq!(sample(&prom, "ragsnap_rebuild_unchanged_total"), Some(1.0), "the count survives a failure");
+}

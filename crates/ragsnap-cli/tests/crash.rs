@@ -30,7 +30,7 @@ fn abort_at_every_step_of_the_commit_protocol() {
     let site = site_copy(dir.path());
     let store = dir.path().join("store");
     let s = site.to_str().unwrap();
-    assert_eq!(code(&run(&store, &["rebuild", "--source", s])), 0);
+    assert_eq!(code(&run(&store, &["rebuild", "--force", "--source", s])), 0);
     let old = head(&store).unwrap();
     let points = [
         "after-artifact-documents",
@@ -47,7 +47,7 @@ fn abort_at_every_step_of_the_commit_protocol() {
         let o = bin()
             .arg("--store")
             .arg(&store)
-            .args(["rebuild", "--source", s])
+            .args(["rebuild", "--force", "--source", s])
             .env("RAGSNAP_FAILPOINT", p)
             .output()
             .unwrap();
@@ -82,10 +82,10 @@ fn sigkill_at_random_moments_never_harms_head() {
     let site = site_copy(dir.path());
     let store = dir.path().join("store");
     let s = site.to_str().unwrap();
-    assert_eq!(code(&run(&store, &["rebuild", "--source", s])), 0);
+    assert_eq!(code(&run(&store, &["rebuild", "--force", "--source", s])), 0);
     // Time a warm rebuild to spread the kills over its whole run.
     let t = Instant::now();
-    assert_eq!(code(&run(&store, &["rebuild", "--source", s])), 0);
+    assert_eq!(code(&run(&store, &["rebuild", "--force", "--source", s])), 0);
     let span = t.elapsed().as_millis().max(50) as u64;
     let mut seed = 0x9e3779b97f4a7c15u64;
     let mut killed = 0;
@@ -100,7 +100,7 @@ fn sigkill_at_random_moments_never_harms_head() {
         let mut child = bin()
             .arg("--store")
             .arg(&store)
-            .args(["rebuild", "--source", s])
+            .args(["rebuild", "--force", "--source", s])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -119,7 +119,7 @@ fn sigkill_at_random_moments_never_harms_head() {
     assert!(killed >= 15, "only {killed} of 50 runs were killed mid-flight");
     eprintln!("{killed} of 50 rebuilds killed mid-flight (warm run took {span} ms)");
     // The next full run succeeds and cleans up.
-    assert_eq!(code(&run(&store, &["rebuild", "--source", s])), 0);
+    assert_eq!(code(&run(&store, &["rebuild", "--force", "--source", s])), 0);
     assert_eq!(leftovers(&store), 0);
     let o = run(&store, &["verify", "--all", "--json"]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
@@ -153,13 +153,13 @@ fn sigterm_stops_cleanly_and_leaves_head_alone() {
     let site = site_copy(dir.path());
     let store = dir.path().join("store");
     let s = site.to_str().unwrap();
-    assert_eq!(code(&run(&store, &["rebuild", "--source", s])), 0);
+    assert_eq!(code(&run(&store, &["rebuild", "--force", "--source", s])), 0);
     let old = head(&store).unwrap();
     touch_every_page(&site, "sigterm");
     let child = bin()
         .arg("--store")
         .arg(&store)
-        .args(["rebuild", "--source", s])
+        .args(["rebuild", "--force", "--source", s])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -180,7 +180,7 @@ fn a_full_disk_fails_the_build_and_keeps_head() {
     let dir = tempfile::tempdir().unwrap();
     let site = site_copy(dir.path());
     let work = dir.path().join("work");
-    assert_eq!(code(&run(&work, &["rebuild", "--source", site.to_str().unwrap()])), 0);
+    assert_eq!(code(&run(&work, &["rebuild", "--force", "--source", site.to_str().unwrap()])), 0);
     let old = head(&work).unwrap();
     touch_every_page(&site, "diskfull");
     // A real full disk where this machine lets us mount a small tmpfs; a simulated ENOSPC otherwise.
@@ -199,7 +199,7 @@ fn a_full_disk_fails_the_build_and_keeps_head() {
         copy_tree(&work, &store);
     }
     let mut cmd = bin();
-    cmd.arg("--store").arg(&store).args(["rebuild", "--source", site.to_str().unwrap()]);
+    cmd.arg("--store").arg(&store).args(["rebuild", "--force", "--source", site.to_str().unwrap()]);
     if !mounted {
         cmd.env("RAGSNAP_FAILPOINT", "enospc-vectors");
     }

@@ -1,3 +1,6 @@
+//! [`Chunk`]: the unit a snapshot stores, embeds and returns, with the page and section it came
+//! from.
+
 use crate::ContentId;
 use serde::{Deserialize, Serialize};
 

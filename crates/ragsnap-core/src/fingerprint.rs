@@ -1,3 +1,6 @@
+//! The embedding model's identity ([`EmbeddingFingerprint`]) and the canary vectors stored with
+//! every snapshot; a reader refuses a model whose fingerprint or canaries differ.
+
 use serde::{Deserialize, Serialize};
 
 /// Identity of an embedding model run: everything that decides which vector a text gets.

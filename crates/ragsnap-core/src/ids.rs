@@ -1,3 +1,6 @@
+//! Content addressing: blake3 digests and [`ContentId`], the id of a chunk's normalised text
+//! (the embedding cache's key and the unit of de-duplication).
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

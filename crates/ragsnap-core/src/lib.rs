@@ -17,9 +17,11 @@ mod chunk;
 mod fingerprint;
 pub mod fsio;
 mod ids;
+mod index_kind;
 mod version;
 
 pub use chunk::Chunk;
 pub use fingerprint::{Canary, EmbeddingFingerprint};
 pub use ids::{blake3_hex, normalize_text, ContentId};
+pub use index_kind::IndexKind;
 pub use version::FormatVersion;

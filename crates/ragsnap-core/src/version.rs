@@ -1,3 +1,5 @@
+//! [`FormatVersion`]: the snapshot format version this build writes and the oldest it reads.
+
 use serde::{Deserialize, Serialize};
 
 /// An on-disk format version number.

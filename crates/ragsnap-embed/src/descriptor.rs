@@ -1,3 +1,6 @@
+//! `model.toml`, the descriptor of a model directory: file names, pooling, dimensions, input and
+//! output names, and the pinned digests of the model and tokenizer files.
+
 use crate::{EmbedError, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -1,3 +1,6 @@
+//! [`EmbedError`]: every failure of loading or running a model, or of the embedding cache, each
+//! naming the file or input concerned.
+
 use std::path::PathBuf;
 
 /// Result alias for this crate.

@@ -1,3 +1,8 @@
+//! [`OnnxEmbedder`]: the pinned model run with ONNX Runtime (`ort`, loaded dynamically) and the
+//! Hugging Face tokenizer. Texts are batched by length to keep padding low, bulk embedding is
+//! spread over single-threaded sessions, every output is checked (dimensions, finiteness, unit
+//! length), and the fingerprint is computed from the files actually loaded.
+
 use crate::{EmbedError, Embedder, ModelDescriptor, Result, Runtime};
 use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
 use ort::value::{Tensor, TensorElementType, ValueType};

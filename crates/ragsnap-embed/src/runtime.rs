@@ -1,3 +1,6 @@
+//! Finding the runtime pieces (ONNX Runtime library, model directory): flag, environment, then
+//! the `make setup` cache; a missing piece is an error naming the path and `make setup`.
+
 use crate::{EmbedError, Result};
 use std::path::{Path, PathBuf};
 

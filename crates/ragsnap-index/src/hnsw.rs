@@ -1,3 +1,7 @@
+//! The HNSW index: built with `hnsw_rs` over L2-normalised vectors (distance `1 - dot`), then
+//! copied into the flat read-only graph of [`crate::flat`] that every search runs on; written to
+//! and read from a snapshot's `index.hnsw` artifact as an hnsw_rs 0.3 dump ([`crate::dump`]).
+
 use crate::flat::{Csr, FlatGraph};
 use crate::{dot, dump, IndexError, Result, VectorSet};
 use hnsw_rs::api::AnnT;

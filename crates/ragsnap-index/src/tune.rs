@@ -1,3 +1,7 @@
+//! Recall tuning: a build measures recall@k of its own index against exact search on a sample
+//! of its vectors and picks the smallest `ef_search` (or a bigger graph) that reaches the target;
+//! small sets use exact search. What was chosen and measured goes into the manifest.
+
 use crate::{exact_search, HnswIndex, HnswParams, Index, IndexError, Result, VectorSet};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -5,15 +9,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Which search structure a snapshot uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IndexKind {
-    /// Brute force.
-    Exact,
-    /// HNSW graph.
-    Hnsw,
-}
+pub use ragsnap_core::IndexKind;
 
 /// How to tune an index.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

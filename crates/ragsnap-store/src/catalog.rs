@@ -2,7 +2,7 @@
 //! of how head moved. The transaction that moves `head` is the store's only commit point.
 
 use crate::time::{rfc3339, unix_now};
-use crate::{Result, StoreError};
+use crate::{Result, SnapshotStatus, StoreError};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -98,7 +98,7 @@ pub struct SnapshotRecord {
     /// Creation time, Unix seconds.
     pub created_unix: i64,
     /// `ready`, `rejected` or `collected`.
-    pub status: String,
+    pub status: SnapshotStatus,
     /// blake3 of `MANIFEST.json`.
     pub manifest_blake3: String,
     /// Embedding fingerprint id.
@@ -340,7 +340,7 @@ impl Catalog {
                     .query_row("SELECT status FROM snapshots WHERE id = ?1", [h], |r| r.get(0))
                     .optional()
                     .map_err(|e| format!("reading snapshots: {e}"))?;
-                if status.as_deref() != Some("ready") {
+                if status.as_deref() != Some(SnapshotStatus::Ready.as_str()) {
                     return Err(format!("head {h} is not a ready snapshot ({})", status.unwrap_or("no row".into())));
                 }
             }
@@ -597,7 +597,8 @@ impl Catalog {
             tx.query_row("SELECT snapshot_id FROM head WHERE one = 1", [], |r| r.get(0)).optional().map_err(e)?;
         move_head(&tx, id, action, reason).map_err(e)?;
         if action == "force-promote" {
-            tx.execute("UPDATE snapshots SET status = 'ready' WHERE id = ?1", [id]).map_err(e)?;
+            tx.execute("UPDATE snapshots SET status = ?2 WHERE id = ?1", rusqlite::params![id, SnapshotStatus::Ready])
+                .map_err(e)?;
         }
         if self.version >= 2 {
             tx.execute(
@@ -664,7 +665,9 @@ impl Catalog {
 
     /// Mark a snapshot collected (its folder is gone; its row and history stay).
     pub fn mark_collected(&self, id: &str) -> Result<()> {
-        self.conn.execute("UPDATE snapshots SET status = 'collected' WHERE id = ?1", [id]).map_err(|e| self.err(e))?;
+        self.conn
+            .execute("UPDATE snapshots SET status = ?2 WHERE id = ?1", rusqlite::params![id, SnapshotStatus::Collected])
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 

@@ -1,3 +1,5 @@
+//! [`StoreError`]: every failure of a store, a snapshot or the catalog, each naming its path.
+
 use std::path::PathBuf;
 
 /// Result alias for this crate.

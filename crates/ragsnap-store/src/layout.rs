@@ -89,6 +89,12 @@ pub fn entry_metadata(path: &Path) -> Result<Option<fs::Metadata>> {
     }
 }
 
+/// The embedding cache of the store at `root` (`cache/embeddings.sqlite`; the store owns the
+/// folder, `ragsnap-embed` the file's contents).
+pub fn embedding_cache_path(root: &Path) -> PathBuf {
+    root.join("cache").join("embeddings.sqlite")
+}
+
 /// Refuse any top-level entry of `root` that is a symbolic link.
 pub fn check_entries(root: &Path) -> Result<()> {
     for name in STORE_ENTRIES {

@@ -23,6 +23,7 @@
 pub mod artifact;
 mod catalog;
 mod error;
+pub mod format;
 pub mod layout;
 pub mod manifest;
 mod repair;
@@ -34,8 +35,10 @@ pub use catalog::{
     BackedOut, Catalog, HistoryEntry, ReadMode, SnapshotRecord, CATALOG_OLDEST_SCHEMA_VERSION, CATALOG_SCHEMA_VERSION,
 };
 pub use error::{Result, StoreError};
+pub use format::{ReaderFeature, SnapshotStatus, WriterFeature};
 pub use layout::{HeadRecord, Identity, IDENTITY_FILE};
 pub use manifest::{Calibration, ChunkerInfo, Counts, FileEntry, IndexInfo, Manifest, MANIFEST_FILE};
+pub use ragsnap_core::IndexKind;
 pub use repair::{RepairReport, RepairedSnapshot, UnrestoredFolder};
 pub use tables::{ChunkTable, DocumentEntry};
 
@@ -49,17 +52,46 @@ use std::sync::Mutex;
 /// Largest artifact a manifest may declare (sizes are checked before any allocation).
 pub const MAX_ARTIFACT_BYTES: u64 = 16 << 30;
 
-/// Abort the process at a named point of the commit protocol when `RAGSNAP_FAILPOINT` names it.
-///
-/// Used by the crash tests: a real process dies exactly there, as it would on SIGKILL.
-pub fn failpoint(name: &str) {
-    if let Some(v) = std::env::var_os("RAGSNAP_FAILPOINT") {
-        if v == name {
+/// Fault injection for the real-process crash tests, compiled only with the `failpoints`
+/// feature (off by default; the CLI's tests turn it on through a dev-dependency). Without the
+/// feature every hook is an empty inline function and `RAGSNAP_FAILPOINT` is never read, so a
+/// production binary has no way to be told to crash or to fake a full disk.
+#[cfg(feature = "failpoints")]
+mod failpoints {
+    use crate::ArtifactKind;
+
+    /// Abort the process at the named point of the commit protocol when `RAGSNAP_FAILPOINT`
+    /// names it: a real process dies exactly there, as it would on SIGKILL.
+    pub fn failpoint(name: &str) {
+        if std::env::var_os("RAGSNAP_FAILPOINT").is_some_and(|v| v == name) {
             eprintln!("ragsnap: failpoint {name} reached; aborting");
             std::process::abort();
         }
     }
+
+    /// Whether writing an artifact of `kind` should fail as on a full disk
+    /// (`RAGSNAP_FAILPOINT=enospc-<kind>`), for machines where a small tmpfs cannot be mounted.
+    pub fn disk_full(kind: ArtifactKind) -> bool {
+        std::env::var_os("RAGSNAP_FAILPOINT").is_some_and(|v| v == format!("enospc-{}", kind.name()).as_str())
+    }
 }
+
+#[cfg(not(feature = "failpoints"))]
+mod failpoints {
+    use crate::ArtifactKind;
+
+    /// Compiled out: see the `failpoints` feature.
+    #[inline(always)]
+    pub fn failpoint(_name: &str) {}
+
+    /// Compiled out: see the `failpoints` feature.
+    #[inline(always)]
+    pub fn disk_full(_kind: ArtifactKind) -> bool {
+        false
+    }
+}
+
+pub(crate) use failpoints::{disk_full, failpoint};
 
 /// A check that a verified snapshot can be loaded the way readers load it (parse every
 /// artifact). The store crate cannot load snapshots itself; the `ragsnap` library supplies this
@@ -458,7 +490,7 @@ impl Store {
     /// and the folders disagree and only `repair` can tell which is right.
     fn check_folders(&self) -> Result<()> {
         for s in self.catalog.list()? {
-            if s.status == "collected" {
+            if s.status == SnapshotStatus::Collected {
                 continue;
             }
             let dir = self.snapshot_dir(&s.id);
@@ -485,7 +517,7 @@ impl Store {
     /// tell which is right, and `HEAD.json` is never rewritten from such a catalog.
     fn check_head_record(&self) -> Result<()> {
         let Some(named) = layout::read_head_record(&self.root).and_then(|h| h.head) else { return Ok(()) };
-        let listed = self.catalog.list()?.into_iter().any(|s| s.id == named && s.status != "collected");
+        let listed = self.catalog.list()?.into_iter().any(|s| s.id == named && s.status != SnapshotStatus::Collected);
         if !listed {
             return Err(StoreError::CatalogDamaged {
                 path: self.catalog.path().to_path_buf(),
@@ -642,12 +674,12 @@ impl Store {
             parent_id: manifest.parent_id.clone(),
             created_at: manifest.created_at.clone(),
             created_unix: now,
-            status: if promote { "ready".into() } else { "rejected".into() },
+            status: if promote { SnapshotStatus::Ready } else { SnapshotStatus::Rejected },
             manifest_blake3: digest.clone(),
             fingerprint_id: manifest.fingerprint.id(),
             documents: manifest.counts.documents as u64,
             chunks: manifest.counts.chunks as u64,
-            index_kind: manifest.index.kind.clone(),
+            index_kind: manifest.index.kind.as_str().to_string(),
             recall: manifest.index.recall,
             reason: (!promote).then(|| reason.to_string()),
             is_head: false,
@@ -676,7 +708,7 @@ impl Store {
     /// the bytes that were checked, with one read and one hash per file.
     pub fn open_snapshot_keeping(&self, id: &str, keep: &[ArtifactKind]) -> Result<OpenedSnapshot> {
         let rec = self.catalog.get(id)?;
-        if rec.status == "collected" {
+        if rec.status == SnapshotStatus::Collected {
             return Err(StoreError::Refused(format!("snapshot {id} was garbage-collected")));
         }
         let dir = self.snapshot_dir(id);
@@ -723,7 +755,7 @@ impl Store {
     pub fn verify_with(&self, id: &str, check: Option<LoadCheck>) -> Result<VerifyReport> {
         let mut rep = self.verify_files(id)?;
         if let (true, Some(check)) = (rep.ok, check) {
-            if self.catalog.get(id)?.status != "collected" {
+            if self.catalog.get(id)?.status != SnapshotStatus::Collected {
                 if let Err(e) = self.open_snapshot_keeping(id, &LOADED_KINDS).map_err(|e| e.to_string()).and_then(check)
                 {
                     rep.ok = false;
@@ -739,7 +771,7 @@ impl Store {
         let rec = self.catalog.get(id)?;
         let dir = self.snapshot_dir(id);
         let mut rep = VerifyReport { snapshot_id: id.to_string(), ok: true, files: 0, bytes: 0, problems: Vec::new() };
-        if rec.status == "collected" {
+        if rec.status == SnapshotStatus::Collected {
             return Ok(rep);
         }
         let manifest = match read_manifest_at(&dir, id, Some(&rec.manifest_blake3)) {
@@ -814,7 +846,7 @@ impl Store {
         self.require_writer()?;
         let head = self.head()?;
         let rec = self.catalog.get(target)?;
-        if rec.status != "ready" {
+        if rec.status != SnapshotStatus::Ready {
             return Err(StoreError::Refused(format!("snapshot {target} is {}; only ready snapshots can become head (use `promote --force` for a rejected one)", rec.status)));
         }
         if rec.id == head.id {
@@ -862,7 +894,7 @@ impl Store {
         let head = self.catalog.head_id()?.ok_or(StoreError::NoHead)?;
         let pos = all.iter().position(|s| s.id == head).unwrap_or(all.len());
         let usable: Vec<&SnapshotRecord> =
-            all[..pos].iter().rev().filter(|s| s.status == "ready" && s.backed_out.is_none()).collect();
+            all[..pos].iter().rev().filter(|s| s.status == SnapshotStatus::Ready && s.backed_out.is_none()).collect();
         usable.get(steps - 1).map(|s| s.id.clone()).ok_or_else(|| {
             StoreError::Refused(format!(
                 "no ready snapshot {steps} step(s) before head {head} that is not backed out ({} available); `ragsnap snapshots` lists them, `promote ID --force` takes a backed-out one",
@@ -884,10 +916,10 @@ impl Store {
     pub fn promote_with(&mut self, id: &str, force: bool, allow_model_change: bool, reason: &str) -> Result<()> {
         self.require_writer()?;
         let rec = self.catalog.get(id)?;
-        if rec.status == "collected" {
+        if rec.status == SnapshotStatus::Collected {
             return Err(StoreError::Refused(format!("snapshot {id} was garbage-collected")));
         }
-        if rec.status == "rejected" && !force {
+        if rec.status == SnapshotStatus::Rejected && !force {
             return Err(StoreError::Refused(format!(
                 "snapshot {id} was rejected ({}); pass --force to promote it anyway",
                 rec.reason.clone().unwrap_or_default()
@@ -913,7 +945,7 @@ impl Store {
         let all = self.catalog.list()?;
         let pos = |x: &str| all.iter().position(|s| s.id == x);
         let older = head.as_ref().is_some_and(|h| pos(&rec.id) < pos(&h.id));
-        let forced = rec.status == "rejected" || rec.backed_out.is_some();
+        let forced = rec.status == SnapshotStatus::Rejected || rec.backed_out.is_some();
         self.catalog.move_head_backing_out(id, if forced { "force-promote" } else { "promote" }, reason, older)?;
         self.after_commit(None);
         Ok(())
@@ -935,7 +967,7 @@ impl Store {
         if dry_run && self._writer.is_none() {
             rep.housekeeping = self.housekeeping_plan()?;
         }
-        for s in all.iter().filter(|s| s.status == "collected") {
+        for s in all.iter().filter(|s| s.status == SnapshotStatus::Collected) {
             let dir = self.snapshot_dir(&s.id);
             if layout::entry_metadata(&dir)?.is_none() {
                 continue;
@@ -971,7 +1003,7 @@ impl Store {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let Some(id) = name.strip_suffix(layout::COLLECTING_SUFFIX) else { continue };
                 let row = all.iter().find(|s| s.id == id);
-                let pending = row.is_some_and(|s| s.status == "collected")
+                let pending = row.is_some_and(|s| s.status == SnapshotStatus::Collected)
                     && layout::entry_metadata(&self.snapshot_dir(id))?.is_some();
                 if !pending {
                     remove_any(&e.path())?;
@@ -981,7 +1013,7 @@ impl Store {
         // Lease files of snapshots that are gone (collected) or were never recorded (a build
         // checked before publishing and then abandoned), unless a reader holds one.
         let live: std::collections::HashSet<&str> =
-            all.iter().filter(|s| s.status != "collected").map(|s| s.id.as_str()).collect();
+            all.iter().filter(|s| s.status != SnapshotStatus::Collected).map(|s| s.id.as_str()).collect();
         let leases = self.root.join("leases");
         if !dry_run {
             for e in fs::read_dir(&leases).map_err(|e| StoreError::io(&leases, e))?.flatten() {
@@ -1000,8 +1032,8 @@ impl Store {
         }
         // The catalog lists snapshots in the order they were recorded; the newest come last.
         let newest: Vec<&str> =
-            all.iter().rev().filter(|s| s.status == "ready").take(keep).map(|s| s.id.as_str()).collect();
-        for s in all.iter().filter(|s| s.status != "collected") {
+            all.iter().rev().filter(|s| s.status == SnapshotStatus::Ready).take(keep).map(|s| s.id.as_str()).collect();
+        for s in all.iter().filter(|s| s.status != SnapshotStatus::Collected) {
             let why = if s.is_head {
                 Some("head")
             } else if !s.pins.is_empty() {
@@ -1072,8 +1104,7 @@ impl Staging {
         }
         let bytes = artifact::frame(kind, payload);
         let path = self.dir.join(name);
-        if std::env::var_os("RAGSNAP_FAILPOINT").is_some_and(|v| v == format!("enospc-{}", kind.name()).as_str()) {
-            // Simulated full disk, for tests on machines where a small tmpfs cannot be mounted.
+        if disk_full(kind) {
             return Err(StoreError::io(&path, std::io::Error::from_raw_os_error(28)));
         }
         fsio::write_synced(&path, &bytes).map_err(|e| StoreError::io(&path, e))?;
@@ -1084,6 +1115,7 @@ impl Staging {
             blake3: blake3::hash(&bytes).to_hex().to_string(),
         };
         self.files.push(entry.clone());
+        #[cfg(feature = "failpoints")]
         failpoint(&format!("after-artifact-{}", kind.name()));
         Ok(entry)
     }
@@ -1310,7 +1342,7 @@ pub(crate) fn record_mismatch(rec: &SnapshotRecord, m: &Manifest) -> Option<&'st
         Some("document count")
     } else if rec.chunks != m.counts.chunks as u64 {
         Some("chunk count")
-    } else if rec.index_kind != m.index.kind {
+    } else if rec.index_kind != m.index.kind.as_str() {
         Some("index kind")
     } else if rec.created_at != m.created_at {
         Some("creation time")

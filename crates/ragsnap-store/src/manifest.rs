@@ -1,7 +1,8 @@
 //! `MANIFEST.json`: everything about one snapshot. See `docs/format.md`.
 
+use crate::format::{ReaderFeature, WriterFeature};
 use crate::{Result, StoreError};
-use ragsnap_core::{Canary, EmbeddingFingerprint, FormatVersion};
+use ragsnap_core::{Canary, EmbeddingFingerprint, FormatVersion, IndexKind};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -10,10 +11,17 @@ pub const MANIFEST_FILE: &str = "MANIFEST.json";
 /// Largest manifest this build will read.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// Reader features this build understands; a manifest naming any other is refused.
-pub const KNOWN_READER_FEATURES: &[&str] =
-    &["chunk-table-v1", "vectors-f32le", "hnsw-rs-dump-0.3", "documents-json", "lexical-bm25-v1"];
+pub const KNOWN_READER_FEATURES: [&str; ReaderFeature::ALL.len()] = {
+    let mut out = [""; ReaderFeature::ALL.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = ReaderFeature::ALL[i].as_str();
+        i += 1;
+    }
+    out
+};
 /// Writer features this build understands.
-pub const KNOWN_WRITER_FEATURES: &[&str] = &["staged-rename-commit"];
+pub const KNOWN_WRITER_FEATURES: [&str; WriterFeature::ALL.len()] = [WriterFeature::StagedRenameCommit.as_str()];
 
 /// One file of a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +54,7 @@ pub struct ChunkerInfo {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IndexInfo {
     /// `exact` or `hnsw`.
-    pub kind: String,
+    pub kind: IndexKind,
     /// HNSW `M` (0 for exact).
     pub m: usize,
     /// HNSW `ef_construction` (0 for exact).
@@ -101,6 +109,12 @@ pub struct Manifest {
     pub tool_version: String,
     /// blake3 over the sorted (path, content hash) pairs of the source.
     pub source_digest: String,
+    /// blake3 over everything that decides the snapshot's content: source digest, each
+    /// document's chunk key, chunker version and sizes, the settings that change what is read,
+    /// kept or indexed, the embedding fingerprint and the tool version. A rebuild whose key
+    /// equals head's makes no new snapshot. Absent in snapshots written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_key: Option<String>,
     /// Chunker identity.
     pub chunker: ChunkerInfo,
     /// Embedding identity.

@@ -10,7 +10,7 @@
 
 use crate::catalog::{self, Catalog, SnapshotRecord};
 use crate::layout::{self, RootState};
-use crate::{time, ArtifactKind, LoadCheck, Result, Store, StoreError, LOADED_KINDS};
+use crate::{time, ArtifactKind, LoadCheck, Result, SnapshotStatus, Store, StoreError, LOADED_KINDS};
 use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub struct RepairedSnapshot {
     /// Snapshot id.
     pub id: String,
     /// `ready` or `rejected`.
-    pub status: String,
+    pub status: SnapshotStatus,
     /// Why it is rejected, when it is.
     pub reason: Option<String>,
     /// Whether it keeps a backed-out mark (from `HEAD.json`).
@@ -76,14 +76,14 @@ fn diagnose(root: &Path, check: Option<LoadCheck>) -> Option<String> {
         Err(e) => return Some(e.to_string()),
     };
     if let Some(named) = layout::read_head_record(root).and_then(|h| h.head) {
-        if !list.iter().any(|r| r.id == named && r.status != "collected") {
+        if !list.iter().any(|r| r.id == named && r.status != SnapshotStatus::Collected) {
             return Some(format!(
                 "{} names snapshot {named} as head but the catalog does not list it (the catalog is older than the head record)",
                 layout::HEAD_RECORD_FILE
             ));
         }
     }
-    for rec in list.iter().filter(|r| r.status == "collected") {
+    for rec in list.iter().filter(|r| r.status == SnapshotStatus::Collected) {
         let dir = root.join("snapshots").join(&rec.id);
         if dir.is_dir()
             && !layout::has_collecting_marker(root, &rec.id)
@@ -95,7 +95,7 @@ fn diagnose(root: &Path, check: Option<LoadCheck>) -> Option<String> {
             ));
         }
     }
-    for rec in list.iter().filter(|r| r.status != "collected") {
+    for rec in list.iter().filter(|r| r.status != SnapshotStatus::Collected) {
         let dir = root.join("snapshots").join(&rec.id);
         if !dir.is_dir() {
             return Some(format!("it lists snapshot {} but its folder is missing", rec.id));
@@ -289,10 +289,10 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
         let pending = layout::pending_marker(root, &name).exists();
         let promoted = report.as_ref().and_then(|r| r.get("promoted")).and_then(|v| v.as_bool()).unwrap_or(true);
         let (status, reason) = if was_head {
-            ("ready", None)
+            (SnapshotStatus::Ready, None)
         } else if pending {
             (
-                "rejected",
+                SnapshotStatus::Rejected,
                 Some("restored by repair: its build was interrupted before the catalog recorded it".to_string()),
             )
         } else if !promoted {
@@ -302,9 +302,9 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
                 .and_then(|v| v.as_array())
                 .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("; "))
                 .unwrap_or_default();
-            ("rejected", Some(why))
+            (SnapshotStatus::Rejected, Some(why))
         } else {
-            ("ready", None)
+            (SnapshotStatus::Ready, None)
         };
         let backed_out = hint.as_ref().and_then(|h| h.backed_out.get(&name)).cloned().filter(|_| !was_head);
         let rec = SnapshotRecord {
@@ -312,12 +312,12 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
             parent_id: m.parent_id.clone(),
             created_at: m.created_at.clone(),
             created_unix: time::parse_rfc3339(&m.created_at).unwrap_or(0),
-            status: status.into(),
+            status,
             manifest_blake3: digest,
             fingerprint_id: m.fingerprint.id(),
             documents: m.counts.documents as u64,
             chunks: m.counts.chunks as u64,
-            index_kind: m.index.kind.clone(),
+            index_kind: m.index.kind.as_str().to_string(),
             recall: m.index.recall,
             reason,
             is_head: false,
@@ -330,7 +330,7 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
     let hinted = hint.as_ref().and_then(|h| h.head.clone()).filter(|h| found.iter().any(|(r, _)| &r.id == h));
     let (head, source) = match hinted {
         Some(h) => (Some(h), "head record"),
-        None => match found.iter().rev().find(|(r, _)| r.status == "ready" && r.backed_out.is_none()) {
+        None => match found.iter().rev().find(|(r, _)| r.status == SnapshotStatus::Ready && r.backed_out.is_none()) {
             Some((r, _)) => (Some(r.id.clone()), "newest ready snapshot"),
             None => (None, "none"),
         },
@@ -341,7 +341,7 @@ pub(crate) fn repair(root: &Path, dry_run: bool, check: Option<LoadCheck>) -> Re
         .iter()
         .map(|(r, _)| RepairedSnapshot {
             id: r.id.clone(),
-            status: r.status.clone(),
+            status: r.status,
             reason: r.reason.clone(),
             backed_out: r.backed_out.is_some(),
         })

@@ -61,11 +61,12 @@ fn publish(store: &mut Store, n: usize, model: &str, promote: bool) -> String {
         created_at: time::rfc3339(time::unix_now()),
         tool_version: "test".into(),
         source_digest: "d".into(),
+        build_key: None,
         chunker: ChunkerInfo { version: 1, target_tokens: 200, max_tokens: 256, min_tokens: 32 },
         fingerprint: fingerprint(model),
         canaries: vec![Canary { text: "c".into(), vector: vec![1.0, 0.0, 0.0, 0.0] }],
         index: IndexInfo {
-            kind: "exact".into(),
+            kind: ragsnap_store::IndexKind::Exact,
             m: 0,
             ef_construction: 0,
             ef_search: 0,
@@ -630,4 +631,28 @@ fn repair_brings_the_head_records_snapshot_back_from_quarantine() {
     let s = Store::open_reader(d.path()).unwrap();
     assert_eq!(s.head().unwrap().id, b);
     assert!(s.verify(&b).unwrap().ok);
+}
+
+/// The manifest's index kind and the catalog's status are typed, and their on-disk text is the
+/// text manifests and catalogs have always held; an unknown kind is refused naming the file.
+#[test]
+fn typed_index_kind_and_status_keep_their_on_disk_text() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Store::open_writer(d.path()).unwrap();
+    let (ready, rejected) = (publish(&mut s, 4, "m", true), publish(&mut s, 4, "m", false));
+    assert_eq!(s.catalog().get(&ready).unwrap().status, SnapshotStatus::Ready);
+    assert_eq!(s.catalog().get(&rejected).unwrap().status, SnapshotStatus::Rejected);
+    let conn = rusqlite::Connection::open(d.path().join("catalog.sqlite")).unwrap();
+    let text: String = conn.query_row("SELECT status FROM snapshots WHERE id = ?1", [&rejected], |r| r.get(0)).unwrap();
+    assert_eq!(text, "rejected");
+
+    let mpath = d.path().join("snapshots").join(&ready).join(MANIFEST_FILE);
+    let bytes = std::fs::read_to_string(&mpath).unwrap();
+    assert!(bytes.contains("\"kind\": \"exact\""), "{bytes}");
+    let m = Manifest::parse(&mpath, bytes.as_bytes()).unwrap();
+    assert_eq!(m.index.kind, IndexKind::Exact);
+    assert_eq!(String::from_utf8(m.to_bytes()).unwrap(), bytes, "a manifest round-trips byte for byte");
+    let err =
+        Manifest::parse(&mpath, bytes.replace("\"kind\": \"exact\"", "\"kind\": \"ivf\"").as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("ivf") && err.to_string().contains(MANIFEST_FILE), "{err}");
 }

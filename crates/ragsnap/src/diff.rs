@@ -60,7 +60,7 @@ pub fn diff(store: &Store, a: &str, b: &str) -> Result<SnapshotDiff> {
         }
     };
     cmp("chunker", format!("{:?}", ma.chunker), format!("{:?}", mb.chunker));
-    cmp("index.kind", ma.index.kind.clone(), mb.index.kind.clone());
+    cmp("index.kind", ma.index.kind.to_string(), mb.index.kind.to_string());
     cmp("index.m", ma.index.m.to_string(), mb.index.m.to_string());
     cmp("index.ef_construction", ma.index.ef_construction.to_string(), mb.index.ef_construction.to_string());
     cmp("index.ef_search", ma.index.ef_search.to_string(), mb.index.ef_search.to_string());

@@ -1,3 +1,6 @@
+//! The library's one error type, [`Error`], and its `Result` alias; the `ragsnap` binary maps
+//! each variant to a documented exit code.
+
 use ragsnap_embed::EmbedError;
 use ragsnap_index::IndexError;
 use ragsnap_store::StoreError;

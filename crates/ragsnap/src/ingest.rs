@@ -4,7 +4,7 @@
 //! index.
 
 use crate::config::{Config, SourceConfig};
-use crate::rebuild::DocFailure;
+use crate::rebuild::{DocFailure, FailureKind};
 use crate::sources::{self, ListedFile, ReadOutcome, Stamp};
 use crate::{Error, Result};
 use ragsnap_chunk::{BoilerplateConfig, BoilerplateReport, ChunkConfig, IngestLimits, SanitizedDoc};
@@ -174,14 +174,14 @@ impl PreparedCorpus {
     }
 }
 
-fn failure_kind(e: &ragsnap_chunk::IngestError) -> &'static str {
+fn failure_kind(e: &ragsnap_chunk::IngestError) -> FailureKind {
     use ragsnap_chunk::IngestError as E;
     match e {
-        E::TooLarge { .. } => "too_large",
-        E::Binary { .. } => "binary",
-        E::UnsupportedType { .. } => "unsupported",
-        E::Empty { .. } => "empty",
-        _ => "invalid",
+        E::TooLarge { .. } => FailureKind::TooLarge,
+        E::Binary { .. } => FailureKind::Binary,
+        E::UnsupportedType { .. } => FailureKind::Unsupported,
+        E::Empty { .. } => FailureKind::Empty,
+        _ => FailureKind::Invalid,
     }
 }
 
@@ -283,7 +283,7 @@ fn plan(inputs: &Inputs<'_>, config: &Config, out: &mut PreparedCorpus) -> Resul
                 match std::fs::symlink_metadata(p) {
                     Err(e) => out.failed.push(DocFailure {
                         path: display.clone(),
-                        kind: "io".into(),
+                        kind: FailureKind::Io,
                         error: format!("{display}: {e}"),
                     }),
                     Ok(md) if md.is_file() => planned.push(Planned {
@@ -301,11 +301,11 @@ fn plan(inputs: &Inputs<'_>, config: &Config, out: &mut PreparedCorpus) -> Resul
                         return Err(Error::Invalid(format!("{display} is a folder: use --source {display}")))
                     }
                     Ok(md) => {
-                        let (kind, why) =
-                            sources::special_kind(&md.file_type()).unwrap_or(("special", "not a regular file"));
+                        let (kind, why) = sources::special_kind(&md.file_type())
+                            .unwrap_or((FailureKind::Special, "not a regular file"));
                         out.skipped.push(DocFailure {
                             path: display.clone(),
-                            kind: kind.into(),
+                            kind,
                             error: format!("{display}: {why}"),
                         });
                     }
@@ -373,12 +373,8 @@ pub fn prepare(
                             Loaded::Doc(d)
                         }
                         Err(e) => {
-                            let f = DocFailure {
-                                path: display.clone(),
-                                kind: failure_kind(&e).into(),
-                                error: e.to_string(),
-                            };
-                            if matches!(f.kind.as_str(), "unsupported" | "empty") {
+                            let f = DocFailure { path: display.clone(), kind: failure_kind(&e), error: e.to_string() };
+                            if matches!(f.kind, FailureKind::Unsupported | FailureKind::Empty) {
                                 Loaded::Skipped(f)
                             } else {
                                 Loaded::Failed(f)
@@ -478,7 +474,7 @@ pub fn prepare(
             // are indexed themselves; its chunks would match many questions and answer none.
             out.skipped.push(DocFailure {
                 path: d.source_path.clone(),
-                kind: "hub".into(),
+                kind: FailureKind::Hub,
                 error: format!("{}: hub page (mostly links to other pages), not indexed", d.source_path),
             });
             out.hubs.push(d);
@@ -499,7 +495,7 @@ pub fn prepare(
         if chunks.is_empty() {
             out.skipped.push(DocFailure {
                 path: d.source_path.clone(),
-                kind: "empty".into(),
+                kind: FailureKind::Empty,
                 error: format!("{}: no content left after sanitising", d.source_path),
             });
             continue;

@@ -27,7 +27,6 @@
 mod bounded;
 pub mod config;
 mod diff;
-mod embed_stage;
 mod error;
 pub mod ingest;
 mod reader;
@@ -39,7 +38,6 @@ pub mod validate;
 
 pub use config::Config;
 pub use diff::{diff, SnapshotDiff};
-pub use embed_stage::{CacheCheck, RejectedRow};
 pub use error::{Error, Result};
 pub use ragsnap_chunk as chunk;
 pub use ragsnap_core as core;
@@ -50,7 +48,10 @@ pub use ragsnap_lexical as lexical;
 pub use ragsnap_store as store;
 pub use ragsnap_store::Store;
 pub use reader::Reader;
-pub use rebuild::{prometheus_metrics, rebuild, rebuild_with, GateResult, RebuildOptions, RebuildReport};
+pub use rebuild::embed::{CacheCheck, RejectedRow};
+pub use rebuild::{
+    prometheus_metrics, rebuild, rebuild_with, FailureKind, GateResult, Outcome, RebuildOptions, RebuildReport,
+};
 pub use search::{Answer, Hit, Mode, QueryOptions, QueryResult, Searcher, Signals, DEFAULT_MAX_K, FALLBACK_FLOOR};
 pub use snapshot::{load_check, open_head, open_store_writer, repair_store, verify_snapshot, Snapshot};
 

@@ -29,7 +29,7 @@
 //! taken as a folder) joined with the page's relative path, each segment percent-encoded by the
 //! `url` crate; a `<link rel="canonical">` is resolved against that URL.
 
-use crate::rebuild::DocFailure;
+use crate::rebuild::{DocFailure, FailureKind};
 use crate::{Error, Result};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
@@ -178,22 +178,22 @@ fn error_path(e: &ignore::Error) -> Option<&Path> {
     }
 }
 
-fn skip(path: &str, kind: &str, error: String) -> DocFailure {
-    DocFailure { path: path.to_string(), kind: kind.to_string(), error }
+fn skip(path: &str, kind: FailureKind, error: String) -> DocFailure {
+    DocFailure { path: path.to_string(), kind, error }
 }
 
 /// What kind of non-regular entry a file type is, with the reason text.
-pub(crate) fn special_kind(ft: &std::fs::FileType) -> Option<(&'static str, &'static str)> {
+pub(crate) fn special_kind(ft: &std::fs::FileType) -> Option<(FailureKind, &'static str)> {
     if ft.is_symlink() {
-        Some(("symlink", "symbolic link, not followed"))
+        Some((FailureKind::Symlink, "symbolic link, not followed"))
     } else if ft.is_fifo() {
-        Some(("fifo", "named pipe (FIFO), not a document"))
+        Some((FailureKind::Fifo, "named pipe (FIFO), not a document"))
     } else if ft.is_socket() {
-        Some(("socket", "socket, not a document"))
+        Some((FailureKind::Socket, "socket, not a document"))
     } else if ft.is_block_device() || ft.is_char_device() {
-        Some(("device", "device file, not a document"))
+        Some((FailureKind::Device, "device file, not a document"))
     } else if !ft.is_file() && !ft.is_dir() {
-        Some(("special", "not a regular file"))
+        Some((FailureKind::Special, "not a regular file"))
     } else {
         None
     }
@@ -249,7 +249,7 @@ pub fn list_source(dir: &Path, selector: &Selector) -> Result<Listing> {
                     .map(|p| rel_of(dir, p).unwrap_or_else(|| p.to_string_lossy().into_owned()))
                     .unwrap_or_default();
                 let shown = if rel.is_empty() { dir.display().to_string() } else { rel.clone() };
-                out.failed.push(skip(&rel, "io", format!("{shown}: cannot read: {}", io_message(&e))));
+                out.failed.push(skip(&rel, FailureKind::Io, format!("{shown}: cannot read: {}", io_message(&e))));
                 continue;
             }
         };
@@ -262,7 +262,7 @@ pub fn list_source(dir: &Path, selector: &Selector) -> Result<Listing> {
         }
         let Some(rel) = rel_of(dir, entry.path()) else {
             let shown = entry.path().strip_prefix(dir).unwrap_or(entry.path()).to_string_lossy().into_owned();
-            out.skipped.push(skip(&shown, "name", format!("{shown}: file name is not valid UTF-8")));
+            out.skipped.push(skip(&shown, FailureKind::Name, format!("{shown}: file name is not valid UTF-8")));
             continue;
         };
         if let Some((kind, why)) = special_kind(&ft) {
@@ -271,7 +271,7 @@ pub fn list_source(dir: &Path, selector: &Selector) -> Result<Listing> {
         }
         match entry.metadata() {
             Ok(md) => out.files.push(ListedFile { rel, abs: entry.into_path(), dev: md.dev(), ino: md.ino() }),
-            Err(e) => out.failed.push(skip(&rel, "io", format!("{rel}: {}", io_message(&e)))),
+            Err(e) => out.failed.push(skip(&rel, FailureKind::Io, format!("{rel}: {}", io_message(&e)))),
         }
     }
     out.files.sort_by(|a, b| a.rel.cmp(&b.rel));
@@ -304,7 +304,7 @@ pub enum ReadOutcome {
 /// descriptor (regular file, the listed device and inode, at most `max_bytes`), and read it.
 /// `display` names the file in every message.
 pub fn read_listed(file: &ListedFile, display: &str, max_bytes: u64) -> ReadOutcome {
-    let fail = |kind: &str, error: String| ReadOutcome::Failed(skip(display, kind, error));
+    let fail = |kind: FailureKind, error: String| ReadOutcome::Failed(skip(display, kind, error));
     let mut f = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -314,38 +314,38 @@ pub fn read_listed(file: &ListedFile, display: &str, max_bytes: u64) -> ReadOutc
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return ReadOutcome::Skipped(skip(
                 display,
-                "symlink",
+                FailureKind::Symlink,
                 format!("{display}: became a symbolic link after it was listed; not followed"),
             ))
         }
-        Err(e) => return fail("io", format!("{display}: {e}")),
+        Err(e) => return fail(FailureKind::Io, format!("{display}: {e}")),
     };
     let md = match f.metadata() {
         Ok(m) => m,
-        Err(e) => return fail("io", format!("{display}: {e}")),
+        Err(e) => return fail(FailureKind::Io, format!("{display}: {e}")),
     };
     if let Some((kind, why)) = special_kind(&md.file_type()) {
         return ReadOutcome::Skipped(skip(display, kind, format!("{display}: {why} (changed after it was listed)")));
     }
     if !md.is_file() {
-        return ReadOutcome::Skipped(skip(display, "special", format!("{display}: not a regular file")));
+        return ReadOutcome::Skipped(skip(display, FailureKind::Special, format!("{display}: not a regular file")));
     }
     if (md.dev(), md.ino()) != (file.dev, file.ino) {
         return fail(
-            "changed",
+            FailureKind::Changed,
             format!("{display}: replaced by another file after it was listed; not read (it is read next run)"),
         );
     }
     let too_large = |size: u64| {
         let e = ragsnap_chunk::IngestError::TooLarge { path: display.to_string(), size, limit: max_bytes };
-        fail("too_large", e.to_string())
+        fail(FailureKind::TooLarge, e.to_string())
     };
     if md.len() > max_bytes {
         return too_large(md.len());
     }
     let mut bytes = Vec::with_capacity(md.len().min(max_bytes) as usize);
     if let Err(e) = (&mut f).take(max_bytes.saturating_add(1)).read_to_end(&mut bytes) {
-        return fail("io", format!("{display}: {e}"));
+        return fail(FailureKind::Io, format!("{display}: {e}"));
     }
     if bytes.len() as u64 > max_bytes {
         return too_large(bytes.len() as u64);

@@ -29,16 +29,7 @@ pub fn json(o: &Output) -> serde_json::Value {
 }
 
 pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
+    ragsnap_testkit::copy_tree(from, to)
 }
 
 /// A copy of the fixture site in `dir/site`.

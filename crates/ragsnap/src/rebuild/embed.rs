@@ -1,4 +1,4 @@
-//! The rebuild's embed stage: vectors for every distinct chunk, from the embedding cache where
+//! Stage 4 of the rebuild, embed misses: vectors for every distinct chunk, from the embedding cache where
 //! the cache can be trusted, from the model otherwise.
 //!
 //! The cache is verified, not trusted:
@@ -16,11 +16,9 @@
 //!    infinite value is [`ragsnap_embed::EmbedError::NonFinite`], never a stored vector.
 
 use crate::config::CacheVerifySettings;
-use crate::rebuild::RebuildReport;
-use crate::{Error, Result};
+use crate::Result;
 use ragsnap_core::{Chunk, ContentId};
 use ragsnap_embed::{check_output, cosine, EmbedError, Embedder, EmbeddingCache, RowProblem};
-use ragsnap_store::Manifest;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -97,8 +95,21 @@ pub(crate) fn sample_size(s: &CacheVerifySettings, hits: usize) -> usize {
     s.sample.max(by_share).min(s.sample_max).min(hits)
 }
 
-/// Vectors for every chunk of `unique` (distinct content ids), verified as the module says;
-/// fills the cache fields of `report`.
+/// What the embed stage did, for the report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct EmbedStats {
+    /// Vectors taken from the cache.
+    pub cache_hits: usize,
+    /// Vectors computed by the model (or by the cache check's re-embedding).
+    pub cache_misses: usize,
+    /// Inputs the model cut at its maximum length.
+    pub truncated_inputs: usize,
+    /// How the cache was verified.
+    pub cache_check: CacheCheck,
+}
+
+/// Vectors for every chunk of `unique` (distinct content ids), verified as the module says,
+/// and what it took to get them.
 pub(crate) fn embed_chunks(
     embedder: &dyn Embedder,
     cache_path: &Path,
@@ -106,8 +117,8 @@ pub(crate) fn embed_chunks(
     settings: &CacheVerifySettings,
     cancel: Option<&AtomicBool>,
     progress: &dyn Fn(usize, usize),
-    report: &mut RebuildReport,
-) -> Result<HashMap<ContentId, Vec<f32>>> {
+) -> Result<(HashMap<ContentId, Vec<f32>>, EmbedStats)> {
+    let mut stats = EmbedStats::default();
     let fp = embedder.fingerprint();
     let (fp_id, dims, normalized) = (fp.id(), fp.dims, fp.normalize);
     let ids: Vec<&ContentId> = unique.iter().map(|c| &c.content_id).collect();
@@ -188,11 +199,11 @@ pub(crate) fn embed_chunks(
             }
         }
     }
-    report.cache_hits = vectors.len();
+    stats.cache_hits = vectors.len();
 
     // Everything without a trusted vector: fresh sample vectors first, then the model.
     let misses: Vec<&Chunk> = unique.iter().copied().filter(|c| !vectors.contains_key(&c.content_id)).collect();
-    report.cache_misses = misses.len();
+    stats.cache_misses = misses.len();
     let reuse: Vec<(&ContentId, &[f32])> =
         misses.iter().filter_map(|c| fresh.get(&c.content_id).map(|v| (&c.content_id, v.as_slice()))).collect();
     cache.put_many(&fp_id, &reuse)?;
@@ -210,7 +221,7 @@ pub(crate) fn embed_chunks(
         let truncated_before = embedder.truncated_inputs();
         let vs = embedder.embed_cancellable(&texts, cancel)?;
         check_output(&texts, &vs, dims, normalized)?;
-        report.truncated_inputs += embedder.truncated_inputs().saturating_sub(truncated_before) as usize;
+        stats.truncated_inputs += embedder.truncated_inputs().saturating_sub(truncated_before) as usize;
         let items: Vec<(&ContentId, &[f32])> =
             batch.iter().zip(&vs).map(|(c, v)| (&c.content_id, v.as_slice())).collect();
         cache.put_many(&fp_id, &items)?;
@@ -218,28 +229,8 @@ pub(crate) fn embed_chunks(
             vectors.insert(c.content_id.clone(), v);
         }
     }
-    report.cache_check = check;
-    Ok(vectors)
-}
-
-/// Every number a manifest holds must be finite: JSON has no NaN, and a manifest with a `null`
-/// where a number belongs could never be read back.
-pub(crate) fn check_manifest_numbers(m: &Manifest) -> Result<()> {
-    let refuse = |what: String| Err(Error::Invalid(format!("refusing to write the manifest: {what} is not finite")));
-    for (name, v) in [("index.recall", m.index.recall), ("index.target_recall", m.index.target_recall)] {
-        if !v.is_finite() {
-            return refuse(format!("{name} ({v})"));
-        }
-    }
-    if let Some(i) = m.calibration.top1_quantiles.iter().position(|q| !q.is_finite()) {
-        return refuse(format!("calibration.top1_quantiles[{i}]"));
-    }
-    for c in &m.canaries {
-        if let Some(i) = c.vector.iter().position(|x| !x.is_finite()) {
-            return refuse(format!("component {i} of canary {:?}", c.text));
-        }
-    }
-    Ok(())
+    stats.cache_check = check;
+    Ok((vectors, stats))
 }
 
 #[cfg(test)]

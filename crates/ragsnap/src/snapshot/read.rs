@@ -1,10 +1,11 @@
-//! A snapshot loaded for querying: verified manifest, chunk table (positioned reads), vectors
-//! and the index.
+//! The reading half of the snapshot format, mirror of [`super::write`]: a snapshot loaded for
+//! querying (verified manifest, chunk table read by position, vectors, the vector index, the
+//! lexical index), and the load check the store runs before anything becomes head.
 
 use crate::{Error, Result};
 use ragsnap_index::{HnswIndex, HnswParams, Index, VectorSet};
 use ragsnap_store::{
-    tables, ArtifactKind, ChunkTable, DocumentEntry, Lease, Manifest, OpenedSnapshot, Store, StoreError,
+    tables, ArtifactKind, ChunkTable, DocumentEntry, IndexKind, Lease, Manifest, OpenedSnapshot, Store, StoreError,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -54,20 +55,14 @@ impl Snapshot {
         let doc_payload = opened.payload(ArtifactKind::Documents)?.ok_or_else(|| missing(ArtifactKind::Documents))?;
         let documents = tables::decode_documents(&doc_path, &doc_payload)?;
         drop(doc_payload);
-        let index = match m.index.kind.as_str() {
-            "exact" => Index::Exact(vectors.clone()),
-            "hnsw" => {
+        let index = match m.index.kind {
+            IndexKind::Exact => Index::Exact(vectors.clone()),
+            IndexKind::Hnsw => {
                 let payload = opened.payload(ArtifactKind::Hnsw)?.ok_or_else(|| missing(ArtifactKind::Hnsw))?;
                 let params = HnswParams { m: m.index.m, ef_construction: m.index.ef_construction };
                 // The graph is parsed straight into the flat searcher, over the vectors above
                 // (the payload's own copy of them is checked equal, not kept).
                 Index::Hnsw(HnswIndex::from_bytes_with_vectors(&payload, params, vectors.clone())?)
-            }
-            other => {
-                return Err(Error::Store(StoreError::ManifestRefused {
-                    path: opened.dir.join(ragsnap_store::MANIFEST_FILE),
-                    message: format!("unknown index kind {other:?}"),
-                }))
             }
         };
         // Snapshots written before the lexical index existed have none; hybrid queries on them
