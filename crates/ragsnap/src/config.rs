@@ -1,5 +1,18 @@
-//! `ragsnap.toml`: every setting with its default. Command-line flags override the file and
-//! `RAGSNAP_*` environment variables override the file too (flags win over both).
+//! `ragsnap.toml`: every setting with its default, one type per concern.
+//!
+//! **Precedence, everywhere:** a command-line flag, else a `RAGSNAP_*` environment variable,
+//! else the config file, else the built-in default. [`Config::resolve`] applies the file and
+//! the environment ([`Config::apply_env`]); the `ragsnap` binary then applies its flags on top.
+//! The environment variables are `RAGSNAP_STORE`, `RAGSNAP_ORT_LIB` and `RAGSNAP_MODEL_DIR`.
+//!
+//! **Defaults are written once.** Each section's default comes from the library type it
+//! configures ([`ragsnap_chunk::ChunkConfig`], [`ragsnap_chunk::BoilerplateConfig`],
+//! [`ragsnap_chunk::IngestLimits`], [`crate::QueryOptions`]), and the section converts into
+//! that type, so the file, the library and the CLI cannot drift apart.
+//!
+//! **Relative paths in a file** (`store`, `[runtime] ort_lib` / `model_dir`, `[[sources]] dir`,
+//! `[gates] golden`) are resolved against the folder holding the file, not the current folder,
+//! so `ragsnap --config /srv/ragsnap/ragsnap.toml` means the same from any folder (cron).
 
 use crate::{Error, Result};
 use ragsnap_index::TuneConfig;
@@ -133,7 +146,13 @@ pub const INGEST_MEMORY_PER_BYTE: u64 = 64;
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { max_bytes: 20 << 20, max_inflight_bytes: 1 << 30 }
+        IngestConfig { max_bytes: ragsnap_chunk::IngestLimits::default().max_bytes, max_inflight_bytes: 1 << 30 }
+    }
+}
+
+impl From<&IngestConfig> for ragsnap_chunk::IngestLimits {
+    fn from(c: &IngestConfig) -> Self {
+        ragsnap_chunk::IngestLimits { max_bytes: c.max_bytes }
     }
 }
 
@@ -182,7 +201,8 @@ pub struct ChunkerConfig {
 
 impl Default for ChunkerConfig {
     fn default() -> Self {
-        ChunkerConfig { target_tokens: 200, max_tokens: 256, min_tokens: 32 }
+        let c = ragsnap_chunk::ChunkConfig::default();
+        ChunkerConfig { target_tokens: c.target_tokens, max_tokens: c.max_tokens, min_tokens: c.min_tokens }
     }
 }
 
@@ -198,7 +218,14 @@ pub struct BoilerplateSettings {
 
 impl Default for BoilerplateSettings {
     fn default() -> Self {
-        BoilerplateSettings { min_pages: 5, min_share: 0.30 }
+        let b = ragsnap_chunk::BoilerplateConfig::default();
+        BoilerplateSettings { min_pages: b.min_pages, min_share: b.min_share }
+    }
+}
+
+impl From<&BoilerplateSettings> for ragsnap_chunk::BoilerplateConfig {
+    fn from(b: &BoilerplateSettings) -> Self {
+        ragsnap_chunk::BoilerplateConfig { min_pages: b.min_pages, min_share: b.min_share }
     }
 }
 
@@ -218,16 +245,31 @@ pub struct QueryDefaults {
 
 impl Default for QueryDefaults {
     fn default() -> Self {
-        QueryDefaults { k: 5, max_k: 50, floor: None, max_per_source: 3 }
+        let q = crate::QueryOptions::default();
+        QueryDefaults { k: q.k, max_k: q.max_k, floor: q.floor, max_per_source: q.max_per_source }
+    }
+}
+
+impl QueryDefaults {
+    /// Query options with this section's values; every other option at its default.
+    pub fn options(&self) -> crate::QueryOptions {
+        crate::QueryOptions {
+            k: self.k,
+            max_k: self.max_k,
+            floor: self.floor,
+            max_per_source: self.max_per_source,
+            ..crate::QueryOptions::default()
+        }
     }
 }
 
 impl Config {
-    /// Read a config file.
+    /// Read a config file; its relative paths are resolved against the file's folder.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let config: Config =
+        let mut config: Config =
             toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        config.rebase(path.parent().unwrap_or(Path::new("")));
         config.validate().map_err(|e| match e {
             Error::InvalidSetting { key, message } => {
                 Error::Config { path: path.to_path_buf(), message: format!("{key}: {message}") }
@@ -244,6 +286,46 @@ impl Config {
             None if Path::new("ragsnap.toml").is_file() => Config::load(Path::new("ragsnap.toml")),
             None => Ok(Config::default()),
         }
+    }
+
+    /// The settings a command runs with before its flags: the config file ([`Config::discover`])
+    /// with the environment applied over it ([`Config::apply_env`]).
+    pub fn resolve(explicit: Option<&Path>) -> Result<Self> {
+        let mut config = Config::discover(explicit)?;
+        config.apply_env();
+        Ok(config)
+    }
+
+    /// Let set, non-empty `RAGSNAP_STORE`, `RAGSNAP_ORT_LIB` and `RAGSNAP_MODEL_DIR` override
+    /// the file's values.
+    pub fn apply_env(&mut self) {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(p) = var("RAGSNAP_STORE") {
+            self.store = Some(p);
+        }
+        if let Some(p) = var("RAGSNAP_ORT_LIB") {
+            self.runtime.ort_lib = Some(p);
+        }
+        if let Some(p) = var("RAGSNAP_MODEL_DIR") {
+            self.runtime.model_dir = Some(p);
+        }
+    }
+
+    /// Resolve the relative paths of a file read from folder `base` against it.
+    fn rebase(&mut self, base: &Path) {
+        if base.as_os_str().is_empty() {
+            return;
+        }
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        self.store.iter_mut().for_each(fix);
+        self.runtime.ort_lib.iter_mut().for_each(fix);
+        self.runtime.model_dir.iter_mut().for_each(fix);
+        self.gates.golden.iter_mut().for_each(fix);
+        self.sources.iter_mut().for_each(|s| fix(&mut s.dir));
     }
 
     /// Store folder: explicit, then `RAGSNAP_STORE`, then the file, then `./ragsnap-store`.
