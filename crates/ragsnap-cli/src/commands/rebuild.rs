@@ -29,7 +29,6 @@ impl StageLog {
                 if let Some((s, t)) = cur.take() {
                     tracing::info!("stage {s} done in {:.2}s", t.elapsed().as_secs_f64());
                 }
-                tracing::info!("stage {stage} started");
                 *cur = Some((stage.to_string(), Instant::now()));
             }
         }
