@@ -341,7 +341,8 @@ fn lexical_queries_answer_without_the_model_and_hits_carry_every_score() {
     let b = base();
     let s = b.store.to_str().unwrap();
     let no_model = ["--store", s, "--model-dir", "/nonexistent/model", "--ort-lib", "/nonexistent/libonnxruntime.so"];
-    let o = bin().args(no_model).args(["query", "client certificates", "--mode", "lexical", "--json"]).output().unwrap();
+    let o =
+        bin().args(no_model).args(["query", "client certificates", "--mode", "lexical", "--json"]).output().unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let q = json(&o);
     let hits = q["hits"].as_array().unwrap();

@@ -63,8 +63,7 @@ fn pin_reason(store: &Store, id: &str) -> Result<Option<AuditEntry>> {
         .catalog()
         .audit()?
         .into_iter()
-        .filter(|e| e.command == "pin" && e.outcome == "ok" && e.snapshot_id.as_deref() == Some(id))
-        .next_back())
+        .rfind(|e| e.command == "pin" && e.outcome == "ok" && e.snapshot_id.as_deref() == Some(id)))
 }
 
 /// `ragsnap show [ID]`: status (with who backed it out and why), the gate results and reasons
