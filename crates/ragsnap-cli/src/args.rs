@@ -4,9 +4,6 @@ use clap::{Parser, Subcommand};
 use ragsnap::Config;
 use std::path::PathBuf;
 
-/// Default of `gc --keep-rejected-for`.
-pub const DEFAULT_KEEP_REJECTED_FOR: &str = "7d";
-
 #[derive(Parser, Debug)]
 #[command(
     name = "ragsnap",
@@ -172,15 +169,17 @@ pub enum Command {
     /// the --keep newest ready ones, rejected builds younger than --keep-rejected-for, and
     /// (with --older-than) anything younger than that.
     Gc {
-        /// Keep this many newest ready snapshots (rejected ones are not counted).
-        #[arg(long, default_value_t = 5)]
-        keep: usize,
+        /// Keep this many newest ready snapshots (rejected ones are not counted) [default:
+        /// [gc] keep, else 5]
+        #[arg(long)]
+        keep: Option<usize>,
         /// Keep snapshots younger than this (e.g. 7d, 12h, 30m; at most 100 years).
         #[arg(long, value_parser = parse_duration_arg)]
         older_than: Option<i64>,
-        /// Keep rejected builds younger than this, for inspection (0s to remove them at once).
-        #[arg(long, value_parser = parse_duration_arg, default_value = DEFAULT_KEEP_REJECTED_FOR)]
-        keep_rejected_for: i64,
+        /// Keep rejected builds younger than this, for inspection (0s to remove them at once)
+        /// [default: [gc] keep_rejected_for, else 7d]
+        #[arg(long, value_parser = parse_duration_arg)]
+        keep_rejected_for: Option<i64>,
         /// Say what would be removed.
         #[arg(long)]
         dry_run: bool,
@@ -309,24 +308,8 @@ fn actor_arg(s: &str) -> Result<String, String> {
     Ok(t.to_string())
 }
 
-/// Longest duration accepted: 100 years, in seconds.
-const MAX_DURATION_SECS: i64 = 100 * 366 * 86_400;
-
-/// `7d`, `12h`, `30m`, `90s`, `2w` as seconds (a unit is required); a clap value parser, so a bad
-/// or out-of-range value is a usage error (exit 2).
+/// A duration flag (`7d`, `12h`, ...): [`ragsnap::config::parse_duration`] as a clap value
+/// parser, so a bad or out-of-range value is a usage error (exit 2).
 pub fn parse_duration_arg(s: &str) -> Result<i64, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| format!("bad duration {s:?} (use e.g. 7d, 12h, 30m)"))?;
-    let mult: i64 = match unit {
-        "" => return Err(format!("duration {s:?} has no unit (use s, m, h, d or w, e.g. {s}d)")),
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(format!("bad duration unit in {s:?} (use s, m, h, d or w)")),
-    };
-    n.checked_mul(mult)
-        .filter(|v| *v <= MAX_DURATION_SECS)
-        .ok_or_else(|| format!("duration {s:?} is out of range (at most 100 years)"))
+    ragsnap::config::parse_duration(s)
 }

@@ -45,6 +45,60 @@ pub struct Config {
     pub gates: GateConfig,
     /// How a rebuild checks the embedding cache before it trusts it.
     pub cache: CacheVerifySettings,
+    /// What `ragsnap gc` keeps.
+    pub gc: GcSettings,
+}
+
+/// `[gc]`: what `ragsnap gc` keeps when its flags do not say (head, pinned snapshots and
+/// snapshots open by a reader are always kept).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcSettings {
+    /// Newest ready snapshots kept (`--keep`).
+    pub keep: usize,
+    /// Rejected builds younger than this are kept for inspection (`--keep-rejected-for`), as a
+    /// duration: `7d`, `12h`, `30m`, `90s`, `2w`.
+    pub keep_rejected_for: String,
+}
+
+impl Default for GcSettings {
+    fn default() -> Self {
+        GcSettings { keep: 5, keep_rejected_for: "7d".into() }
+    }
+}
+
+impl GcSettings {
+    /// `keep_rejected_for` in seconds.
+    pub fn keep_rejected_secs(&self) -> Result<i64> {
+        parse_duration(&self.keep_rejected_for)
+            .map_err(|message| Error::InvalidSetting { key: "gc.keep_rejected_for".into(), message })
+    }
+
+    /// `keep_rejected_for` is a duration [`parse_duration`] accepts.
+    pub fn validate(&self) -> Result<()> {
+        self.keep_rejected_secs().map(|_| ())
+    }
+}
+
+/// Longest duration accepted: 100 years, in seconds.
+pub const MAX_DURATION_SECS: i64 = 100 * 366 * 86_400;
+
+/// `7d`, `12h`, `30m`, `90s`, `2w` as seconds (a unit is required; at most 100 years).
+pub fn parse_duration(s: &str) -> std::result::Result<i64, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| format!("bad duration {s:?} (use e.g. 7d, 12h, 30m)"))?;
+    let mult: i64 = match unit {
+        "" => return Err(format!("duration {s:?} has no unit (use s, m, h, d or w, e.g. {s}d)")),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("bad duration unit in {s:?} (use s, m, h, d or w)")),
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v <= MAX_DURATION_SECS)
+        .ok_or_else(|| format!("duration {s:?} is out of range (at most 100 years)"))
 }
 
 /// `[gates]`: what a nightly build must pass to replace head. Each is reported with its
@@ -337,5 +391,45 @@ impl Config {
             return PathBuf::from(v);
         }
         self.store.clone().unwrap_or_else(|| PathBuf::from("ragsnap-store"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_in_a_file_resolve_against_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("etc");
+        std::fs::create_dir_all(&conf).unwrap();
+        let file = conf.join("ragsnap.toml");
+        std::fs::write(
+            &file,
+            "store = \"data/store\"\n[runtime]\nmodel_dir = \"/abs/model\"\nort_lib = \"lib/ort.so\"\n\
+             [[sources]]\ndir = \"../site\"\n[gates]\ngolden = \"golden.jsonl\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&file).unwrap();
+        assert_eq!(c.store.as_deref(), Some(conf.join("data/store").as_path()));
+        assert_eq!(c.runtime.model_dir.as_deref(), Some(Path::new("/abs/model")), "absolute paths stay");
+        assert_eq!(c.runtime.ort_lib.as_deref(), Some(conf.join("lib/ort.so").as_path()));
+        assert_eq!(c.sources[0].dir, conf.join("../site"));
+        assert_eq!(c.gates.golden.as_deref(), Some(conf.join("golden.jsonl").as_path()));
+    }
+
+    #[test]
+    fn each_default_is_the_library_types_default() {
+        let q = crate::QueryOptions::default();
+        let file = QueryDefaults::default();
+        assert_eq!((file.k, file.max_k, file.floor, file.max_per_source), (q.k, q.max_k, q.floor, q.max_per_source));
+        assert_eq!(file.options(), q, "an untouched [query] section gives the library's default options");
+        let c = ragsnap_chunk::ChunkConfig::default();
+        let f = ChunkerConfig::default();
+        assert_eq!((f.target_tokens, f.max_tokens, f.min_tokens), (c.target_tokens, c.max_tokens, c.min_tokens));
+        let b = ragsnap_chunk::BoilerplateConfig::from(&BoilerplateSettings::default());
+        assert_eq!(b, ragsnap_chunk::BoilerplateConfig::default());
+        let l = ragsnap_chunk::IngestLimits::from(&IngestConfig::default());
+        assert_eq!(l.max_bytes, ragsnap_chunk::IngestLimits::default().max_bytes);
     }
 }

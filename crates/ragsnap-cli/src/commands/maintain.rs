@@ -51,9 +51,20 @@ pub fn verify(ctx: &Ctx, id: Option<&str>, all: bool) -> Result<ExitKind> {
 }
 
 /// `ragsnap gc`.
-pub fn gc(ctx: &Ctx, keep: usize, older_than: Option<i64>, keep_rejected_for: i64, dry_run: bool) -> Result<ExitKind> {
+pub fn gc(
+    ctx: &Ctx,
+    keep: Option<usize>,
+    older_than: Option<i64>,
+    keep_rejected_for: Option<i64>,
+    dry_run: bool,
+) -> Result<ExitKind> {
+    let keep = keep.unwrap_or(ctx.config.gc.keep);
+    let keep_rejected = match keep_rejected_for {
+        Some(s) => s,
+        None => ctx.config.gc.keep_rejected_secs()?,
+    };
     let mut store = if dry_run { Store::open_dry_run(&ctx.store_path)? } else { open_writer(&ctx.store_path)? };
-    let opts = GcOptions { keep, older_than_secs: older_than, keep_rejected_secs: Some(keep_rejected_for), dry_run };
+    let opts = GcOptions { keep, older_than_secs: older_than, keep_rejected_secs: Some(keep_rejected), dry_run };
     let rep = store.gc_with(&opts)?;
     drop(store);
     if !dry_run {
