@@ -51,7 +51,13 @@ impl Store {
                 let all = self.catalog().list()?;
                 let mut id = self.catalog().head_id()?.ok_or(StoreError::NoHead)?;
                 for taken in 0..steps {
-                    let parent = all.iter().find(|s| s.id == id).and_then(|s| s.parent_id.clone());
+                    // A chain is never longer than the catalog; a longer walk is a loop in a
+                    // damaged catalog, and ends here rather than after `steps` rounds.
+                    let parent = all
+                        .iter()
+                        .find(|s| s.id == id)
+                        .and_then(|s| s.parent_id.clone())
+                        .filter(|_| usize::try_from(taken).is_ok_and(|t| t < all.len()));
                     match parent {
                         Some(p) => id = p,
                         None => {
