@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::exit::ExitKind;
-use crate::output::{outln, print_json};
+use crate::output::{self, print_json, ShowView};
 use anyhow::Result;
 use ragsnap::store::{ArtifactKind, AuditEntry, HistoryEntry};
 use ragsnap::Store;
@@ -16,33 +16,7 @@ pub fn snapshots(ctx: &Ctx) -> Result<ExitKind> {
         print_json(&list)?;
         return Ok(ExitKind::Ok);
     }
-    outln!(
-        "{:<2} {:<26} {:<21} {:<9} {:>6} {:>7} {:<24} {:>7}",
-        "",
-        "ID",
-        "CREATED",
-        "STATUS",
-        "DOCS",
-        "CHUNKS",
-        "FINGERPRINT",
-        "RECALL"
-    );
-    for s in &list {
-        outln!(
-            "{:<2} {:<26} {:<21} {:<9} {:>6} {:>7} {:<24} {:>7.3}",
-            if s.is_head { "*" } else { "" },
-            s.id,
-            s.created_at,
-            s.status,
-            s.documents,
-            s.chunks,
-            s.fingerprint_id,
-            s.recall
-        );
-        if let Some(b) = &s.backed_out {
-            outln!("   backed out {} by {}: {}", b.at, b.by, b.reason);
-        }
-    }
+    output::snapshots(&list)?;
     Ok(ExitKind::Ok)
 }
 
@@ -95,57 +69,14 @@ pub fn show(ctx: &Ctx, id: Option<&str>) -> Result<ExitKind> {
         print_json(&v)?;
         return Ok(ExitKind::Ok);
     }
-    outln!("snapshot     {}", m.snapshot_id);
-    outln!("status       {}{}", record.status, if record.is_head { " (head)" } else { "" });
-    if let Some(r) = &record.reason {
-        outln!("reason       {r}");
-    }
-    if let Some(b) = &record.backed_out {
-        outln!("backed out   {} by {}: {}", b.at, b.by, b.reason);
-    }
-    for p in &record.pins {
-        outln!("pinned       {p}");
-    }
-    if let Some(p) = &pin {
-        outln!("pin reason   {} (by {} at {})", p.detail, p.actor, p.at);
-    }
-    if let Some(reasons) = rejected_because.as_array() {
-        for r in reasons {
-            outln!("rejected     {}", r.as_str().unwrap_or_default());
-        }
-    }
-    if let Some(gates) = gates.as_array() {
-        for g in gates {
-            outln!(
-                "gate         {:<18} {}  {:.4} (threshold {:.4})  {}",
-                g["name"].as_str().unwrap_or_default(),
-                if g["passed"] == true { "pass" } else { "FAIL" },
-                g["value"].as_f64().unwrap_or(f64::NAN),
-                g["threshold"].as_f64().unwrap_or(f64::NAN),
-                g["detail"].as_str().unwrap_or_default()
-            );
-        }
-    }
-    outln!("parent       {}", m.parent_id.as_deref().unwrap_or("-"));
-    outln!("created      {}", m.created_at);
-    outln!("format       v{}  tool {}", m.format_version.0, m.tool_version);
-    outln!("embedding    {}  (runtime {}, {} canaries)", m.fingerprint.id(), m.fingerprint.runtime_version, canaries);
-    outln!(
-        "index        {} M={} ef_construction={} ef_search={} recall@{}={:.4} (target {:.2}, {} queries)",
-        m.index.kind,
-        m.index.m,
-        m.index.ef_construction,
-        m.index.ef_search,
-        m.index.k,
-        m.index.recall,
-        m.index.target_recall,
-        m.index.sample
-    );
-    outln!("counts       {} documents, {} chunks", m.counts.documents, m.counts.chunks);
-    outln!("source       {}", m.source_digest);
-    for f in &m.files {
-        outln!("file         {:<20} {:<10} {:>10} B  {}", f.name, f.kind, f.size, &f.blake3[..16]);
-    }
+    output::show(&ShowView {
+        record: &record,
+        manifest: &m,
+        canaries,
+        gates: &gates,
+        rejected_because: &rejected_because,
+        pin: pin.as_ref(),
+    })?;
     Ok(ExitKind::Ok)
 }
 
@@ -159,32 +90,7 @@ pub fn diff(ctx: &Ctx, a: &str, b: Option<&str>) -> Result<ExitKind> {
         print_json(&d)?;
         return Ok(ExitKind::Ok);
     }
-    outln!("{} -> {}", d.a, d.b);
-    outln!(
-        "documents  {} -> {}  (+{} -{} ~{} ={})",
-        d.documents.0,
-        d.documents.1,
-        d.added.len(),
-        d.removed.len(),
-        d.changed.len(),
-        d.unchanged
-    );
-    outln!("chunks     {} -> {}", d.chunks.0, d.chunks.1);
-    if d.fingerprint.0 != d.fingerprint.1 {
-        outln!("embedding  {} -> {}", d.fingerprint.0, d.fingerprint.1);
-    }
-    for (k, (x, y)) in &d.settings {
-        outln!("{k:<10} {x} -> {y}");
-    }
-    for p in &d.added {
-        outln!("  + {p}");
-    }
-    for p in &d.removed {
-        outln!("  - {p}");
-    }
-    for p in &d.changed {
-        outln!("  ~ {p}");
-    }
+    output::diff(&d)?;
     Ok(ExitKind::Ok)
 }
 
@@ -224,17 +130,6 @@ pub fn history(ctx: &Ctx, last: Option<u64>) -> Result<ExitKind> {
         print_json(&entries)?;
         return Ok(ExitKind::Ok);
     }
-    for e in &entries {
-        outln!(
-            "{:>4}  {}  {:<16} {:<12} {:<9} {:<26} {}",
-            e.seq,
-            e.at,
-            e.actor,
-            e.command,
-            e.outcome,
-            e.snapshot_id.as_deref().unwrap_or("-"),
-            e.detail
-        );
-    }
+    output::history(&entries)?;
     Ok(ExitKind::Ok)
 }

@@ -3,7 +3,7 @@
 use super::{open_writer, usage, Ctx};
 use crate::args::CacheAction;
 use crate::exit::ExitKind;
-use crate::output::{outln, print_json};
+use crate::output::{self, outln, print_json};
 use anyhow::Result;
 use ragsnap::store::{GcOptions, StoreError};
 use ragsnap::Store;
@@ -36,16 +36,7 @@ pub fn verify(ctx: &Ctx, id: Option<&str>, all: bool) -> Result<ExitKind> {
     if ctx.json {
         print_json(&reports)?;
     } else {
-        for r in &reports {
-            if r.ok {
-                outln!("ok      {}  ({} files, {} bytes)", r.snapshot_id, r.files, r.bytes);
-            } else {
-                outln!("FAILED  {}", r.snapshot_id);
-                for p in &r.problems {
-                    outln!("        {}: {}", p.file, p.message);
-                }
-            }
-        }
+        output::verify(&reports)?;
     }
     Ok(if ok { ExitKind::Ok } else { ExitKind::Verification })
 }
@@ -84,17 +75,7 @@ pub fn gc(
         print_json(&rep)?;
         return Ok(ExitKind::Ok);
     }
-    for line in &rep.housekeeping {
-        outln!("{line}");
-    }
-    let verb = if dry_run { "would remove" } else { "removed" };
-    for id in &rep.resumed {
-        outln!("{verb} {id} (collected earlier; an interrupted gc left its folder)");
-    }
-    for id in &rep.removed {
-        outln!("{verb} {id}");
-    }
-    outln!("{} snapshot(s), {} bytes{}", rep.removed.len(), rep.bytes_freed, if dry_run { " (dry run)" } else { "" });
+    output::gc(&rep, dry_run)?;
     Ok(ExitKind::Ok)
 }
 
@@ -116,35 +97,8 @@ pub fn repair(ctx: &Ctx, dry_run: bool) -> Result<ExitKind> {
     }
     if ctx.json {
         print_json(&rep)?;
-    } else if !rep.needed {
-        outln!("catalog is healthy and agrees with the snapshot folders: nothing to repair");
     } else {
-        outln!("catalog problem: {}", rep.catalog_problem.as_deref().unwrap_or("-"));
-        let verb = if dry_run { "would restore" } else { "restored" };
-        for s in &rep.restored {
-            outln!(
-                "{verb} {} as {}{}{}",
-                s.id,
-                s.status,
-                if s.backed_out { " (backed out)" } else { "" },
-                s.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
-            );
-        }
-        for u in &rep.unrestored {
-            outln!("could not restore {}: {} ({})", u.name, u.problem, u.path.display());
-        }
-        if !rep.restored.is_empty() || rep.head.is_some() {
-            outln!("head: {} ({})", rep.head.as_deref().unwrap_or("none"), rep.head_source);
-        }
-        if let Some(p) = &rep.old_catalog_kept_as {
-            outln!("old catalog kept as {}", p.display());
-        }
-        if !rep.not_restored.is_empty() {
-            outln!("not restored: {}", rep.not_restored.join(", "));
-        }
-        if dry_run {
-            outln!("(dry run: nothing was changed)");
-        }
+        output::repair(&rep, dry_run)?;
     }
     Ok(if rep.unrestored.is_empty() { ExitKind::Ok } else { ExitKind::Verification })
 }

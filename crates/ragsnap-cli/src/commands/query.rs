@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::exit::ExitKind;
-use crate::output::{outln, print_json, query_json};
+use crate::output::{self, print_json, query_json};
 use anyhow::Result;
 use ragsnap::{Answer, Mode, QueryOptions};
 use std::time::Instant;
@@ -47,45 +47,7 @@ pub fn run(ctx: &Ctx, text: &str, flags: &QueryFlags, snapshot: Option<&str>) ->
     if ctx.json {
         print_json(&query_json(&result)?)?;
     } else {
-        match &result.answer {
-            Answer::Hits { hits } => {
-                outln!(
-                    "snapshot {}  mode {:?}  floor {:.2}{}",
-                    result.snapshot_id,
-                    result.mode,
-                    result.floor,
-                    result.lexical_floor.map(|l| format!(" (lexical {l:.2})")).unwrap_or_default()
-                );
-                for (i, h) in hits.iter().enumerate() {
-                    let mut why = Vec::new();
-                    if let Some(c) = h.signals.dense_score {
-                        why.push(format!("cosine {c:.3}"));
-                    }
-                    if let Some(c) = h.signals.lexical_coverage {
-                        why.push(format!("lexical {c:.2}"));
-                    }
-                    outln!(
-                        "{:>2}. {}  [{}]  {}; supported by {}",
-                        i + 1,
-                        h.source_path,
-                        h.header_path.join(" > "),
-                        why.join(", "),
-                        h.signals.supported_by.join(" + ")
-                    );
-                    let body: String = h.text.lines().skip(2).collect::<Vec<_>>().join(" ");
-                    let short: String = body.chars().take(160).collect();
-                    outln!("    {short}{}", if body.chars().count() > 160 { "…" } else { "" });
-                }
-            }
-            Answer::NoConfidentMatch { best_score } => {
-                outln!(
-                    "no confident match in snapshot {} (best score {}, floor {:.2})",
-                    result.snapshot_id,
-                    best_score.map(|s| format!("{s:.3}")).unwrap_or_else(|| "none".into()),
-                    result.floor
-                );
-            }
-        }
+        output::query(&result)?;
     }
     Ok(if refused { ExitKind::Refused } else { ExitKind::Ok })
 }

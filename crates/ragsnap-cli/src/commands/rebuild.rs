@@ -1,9 +1,9 @@
 //! `ragsnap rebuild`.
 
-use super::{skip_reasons, Ctx};
+use super::Ctx;
 use crate::args::SelectArgs;
 use crate::exit::ExitKind;
-use crate::output::print_json;
+use crate::output::{self, print_json};
 use anyhow::{Context, Result};
 use ragsnap::config::SourceConfig;
 use std::io::IsTerminal;
@@ -118,48 +118,7 @@ pub fn run(
         print_json(&report)?;
     }
     if !ctx.quiet {
-        summary(&report);
+        output::rebuild_summary(&report);
     }
     Ok(if report.promoted { ExitKind::Ok } else { ExitKind::Rejected })
-}
-
-/// The run's summary on stderr.
-fn summary(report: &ragsnap::RebuildReport) {
-    eprintln!(
-        "ragsnap: snapshot {} {}: {} documents, {} chunks ({} embedded, {} from cache), {} failed, {} skipped{}, {} excluded; index {} (recall {:.3}); {:.1}s",
-        report.snapshot_id,
-        if report.promoted { "promoted" } else { "REJECTED (head unchanged)" },
-        report.documents_indexed,
-        report.chunks,
-        report.cache_misses,
-        report.cache_hits,
-        report.failed.len(),
-        report.skipped.len(),
-        skip_reasons(&report.skipped),
-        report.files_excluded,
-        report.index_kind,
-        report.recall,
-        report.timings.get("total").copied().unwrap_or_default()
-    );
-    let d = &report.source_diff;
-    eprintln!(
-        "ragsnap:   sources vs head: {} added, {} changed, {} removed, {} unchanged; {} documents chunked, {} reused from head",
-        d.added, d.changed, d.removed, d.unchanged, report.documents_chunked, report.documents_reused
-    );
-    for f in &report.failed {
-        eprintln!("ragsnap:   failed {}: {}", f.path, f.error);
-    }
-    for g in &report.gates {
-        eprintln!(
-            "ragsnap:   gate {:<18} {}  {:.4} (threshold {:.4})  {}",
-            g.name,
-            if g.passed { "pass" } else { "FAIL" },
-            g.value,
-            g.threshold,
-            g.detail
-        );
-    }
-    for p in &report.changed_during_run {
-        eprintln!("ragsnap:   {p} changed while the build ran; the version read was indexed");
-    }
 }
