@@ -49,5 +49,8 @@ rs snapshots
 
 step "5. Verify every snapshot"
 rs verify --all
+
+step "6. Who did what: the audit log"
+rs history
 echo
 echo "demo finished: store in $STORE"

@@ -31,6 +31,7 @@ fn each_bad_setting_is_a_usage_error_naming_its_key() {
         ("[gates]\nmax_hub_share = 2.0\n", "gates.max_hub_share"),
         ("[cache]\nmin_cosine = -0.5\n", "cache.min_cosine"),
         ("[ingest]\nmax_inflight_bytes = 0\n", "ingest.max_inflight_bytes"),
+        ("[gc]\nkeep_rejected_for = \"7\"\n", "gc.keep_rejected_for"),
         ("[[sources]]\ndir = \"fixtures/site\"\nurl_prefix = \"notaurl\"\n", "sources[0].url_prefix"),
     ];
     for (text, key) in cases {

@@ -663,6 +663,11 @@ impl Catalog {
         &self.path
     }
 
+    /// The open connection (for the audit log, `crate::audit`).
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Mark a snapshot collected (its folder is gone; its row and history stay).
     pub fn mark_collected(&self, id: &str) -> Result<()> {
         self.conn
@@ -689,7 +694,7 @@ impl Catalog {
 }
 
 fn who() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = crate::audit::actor();
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
     format!("{user}@{host} pid {}", std::process::id())
 }

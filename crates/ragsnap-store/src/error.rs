@@ -66,6 +66,26 @@ pub enum StoreError {
     /// No such snapshot in the catalog.
     #[error("no snapshot {0:?} in the catalog")]
     UnknownSnapshot(String),
+    /// A snapshot reference that cannot be parsed (`HEAD~x`).
+    #[error("bad snapshot reference {spec:?}: {message}")]
+    BadReference {
+        /// What was given.
+        spec: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// `HEAD~N` goes further back than the chain of builds reaches.
+    #[error(
+        "{spec} goes back further than the store's history: head has {available} ancestor(s); the oldest is {oldest}"
+    )]
+    BeyondHistory {
+        /// What was given.
+        spec: String,
+        /// How many steps back exist.
+        available: u64,
+        /// The oldest snapshot of the chain.
+        oldest: String,
+    },
     /// The store has no head yet.
     #[error("the store has no head snapshot yet: run `ragsnap rebuild` first")]
     NoHead,

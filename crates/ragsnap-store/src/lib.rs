@@ -4,7 +4,7 @@
 //! Layout of a store:
 //! ```text
 //! <store>/ragsnap-store.json    identity: this folder is a ragsnap store (format, store id)
-//! <store>/catalog.sqlite        snapshots, head, append-only history, pins
+//! <store>/catalog.sqlite        snapshots, head, append-only history, pins, audit log
 //! <store>/HEAD.json             head and backed-out snapshots, mirrored for `repair`
 //! <store>/LOCK                  writer lock (flock), holds the writer's pid
 //! <store>/staging/<id>.pending  marker: build <id> is not committed yet
@@ -21,16 +21,20 @@
 //! The commit protocol and the file formats are described byte by byte in `docs/format.md`.
 
 pub mod artifact;
+pub mod audit;
 mod catalog;
 mod error;
 pub mod format;
 pub mod layout;
 pub mod manifest;
+mod pins;
+mod refs;
 mod repair;
 pub mod tables;
 pub mod time;
 
 pub use artifact::ArtifactKind;
+pub use audit::AuditEntry;
 pub use catalog::{
     BackedOut, Catalog, HistoryEntry, ReadMode, SnapshotRecord, CATALOG_OLDEST_SCHEMA_VERSION, CATALOG_SCHEMA_VERSION,
 };
@@ -38,7 +42,9 @@ pub use error::{Result, StoreError};
 pub use format::{ReaderFeature, SnapshotStatus, WriterFeature};
 pub use layout::{HeadRecord, Identity, IDENTITY_FILE};
 pub use manifest::{Calibration, ChunkerInfo, Counts, FileEntry, IndexInfo, Manifest, MANIFEST_FILE};
+pub use pins::operator_tag;
 pub use ragsnap_core::IndexKind;
+pub use refs::SnapshotRef;
 pub use repair::{RepairReport, RepairedSnapshot, UnrestoredFolder};
 pub use tables::{ChunkTable, DocumentEntry};
 
@@ -233,6 +239,19 @@ impl OpenedSnapshot {
         let (start, end) = (artifact::HEADER_LEN, bytes.len() - artifact::FOOTER_LEN);
         Ok(Some(Payload { bytes, start, end }))
     }
+}
+
+/// What [`Store::gc_with`] keeps and removes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcOptions {
+    /// Keep this many newest ready snapshots.
+    pub keep: usize,
+    /// Keep every snapshot younger than this many seconds.
+    pub older_than_secs: Option<i64>,
+    /// Keep rejected builds younger than this many seconds.
+    pub keep_rejected_secs: Option<i64>,
+    /// Report what would go; change nothing.
+    pub dry_run: bool,
 }
 
 /// What GC did or would do.
@@ -958,6 +977,13 @@ impl Store {
     /// every run first finishes removing the folders of rows already marked (what a GC killed
     /// between the two steps leaves).
     pub fn gc(&mut self, keep: usize, older_than_secs: Option<i64>, dry_run: bool) -> Result<GcReport> {
+        self.gc_with(&GcOptions { keep, older_than_secs, keep_rejected_secs: None, dry_run })
+    }
+
+    /// [`Store::gc`] with every option; `keep_rejected_secs` keeps rejected builds younger
+    /// than that many seconds (so an operator can inspect a build the nightly job rejected).
+    pub fn gc_with(&mut self, opts: &GcOptions) -> Result<GcReport> {
+        let GcOptions { keep, older_than_secs, keep_rejected_secs, dry_run } = *opts;
         if !dry_run {
             self.require_writer()?;
         }
@@ -1042,6 +1068,10 @@ impl Store {
                 Some("within --keep")
             } else if older_than_secs.is_some_and(|age| now.saturating_sub(s.created_unix) < age) {
                 Some("younger than --older-than")
+            } else if s.status == "rejected"
+                && keep_rejected_secs.is_some_and(|age| now.saturating_sub(s.created_unix) < age)
+            {
+                Some("rejected build younger than --keep-rejected-for")
             } else {
                 None
             };

@@ -1,5 +1,18 @@
-//! `ragsnap.toml`: every setting with its default. Command-line flags override the file and
-//! `RAGSNAP_*` environment variables override the file too (flags win over both).
+//! `ragsnap.toml`: every setting with its default, one type per concern.
+//!
+//! **Precedence, everywhere:** a command-line flag, else a `RAGSNAP_*` environment variable,
+//! else the config file, else the built-in default. [`Config::resolve`] applies the file and
+//! the environment ([`Config::apply_env`]); the `ragsnap` binary then applies its flags on top.
+//! The environment variables are `RAGSNAP_STORE`, `RAGSNAP_ORT_LIB` and `RAGSNAP_MODEL_DIR`.
+//!
+//! **Defaults are written once.** Each section's default comes from the library type it
+//! configures ([`ragsnap_chunk::ChunkConfig`], [`ragsnap_chunk::BoilerplateConfig`],
+//! [`ragsnap_chunk::IngestLimits`], [`crate::QueryOptions`]), and the section converts into
+//! that type, so the file, the library and the CLI cannot drift apart.
+//!
+//! **Relative paths in a file** (`store`, `[runtime] ort_lib` / `model_dir`, `[[sources]] dir`,
+//! `[gates] golden`) are resolved against the folder holding the file, not the current folder,
+//! so `ragsnap --config /srv/ragsnap/ragsnap.toml` means the same from any folder (cron).
 
 use crate::{Error, Result};
 use ragsnap_index::TuneConfig;
@@ -32,6 +45,60 @@ pub struct Config {
     pub gates: GateConfig,
     /// How a rebuild checks the embedding cache before it trusts it.
     pub cache: CacheVerifySettings,
+    /// What `ragsnap gc` keeps.
+    pub gc: GcSettings,
+}
+
+/// `[gc]`: what `ragsnap gc` keeps when its flags do not say (head, pinned snapshots and
+/// snapshots open by a reader are always kept).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcSettings {
+    /// Newest ready snapshots kept (`--keep`).
+    pub keep: usize,
+    /// Rejected builds younger than this are kept for inspection (`--keep-rejected-for`), as a
+    /// duration: `7d`, `12h`, `30m`, `90s`, `2w`.
+    pub keep_rejected_for: String,
+}
+
+impl Default for GcSettings {
+    fn default() -> Self {
+        GcSettings { keep: 5, keep_rejected_for: "7d".into() }
+    }
+}
+
+impl GcSettings {
+    /// `keep_rejected_for` in seconds.
+    pub fn keep_rejected_secs(&self) -> Result<i64> {
+        parse_duration(&self.keep_rejected_for)
+            .map_err(|message| Error::InvalidSetting { key: "gc.keep_rejected_for".into(), message })
+    }
+
+    /// `keep_rejected_for` is a duration [`parse_duration`] accepts.
+    pub fn validate(&self) -> Result<()> {
+        self.keep_rejected_secs().map(|_| ())
+    }
+}
+
+/// Longest duration accepted: 100 years, in seconds.
+pub const MAX_DURATION_SECS: i64 = 100 * 366 * 86_400;
+
+/// `7d`, `12h`, `30m`, `90s`, `2w` as seconds (a unit is required; at most 100 years).
+pub fn parse_duration(s: &str) -> std::result::Result<i64, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| format!("bad duration {s:?} (use e.g. 7d, 12h, 30m)"))?;
+    let mult: i64 = match unit {
+        "" => return Err(format!("duration {s:?} has no unit (use s, m, h, d or w, e.g. {s}d)")),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("bad duration unit in {s:?} (use s, m, h, d or w)")),
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v <= MAX_DURATION_SECS)
+        .ok_or_else(|| format!("duration {s:?} is out of range (at most 100 years)"))
 }
 
 /// `[gates]`: what a nightly build must pass to replace head. Each is reported with its
@@ -133,7 +200,13 @@ pub const INGEST_MEMORY_PER_BYTE: u64 = 64;
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { max_bytes: 20 << 20, max_inflight_bytes: 1 << 30 }
+        IngestConfig { max_bytes: ragsnap_chunk::IngestLimits::default().max_bytes, max_inflight_bytes: 1 << 30 }
+    }
+}
+
+impl From<&IngestConfig> for ragsnap_chunk::IngestLimits {
+    fn from(c: &IngestConfig) -> Self {
+        ragsnap_chunk::IngestLimits { max_bytes: c.max_bytes }
     }
 }
 
@@ -182,7 +255,8 @@ pub struct ChunkerConfig {
 
 impl Default for ChunkerConfig {
     fn default() -> Self {
-        ChunkerConfig { target_tokens: 200, max_tokens: 256, min_tokens: 32 }
+        let c = ragsnap_chunk::ChunkConfig::default();
+        ChunkerConfig { target_tokens: c.target_tokens, max_tokens: c.max_tokens, min_tokens: c.min_tokens }
     }
 }
 
@@ -198,7 +272,14 @@ pub struct BoilerplateSettings {
 
 impl Default for BoilerplateSettings {
     fn default() -> Self {
-        BoilerplateSettings { min_pages: 5, min_share: 0.30 }
+        let b = ragsnap_chunk::BoilerplateConfig::default();
+        BoilerplateSettings { min_pages: b.min_pages, min_share: b.min_share }
+    }
+}
+
+impl From<&BoilerplateSettings> for ragsnap_chunk::BoilerplateConfig {
+    fn from(b: &BoilerplateSettings) -> Self {
+        ragsnap_chunk::BoilerplateConfig { min_pages: b.min_pages, min_share: b.min_share }
     }
 }
 
@@ -218,16 +299,31 @@ pub struct QueryDefaults {
 
 impl Default for QueryDefaults {
     fn default() -> Self {
-        QueryDefaults { k: 5, max_k: 50, floor: None, max_per_source: 3 }
+        let q = crate::QueryOptions::default();
+        QueryDefaults { k: q.k, max_k: q.max_k, floor: q.floor, max_per_source: q.max_per_source }
+    }
+}
+
+impl QueryDefaults {
+    /// Query options with this section's values; every other option at its default.
+    pub fn options(&self) -> crate::QueryOptions {
+        crate::QueryOptions {
+            k: self.k,
+            max_k: self.max_k,
+            floor: self.floor,
+            max_per_source: self.max_per_source,
+            ..crate::QueryOptions::default()
+        }
     }
 }
 
 impl Config {
-    /// Read a config file.
+    /// Read a config file; its relative paths are resolved against the file's folder.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let config: Config =
+        let mut config: Config =
             toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        config.rebase(path.parent().unwrap_or(Path::new("")));
         config.validate().map_err(|e| match e {
             Error::InvalidSetting { key, message } => {
                 Error::Config { path: path.to_path_buf(), message: format!("{key}: {message}") }
@@ -246,6 +342,46 @@ impl Config {
         }
     }
 
+    /// The settings a command runs with before its flags: the config file ([`Config::discover`])
+    /// with the environment applied over it ([`Config::apply_env`]).
+    pub fn resolve(explicit: Option<&Path>) -> Result<Self> {
+        let mut config = Config::discover(explicit)?;
+        config.apply_env();
+        Ok(config)
+    }
+
+    /// Let set, non-empty `RAGSNAP_STORE`, `RAGSNAP_ORT_LIB` and `RAGSNAP_MODEL_DIR` override
+    /// the file's values.
+    pub fn apply_env(&mut self) {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(p) = var("RAGSNAP_STORE") {
+            self.store = Some(p);
+        }
+        if let Some(p) = var("RAGSNAP_ORT_LIB") {
+            self.runtime.ort_lib = Some(p);
+        }
+        if let Some(p) = var("RAGSNAP_MODEL_DIR") {
+            self.runtime.model_dir = Some(p);
+        }
+    }
+
+    /// Resolve the relative paths of a file read from folder `base` against it.
+    fn rebase(&mut self, base: &Path) {
+        if base.as_os_str().is_empty() {
+            return;
+        }
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        self.store.iter_mut().for_each(fix);
+        self.runtime.ort_lib.iter_mut().for_each(fix);
+        self.runtime.model_dir.iter_mut().for_each(fix);
+        self.gates.golden.iter_mut().for_each(fix);
+        self.sources.iter_mut().for_each(|s| fix(&mut s.dir));
+    }
+
     /// Store folder: explicit, then `RAGSNAP_STORE`, then the file, then `./ragsnap-store`.
     pub fn store_path(&self, explicit: Option<&Path>) -> PathBuf {
         if let Some(p) = explicit {
@@ -255,5 +391,45 @@ impl Config {
             return PathBuf::from(v);
         }
         self.store.clone().unwrap_or_else(|| PathBuf::from("ragsnap-store"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_in_a_file_resolve_against_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("etc");
+        std::fs::create_dir_all(&conf).unwrap();
+        let file = conf.join("ragsnap.toml");
+        std::fs::write(
+            &file,
+            "store = \"data/store\"\n[runtime]\nmodel_dir = \"/abs/model\"\nort_lib = \"lib/ort.so\"\n\
+             [[sources]]\ndir = \"../site\"\n[gates]\ngolden = \"golden.jsonl\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&file).unwrap();
+        assert_eq!(c.store.as_deref(), Some(conf.join("data/store").as_path()));
+        assert_eq!(c.runtime.model_dir.as_deref(), Some(Path::new("/abs/model")), "absolute paths stay");
+        assert_eq!(c.runtime.ort_lib.as_deref(), Some(conf.join("lib/ort.so").as_path()));
+        assert_eq!(c.sources[0].dir, conf.join("../site"));
+        assert_eq!(c.gates.golden.as_deref(), Some(conf.join("golden.jsonl").as_path()));
+    }
+
+    #[test]
+    fn each_default_is_the_library_types_default() {
+        let q = crate::QueryOptions::default();
+        let file = QueryDefaults::default();
+        assert_eq!((file.k, file.max_k, file.floor, file.max_per_source), (q.k, q.max_k, q.floor, q.max_per_source));
+        assert_eq!(file.options(), q, "an untouched [query] section gives the library's default options");
+        let c = ragsnap_chunk::ChunkConfig::default();
+        let f = ChunkerConfig::default();
+        assert_eq!((f.target_tokens, f.max_tokens, f.min_tokens), (c.target_tokens, c.max_tokens, c.min_tokens));
+        let b = ragsnap_chunk::BoilerplateConfig::from(&BoilerplateSettings::default());
+        assert_eq!(b, ragsnap_chunk::BoilerplateConfig::default());
+        let l = ragsnap_chunk::IngestLimits::from(&IngestConfig::default());
+        assert_eq!(l.max_bytes, ragsnap_chunk::IngestLimits::default().max_bytes);
     }
 }

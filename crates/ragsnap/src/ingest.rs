@@ -328,7 +328,7 @@ pub fn prepare(
 
     // 1. List, read without following links, sanitise.
     let t = Instant::now();
-    let limits = IngestLimits { max_bytes: config.ingest.max_bytes };
+    let limits = IngestLimits::from(&config.ingest);
     let planned = plan(inputs, config, &mut out)?;
     out.files_seen = planned.len();
     if let Some(p) = opts.progress {
@@ -415,7 +415,7 @@ pub fn prepare(
 
     // 2. Corpus-level boilerplate.
     let t = Instant::now();
-    let bp = BoilerplateConfig { min_pages: config.boilerplate.min_pages, min_share: config.boilerplate.min_share };
+    let bp = BoilerplateConfig::from(&config.boilerplate);
     let sanitized: Vec<SanitizedDoc> = docs.iter().map(|d| d.0.clone()).collect();
     let (sanitized, bp_report) = crate::bounded::run_detached(opts.cancel, move |_| {
         let mut sanitized = sanitized;

@@ -29,6 +29,7 @@ pub mod config;
 mod diff;
 mod error;
 pub mod ingest;
+mod open;
 mod reader;
 pub mod rebuild;
 mod search;
@@ -39,6 +40,7 @@ pub mod validate;
 pub use config::Config;
 pub use diff::{diff, SnapshotDiff};
 pub use error::{Error, Result};
+pub use open::{embed_cache_path, open_searcher, EMBED_CACHE_FILE};
 pub use ragsnap_chunk as chunk;
 pub use ragsnap_core as core;
 pub use ragsnap_embed as embed;
@@ -57,8 +59,10 @@ pub use snapshot::{load_check, open_head, open_store_writer, repair_store, verif
 
 use std::sync::Arc;
 
-/// Load the ONNX embedder the runtime config points at. Paths set in `runtime` win; unset ones
-/// come from `RAGSNAP_ORT_LIB` / `RAGSNAP_MODEL_DIR`, then from the `make setup` cache.
+/// Load the ONNX embedder the runtime config points at. Paths set in `runtime` are used as
+/// given; unset ones come from `RAGSNAP_ORT_LIB` / `RAGSNAP_MODEL_DIR`, then from the `make setup`
+/// cache. For the documented precedence (flag > env > file > default), take `runtime` from
+/// [`Config::resolve`], which has already let the environment override the file.
 pub fn open_embedder(runtime: &config::RuntimeConfig) -> Result<Arc<OnnxEmbedder>> {
     runtime.validate()?;
     let rt = embed::Runtime::resolve(runtime.ort_lib.as_deref(), runtime.model_dir.as_deref())?;

@@ -174,6 +174,14 @@ impl Searcher {
         Ok(Searcher { snapshot, embedder })
     }
 
+    /// A searcher for [`Mode::Lexical`] queries that loads no model: other modes fail with an
+    /// error instead of embedding. The snapshot must have a lexical index.
+    pub fn lexical_only(snapshot: Arc<Snapshot>) -> Result<Self> {
+        crate::open::check_lexical(&snapshot)?;
+        let embedder = Arc::new(crate::open::NoModel::new(snapshot.manifest().fingerprint.clone()));
+        Ok(Searcher { snapshot, embedder })
+    }
+
     /// The snapshot searched.
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snapshot

@@ -161,6 +161,7 @@ impl Config {
         self.query.validate()?;
         self.gates.validate()?;
         self.cache.validate()?;
+        self.gc.validate()?;
         for (i, s) in self.sources.iter().enumerate() {
             if s.dir.as_os_str().is_empty() {
                 return Err(bad(&format!("sources[{i}].dir"), "must not be empty"));

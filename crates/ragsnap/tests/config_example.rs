@@ -13,6 +13,7 @@ fn example_config_matches_the_defaults() {
     assert_eq!(cfg.query, d.query);
     assert_eq!(cfg.gates, d.gates);
     assert_eq!(cfg.cache, d.cache);
+    assert_eq!(cfg.gc, d.gc);
     assert_eq!(cfg.source, d.source);
     assert_eq!(cfg.sources.len(), 1);
 }
