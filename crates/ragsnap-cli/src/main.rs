@@ -236,6 +236,12 @@ enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Serve queries over HTTP/JSON, following head (see the ragsnap-serve crate).
+    Serve(ragsnap_serve::ServeArgs),
+    /// Upload a verified snapshot to object storage and make it the remote head.
+    Publish(ragsnap_serve::PublishArgs),
+    /// Download the remote head, verify every checksum, and make it the local head.
+    Pull(ragsnap_serve::PullArgs),
     /// Print shell completions.
     Completions {
         /// Shell.
@@ -817,6 +823,11 @@ fn run(cli: Cli) -> Result<Exit> {
                 .collect();
             chunk_cmd(&config, &paths, &sources, ChunkOutput { markdown, json, stats, quiet: cli.quiet })
         }
+        Command::Serve(args) => {
+            Ok(Exit(ragsnap_serve::serve_command(&args, &store_path, &config.runtime, &config.query)))
+        }
+        Command::Publish(args) => Ok(Exit(ragsnap_serve::publish_command(&args, &store_path))),
+        Command::Pull(args) => Ok(Exit(ragsnap_serve::pull_command(&args, &store_path))),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ragsnap", &mut std::io::stdout());
             Ok(Exit(0))
