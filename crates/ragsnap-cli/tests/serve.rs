@@ -256,7 +256,7 @@ fn overload_is_shed_at_once_and_admitted_requests_succeed() {
         "only 200 or 503: {:?}",
         results.iter().map(|r| r.0).collect::<Vec<_>>()
     );
-    assert!(ok >= 1 && ok <= 2 + 1, "at most concurrency + queue admitted at once (a late one may find room): {ok}");
+    assert!((1..=3).contains(&ok), "at most concurrency + queue admitted at once (a late one may find room): {ok}");
     assert!(shed.len() >= 5, "{} shed", shed.len());
     for (_, v, retry, took) in &shed {
         assert_eq!(v["error"]["kind"], "overloaded");
@@ -340,4 +340,67 @@ fn listening_beyond_loopback_without_a_token_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("bearer token"));
     let o = run(dir.path(), &["serve", "--concurrency", "0"]);
     assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn a_head_built_with_another_model_is_never_searched_and_readyz_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_copy(dir.path());
+    let (_, _, head) = built_store();
+    let svc = start(&store, &["--refresh-ms", "100"], None);
+    // Another embedding identity: the same weights read with a shorter input length.
+    let model = repo_root().join(".cache/runtime/models/minilm-l6-int8");
+    let other = dir.path().join("other-model");
+    std::fs::create_dir_all(&other).unwrap();
+    for f in ["model.onnx", "tokenizer.json"] {
+        std::os::unix::fs::symlink(model.join(f).canonicalize().unwrap(), other.join(f)).unwrap();
+    }
+    let toml = std::fs::read_to_string(model.join("model.toml")).unwrap();
+    assert!(toml.contains("max_tokens = 256"));
+    std::fs::write(other.join("model.toml"), toml.replace("max_tokens = 256", "max_tokens = 128")).unwrap();
+    // A few pages are enough (the shrinkage gate rejects the build; it is promoted by hand).
+    let small = dir.path().join("small");
+    copy_tree(&repo_root().join("fixtures/site/guide"), &small);
+    let o = bin()
+        .arg("--store")
+        .arg(&store)
+        .arg("--model-dir")
+        .arg(&other)
+        .args(["rebuild", "--source", small.to_str().unwrap(), "--allow-model-change", "--json"])
+        .output()
+        .unwrap();
+    assert!([0, 6].contains(&code(&o)), "{}", String::from_utf8_lossy(&o.stderr));
+    let foreign = json(&o)["snapshot_id"].as_str().unwrap().to_string();
+    let o = run(&store, &["promote", &foreign, "--force", "--allow-model-change", "--reason", "test"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+
+    let a = agent();
+    let t = Instant::now();
+    loop {
+        let (status, body) = get(&a, &format!("{}/readyz", svc.base), None);
+        if status == 503 {
+            assert!(body.contains("embedding_version_mismatch") && body.contains(&foreign), "{body}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "readyz still {status} after the model changed: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body, _) =
+        post(&a, &format!("{}/v1/query", svc.base), None, &serde_json::json!({"query": ANSWERABLE}));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["kind"], "embedding_version_mismatch", "{body}");
+    assert!(body.get("hits").is_none());
+
+    // Rolling back to a snapshot of this model makes it ready again.
+    let o = run(&store, &["rollback", "--to", head, "--allow-model-change", "--reason", "wrong model"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let t = Instant::now();
+    while get(&a, &format!("{}/readyz", svc.base), None).0 != 200 {
+        assert!(t.elapsed() < Duration::from_secs(5), "not ready again after the rollback");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body, _) =
+        post(&a, &format!("{}/v1/query", svc.base), None, &serde_json::json!({"query": ANSWERABLE}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["snapshot_id"], head.as_str());
 }

@@ -34,6 +34,9 @@ pub enum Outcome {
     Failed,
 }
 
+/// A counter's name, help text and how to read it.
+type Series = (&'static str, &'static str, fn(&Counters) -> u64);
+
 #[derive(Default)]
 struct Counters {
     requests: u64,
@@ -167,7 +170,7 @@ impl Metrics {
     pub fn render(&self, serving: Option<&str>, ready: bool, in_flight: usize, queued: usize) -> String {
         self.with(|m| {
             let mut out = String::new();
-            let series: [(&str, &str, fn(&Counters) -> u64); 6] = [
+            let series: [Series; 6] = [
                 ("ragsnap_serve_requests_total", "Query requests, by the snapshot serving when they arrived.", |c| c.requests),
                 ("ragsnap_serve_answered_total", "Queries answered with at least one hit.", |c| c.answered),
                 ("ragsnap_serve_refused_total", "Queries answered with no hit (no confident match).", |c| c.refused),
