@@ -134,6 +134,25 @@ fn publish_and_pull_through_a_shared_folder_upload_once_verify_everything_and_re
     assert!(rep["reused"].as_u64().unwrap() + rep["downloaded"].as_u64().unwrap() >= 4);
     assert_eq!(head(&replica).as_deref(), Some(first.as_str()));
 
+    // Two publishers that read the same head: the one that writes second fails (exit 5) and
+    // overwrites nothing.
+    let slow = bin()
+        .arg("--store")
+        .arg(&src)
+        .args(["publish", second, "--to", &url, "--json"])
+        .env("RAGSNAP_FAILPOINT", "publish-pause-before-head")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let rep = ok(&run(&src, &["publish", second, "--to", &url, "--json"]));
+    assert_eq!(rep["head_seq"], 3);
+    let o = slow.wait_with_output().unwrap();
+    assert_eq!(code(&o), 5, "the late publisher loses: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another publisher"));
+    assert_eq!(files_of(&remote_dir, "heads").len(), 3);
+
     // Bad URLs are usage errors.
     assert_eq!(code(&run(&src, &["publish", "--to", "ftp://x/y"])), 2);
     assert_eq!(code(&run(&src, &["publish", "--to", "s3:///nobucket"])), 2);
@@ -248,8 +267,21 @@ fn two_replicas_following_one_s3_bucket_converge_and_roll_back_by_publishing() {
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("both replicas serve {first} {:?} after the publish", t.elapsed());
+    // The head entry is a create-if-absent write on S3 too: a publisher that read a stale head
+    // loses (exit 5).
+    let mut c = with_s3(bin(), &s3.endpoint);
+    c.arg("--store")
+        .arg(&src)
+        .args(["publish", second, "--to", url])
+        .env("RAGSNAP_FAILPOINT", "publish-pause-before-head");
+    let slow = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(publish(second)["head_seq"], 3);
+    let o = slow.wait_with_output().unwrap();
+    assert_eq!(code(&o), 5, "{}", String::from_utf8_lossy(&o.stderr));
+
     // A corrupted object in the bucket: a fresh pull refuses with exit 4 and registers nothing.
-    let key = ragsnap_remote_object(&src, first);
+    let key = ragsnap_remote_object(&src, second);
     // (moto wants signed object writes: boto3 comes with it.)
     let put = Command::new(&s3.python)
         .args([

@@ -271,6 +271,11 @@ pub async fn publish(root: &Path, id: Option<&str>, remote: &Remote) -> Result<P
     remote.put(&format!("manifests/{id}.json"), manifest_bytes).await?;
     failpoint("publish-before-head");
     let current = remote.head().await?;
+    // The conflict test holds a publisher here, between reading the head and writing the next
+    // entry, while another one publishes.
+    if std::env::var_os("RAGSNAP_FAILPOINT").is_some_and(|v| v == "publish-pause-before-head") {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    }
     if current.as_ref().is_some_and(|h| h.snapshot_id == id && h.manifest_blake3 == manifest_blake3) {
         return Ok(rep);
     }
