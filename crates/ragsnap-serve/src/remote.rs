@@ -471,8 +471,11 @@ pub async fn pull(root: &Path, remote: &Remote, allow_model_change: bool) -> Res
 pub(crate) async fn follow_remote(url: String, root: PathBuf, every: std::time::Duration, allow_model_change: bool) {
     let mut last: Option<(u64, String)> = None;
     let mut last_error: Option<String> = None;
+    // After a failure (remote down, corrupt object) wait longer each time, up to a minute, so
+    // that a broken head is not downloaded again twice a second.
+    let mut delay = every;
     loop {
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(delay).await;
         let (url2, root2) = (url.clone(), root.clone());
         let seen = last.clone();
         let r = tokio::task::spawn_blocking(move || -> Result<Option<(u64, String)>, ServeError> {
@@ -502,6 +505,7 @@ pub(crate) async fn follow_remote(url: String, root: PathBuf, every: std::time::
             Ok(Err(e)) => Some(e.to_string()),
             Err(e) => Some(e.to_string()),
         };
+        delay = if msg.is_some() { (delay * 2).min(std::time::Duration::from_secs(60)) } else { every };
         if msg != last_error {
             if let Some(m) = &msg {
                 tracing::error!(remote = %url, error = %m, "cannot follow the remote head; serving what the store has");
