@@ -404,7 +404,9 @@ async fn admit(
             Outcome::Shed,
         ));
     };
-    let bytes = axum::body::to_bytes(body, app.opts.max_body_bytes).await.map_err(|_| {
+    // A body trickled in slowly must not hold its place past the deadline.
+    let read = tokio::time::timeout(app.opts.timeout, axum::body::to_bytes(body, app.opts.max_body_bytes));
+    let bytes = read.await.map_err(|_| ApiError::timeout(app.opts.timeout.as_millis()))?.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
