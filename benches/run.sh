@@ -324,6 +324,8 @@ part_serve() {
     '{"question": "what does the walrus operator do?"}' '{"question": "how do I sort a dict by value?"}' \
     '{"question": "difference between a list and a tuple"}' '{"question": "how to start a subprocess and read its output"}' \
     '{"question": "who won the 1998 football world cup?"}' >"$q"
+  log "serve: the in-process library on the same store, for the overhead of the service"
+  RAYON_NUM_THREADS=1 record serve "$BIN/bench_query" latency --store "$STORE" --queries 300
   log "serve: load at 1, 4 and 16x the concurrency limit ($(nproc))"
   record serve python3 "$HERE/serve_load.py" "$BIN/ragsnap" "$STORE" "$q" \
     --concurrency "$(nproc)" --levels 1,4,16 --seconds "${SERVE_SECONDS:-15}"
