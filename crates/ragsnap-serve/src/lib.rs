@@ -270,7 +270,7 @@ impl ServeArgs {
             }
         }
         if let Some(url) = &self.follow {
-            remote::Remote::open(url)?;
+            remote::Remote::open(url, false)?;
         }
         if !self.listen.ip().is_loopback() && token.is_none() {
             return Err(ServeError::Usage(format!(
@@ -302,7 +302,7 @@ impl ServeArgs {
 pub fn run(opts: ServeOptions, runtime: &ragsnap::config::RuntimeConfig) -> Result<(), ServeError> {
     // A follower starts from the remote head; then fail on a missing store before loading the model.
     if let Some(url) = &opts.follow {
-        let r = remote::Remote::open(url)?;
+        let r = remote::Remote::open(url, false)?;
         block_on(remote::pull(&opts.store, &r, opts.allow_model_change))?;
     }
     ragsnap::Store::open_reader(&opts.store)?.head()?;
@@ -352,7 +352,7 @@ fn print_report(json: bool, v: &impl serde::Serialize, line: String) -> Result<(
 
 /// `ragsnap publish`, as the binary calls it: returns the exit code and prints any error.
 pub fn publish_command(args: &PublishArgs, store: &Path) -> u8 {
-    let r = remote::Remote::open(&args.to).and_then(|remote| {
+    let r = remote::Remote::open(&args.to, true).and_then(|remote| {
         let rep = block_on(remote::publish(store, args.id.as_deref(), &remote))?;
         let line = format!(
             "published {} to {}: {} artifacts uploaded, {} already there, {} bytes; remote head {}",
@@ -370,7 +370,7 @@ pub fn publish_command(args: &PublishArgs, store: &Path) -> u8 {
 
 /// `ragsnap pull`, as the binary calls it: returns the exit code and prints any error.
 pub fn pull_command(args: &PullArgs, store: &Path) -> u8 {
-    let r = remote::Remote::open(&args.from).and_then(|remote| {
+    let r = remote::Remote::open(&args.from, false).and_then(|remote| {
         let rep = block_on(remote::pull(store, &remote, args.allow_model_change))?;
         let line = format!(
             "pulled {} from {}: {} artifacts downloaded ({} bytes), {} reused; local head {}",

@@ -108,8 +108,9 @@ fn failpoint(name: &str) {
 impl Remote {
     /// Open `url`: `s3://bucket[/prefix]` (credentials, region and endpoint from the usual
     /// `AWS_*` environment variables; `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint) or
-    /// `file:///absolute/folder` (created when missing).
-    pub fn open(url: &str) -> Result<Remote, ServeError> {
+    /// `file:///absolute/folder` (created when missing only if `create`: a publisher makes it,
+    /// a reader never does).
+    pub fn open(url: &str, create: bool) -> Result<Remote, ServeError> {
         let parsed = url::Url::parse(url).map_err(|e| ServeError::Usage(format!("remote URL {url:?}: {e}")))?;
         let prefix = parsed.path().trim_matches('/').to_string();
         let store: Arc<dyn ObjectStore> = match parsed.scheme() {
@@ -129,7 +130,11 @@ impl Remote {
                 if !dir.is_absolute() {
                     return Err(ServeError::Usage(format!("remote URL {url:?}: the path must be absolute")));
                 }
-                std::fs::create_dir_all(&dir).map_err(|e| remote_err(url, format!("{}: {e}", dir.display())))?;
+                if create {
+                    std::fs::create_dir_all(&dir).map_err(|e| remote_err(url, format!("{}: {e}", dir.display())))?;
+                } else if !dir.is_dir() {
+                    return Err(remote_err(url, format!("{} is not a folder", dir.display())));
+                }
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(|e| remote_err(url, e))?;
                 return Ok(Remote { store: Arc::new(fs), prefix: String::new(), url: url.to_string() });
             }
@@ -484,7 +489,7 @@ pub(crate) async fn follow_remote(url: String, root: PathBuf, every: std::time::
                 .build()
                 .map_err(|e| ServeError::Internal(e.to_string()))?;
             rt.block_on(async {
-                let remote = Remote::open(&url2)?;
+                let remote = Remote::open(&url2, false)?;
                 let Some(h) = remote.head().await? else { return Ok(None) };
                 if seen.as_ref().is_some_and(|(s, id)| *s == h.seq && *id == h.snapshot_id) {
                     return Ok(Some((h.seq, h.snapshot_id)));
