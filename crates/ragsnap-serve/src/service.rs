@@ -240,7 +240,10 @@ impl App {
         }
         match self.open(&store, &head) {
             Ok(next) => {
-                tracing::info!(from = live.as_ref().map(|l| l.id.as_str()), to = %head, "switched to the new head");
+                match &live {
+                    Some(l) => tracing::info!(from = %l.id, to = %head, "switched to the new head"),
+                    None => tracing::info!(snapshot = %head, "opened head"),
+                }
                 let mut s = self.serving.write().unwrap_or_else(|p| p.into_inner());
                 s.live = Some(next);
                 s.problem = None;
