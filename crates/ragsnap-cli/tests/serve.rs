@@ -81,6 +81,13 @@ fn start(store: &Path, extra: &[&str], token: Option<&str>) -> Service {
     Service { child, base: url, snapshot_at_start }
 }
 
+/// A `/proc/PID/status` field in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -234,6 +241,11 @@ fn overload_is_shed_at_once_and_admitted_requests_succeed() {
     let store = store_copy(dir.path());
     let svc = start(&store, &["--concurrency", "1", "--queue", "1", "--sessions", "1", "--timeout-ms", "30000"], None);
     let url = format!("{}/v1/query/batch", svc.base);
+    // Memory stays flat: the peak during the overload is measured from the resident size now.
+    let pid = svc.child.id();
+    let _ = post(&agent(), &url, None, &serde_json::json!({"queries": [{"query": ANSWERABLE}]}));
+    let rss_before = status_kib(pid, "VmRSS:");
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
     // Each request is a batch heavy enough to hold its slot while the others arrive.
     let batch: Vec<_> = (0..24).map(|i| serde_json::json!({"query": format!("{ANSWERABLE} variant {i}")})).collect();
     let body = serde_json::json!({ "queries": batch });
@@ -267,6 +279,9 @@ fn overload_is_shed_at_once_and_admitted_requests_succeed() {
         assert_eq!(*status, 200);
         assert_eq!(v["results"].as_array().unwrap().len(), 24);
     }
+    let peak = status_kib(pid, "VmHWM:");
+    eprintln!("resident {rss_before} KiB before the overload, peak {peak} KiB during it");
+    assert!(peak < rss_before + 64 * 1024, "peak {peak} KiB vs {rss_before} KiB before");
     let (_, m) = get(&agent(), &format!("{}/metrics", svc.base), None);
     let shed_line = format!("ragsnap_serve_shed_total{{snapshot=\"{}\"}} {}", svc.snapshot_at_start, shed.len());
     assert!(m.contains(&shed_line), "{shed_line} not in\n{m}");
