@@ -338,7 +338,9 @@ fn a_rollback_loop_under_queries_fails_none_and_every_answer_names_its_snapshot(
     assert!(seen.iter().all(|(_, id)| id == first || id == second), "{seen:?}");
     assert!(seen.iter().any(|(_, id)| id == first) && seen.iter().any(|(_, id)| id == second));
     eprintln!("{} queries during 4 head moves; switch seen after {switch_times:?}", seen.len());
-    assert!(switch_times.iter().all(|t| *t < Duration::from_secs(2)), "{switch_times:?}");
+    // The refresh runs every 100 ms; opening and checking the snapshot takes the rest (3 s of slack
+    // for a loaded machine).
+    assert!(switch_times.iter().all(|t| *t < Duration::from_secs(3)), "{switch_times:?}");
 }
 
 #[test]
