@@ -17,10 +17,12 @@ help:
 	@echo "make corpora  chunk the multi-generator development set and check it (eval/corpora/README.md)"
 
 ## Fetch and verify ONNX Runtime and the default model (pinned by sha256) into .cache/runtime,
-## and unpack Debian's python3.11-doc (the real-corpus test and the benchmarks) into .cache/corpus.
+## and unpack Debian's python3.11-doc (the real-corpus test and the benchmarks) into .cache/corpus,
+## and make the cached venv of the S3-API test server (moto, pinned) under .cache/.
 setup:
 	@$(PYTHON) scripts/fetch_runtime.py --cache "$(CACHE)"
 	@bash scripts/fetch_corpus.sh >/dev/null
+	@bash scripts/s3_test_server.sh >/dev/null || echo "make setup: could not build the S3 test server's venv (.cache/s3-venv-*); the S3 tests will be skipped" >&2
 
 build:
 	$(CARGO) build --release -p ragsnap-cli

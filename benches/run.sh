@@ -314,6 +314,38 @@ print(json.dumps({"bench": "cli-query", "wall_secs": sorted(walls)[1], "runs": w
 EOF
 }
 
+# `ragsnap serve` under load (benches/serve_load.py: 1, 4 and 16x the concurrency limit, peak
+# RSS per level), then publish and pull of the whole store through a local-folder remote.
+part_serve() {
+  ensure_store
+  : >"$RESULTS/serve.jsonl"
+  local q="$DATA/serve-queries.jsonl"
+  printf '%s\n' '{"question": "how do I read a file line by line?"}' \
+    '{"question": "what does the walrus operator do?"}' '{"question": "how do I sort a dict by value?"}' \
+    '{"question": "difference between a list and a tuple"}' '{"question": "how to start a subprocess and read its output"}' \
+    '{"question": "who won the 1998 football world cup?"}' >"$q"
+  log "serve: the in-process library on the same store, for the overhead of the service"
+  RAYON_NUM_THREADS=1 record serve "$BIN/bench_query" latency --store "$STORE" --queries 300
+  log "serve: load at 1, 4 and 16x the concurrency limit ($(nproc))"
+  record serve python3 "$HERE/serve_load.py" "$BIN/ragsnap" "$STORE" "$q" \
+    --concurrency "$(nproc)" --levels 1,4,16 --seconds "${SERVE_SECONDS:-15}"
+  log "serve: publish and pull through a local-folder remote"
+  rm -rf "$DATA/remote" "$DATA/replica"
+  local t0 t1 t2 t3
+  t0=$(date +%s.%N); "$BIN/ragsnap" --store "$STORE" publish --to "file://$DATA/remote" --json >"$DATA/publish.json"
+  t1=$(date +%s.%N); "$BIN/ragsnap" --store "$DATA/replica" pull --from "file://$DATA/remote" --json >"$DATA/pull.json"
+  t2=$(date +%s.%N); "$BIN/ragsnap" --store "$STORE" publish --to "file://$DATA/remote" --json >"$DATA/republish.json"
+  t3=$(date +%s.%N)
+  python3 - "$DATA" "$t0" "$t1" "$t2" "$t3" <<'EOF' | tee -a "$RESULTS/serve.jsonl" >&2
+import json, sys
+d, t0, t1, t2, t3 = sys.argv[1], *map(float, sys.argv[2:])
+pub, pull, again = (json.load(open(f"{d}/{n}.json")) for n in ("publish", "pull", "republish"))
+print(json.dumps({"bench": "publish-pull", "publish_secs": round(t1 - t0, 2), "publish_bytes": pub["bytes_uploaded"],
+                  "pull_secs": round(t2 - t1, 2), "pull_bytes": pull["bytes_downloaded"],
+                  "republish_secs": round(t3 - t2, 2), "republish_bytes": again["bytes_uploaded"]}))
+EOF
+}
+
 report() {
   "$PY" "$HERE/python/report.py" "$RESULTS" | tee "$RESULTS/tables.md"
 }
@@ -328,9 +360,9 @@ main() {
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
   for p in "${parts[@]}"; do
     case "$p" in
-      ingest | embed | embed-head | rebuild | rebuild-incremental | index | query) "part_$p" ;;
+      ingest | embed | embed-head | rebuild | rebuild-incremental | index | query | serve) "part_$p" ;;
       report) ;;
-      *) die "unknown part $p (ingest embed embed-head rebuild rebuild-incremental index query report)" ;;
+      *) die "unknown part $p (ingest embed embed-head rebuild rebuild-incremental index query serve report)" ;;
     esac
   done
   log "done in $(( $(date +%s) - started )) s"

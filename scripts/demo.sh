@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The `make demo` walk-through: index the bundled fixture site, ask three questions (two
 # answered, one refused by the similarity floor), change a page and rebuild (only the changed
-# chunks are embedded), roll back to the first snapshot, verify.
+# chunks are embedded), roll back to the first snapshot, verify; then serve the store over HTTP,
+# ask it one question and stop it.
 set -euo pipefail
 RAGSNAP=${1:?path to the ragsnap binary}
 STORE=${2:?store folder}
@@ -52,5 +53,36 @@ rs verify --all
 
 step "6. Who did what: the audit log"
 rs history
+
+step "7. Serve the store over HTTP, ask one question, stop"
+SERVE_OUT="$(dirname "$STORE")/demo-serve.out"
+"$RAGSNAP" --store "$STORE" serve --listen 127.0.0.1:0 >"$SERVE_OUT" &
+SERVE_PID=$!
+trap 'kill "$SERVE_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do
+  grep -q "listening on" "$SERVE_OUT" && break
+  kill -0 "$SERVE_PID" 2>/dev/null || { echo "ragsnap serve exited early" >&2; exit 1; }
+  sleep 0.1
+done
+URL=$(grep -o 'http://[0-9.:]*' "$SERVE_OUT" | head -n 1)
+[ -n "$URL" ] || { echo "ragsnap serve did not say where it listens" >&2; exit 1; }
+cat "$SERVE_OUT"
+echo "POST $URL/v1/query (what curl -s $URL/v1/query -d '{\"query\": \"How long is the wait between retries?\", \"k\": 2}' sends)"
+python3 - "$URL" <<'PY'
+import json, sys, urllib.request
+base = sys.argv[1]
+req = urllib.request.Request(base + "/v1/query", data=json.dumps(
+    {"query": "How long is the wait between retries?", "k": 2}).encode(), headers={"Content-Type": "application/json"})
+a = json.load(urllib.request.urlopen(req, timeout=30))
+print(f"snapshot {a['snapshot_id']}  outcome {a['outcome']}")
+for h in a["hits"]:
+    print(f"  {h['score']:.3f}  {h['source_path']}  [{' > '.join(h['header_path'])}]")
+ready = json.load(urllib.request.urlopen(base + "/readyz", timeout=10))
+print(f"readyz: ready={ready['ready']}")
+PY
+kill "$SERVE_PID"
+wait "$SERVE_PID" 2>/dev/null || true
+trap - EXIT
+
 echo
 echo "demo finished: store in $STORE"

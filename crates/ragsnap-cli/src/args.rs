@@ -225,6 +225,12 @@ pub enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Serve queries over HTTP/JSON, following head (see the ragsnap-serve crate).
+    Serve(ragsnap_serve::ServeArgs),
+    /// Upload a verified snapshot to object storage and make it the remote head.
+    Publish(ragsnap_serve::PublishArgs),
+    /// Download the remote head, verify every checksum, and make it the local head.
+    Pull(ragsnap_serve::PullArgs),
     /// Print shell completions.
     Completions {
         /// Shell.

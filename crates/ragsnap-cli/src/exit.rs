@@ -59,6 +59,21 @@ impl ExitKind {
         self.name()
     }
 
+    /// The kind a command that reports a bare process exit code ended with (the `serve`,
+    /// `publish` and `pull` commands of `ragsnap-serve`); an unknown code is an error.
+    pub fn from_code(code: u8) -> ExitKind {
+        match code {
+            0 => ExitKind::Ok,
+            2 => ExitKind::Usage,
+            3 => ExitKind::Refused,
+            4 => ExitKind::Verification,
+            5 => ExitKind::Locked,
+            6 => ExitKind::Rejected,
+            130 => ExitKind::Interrupted,
+            _ => ExitKind::Error,
+        }
+    }
+
     /// What an error means for the exit code: the first typed error in its chain decides.
     pub fn of(e: &anyhow::Error) -> ExitKind {
         for cause in e.chain() {

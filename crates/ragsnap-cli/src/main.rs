@@ -101,6 +101,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitKind> {
         Command::Chunk { paths, source, url_prefix, select, markdown, model_tokens: _, stats } => {
             commands::chunk::run(ctx, &paths, source, url_prefix, select, markdown, stats)
         }
+        Command::Serve(args) => Ok(ExitKind::from_code(ragsnap_serve::serve_command(
+            &args,
+            &ctx.store_path,
+            &ctx.config.runtime,
+            &ctx.config.query,
+        ))),
+        Command::Publish(args) => {
+            Ok(ExitKind::from_code(ragsnap_serve::publish_command(&args, &ctx.store_path, ctx.json)))
+        }
+        Command::Pull(args) => Ok(ExitKind::from_code(ragsnap_serve::pull_command(&args, &ctx.store_path, ctx.json))),
         Command::Completions { shell } => commands::completions(shell),
     }
 }

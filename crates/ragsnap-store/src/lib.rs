@@ -658,6 +658,26 @@ impl Store {
         Ok(Staging { id, dir, files: Vec::new() })
     }
 
+    /// Start staging a snapshot under an id it already has elsewhere (one pulled from another
+    /// store, which must keep its id so that replicas name the same snapshot alike). The id must
+    /// be a plain file name that neither the catalog nor `snapshots/` knows.
+    pub fn stage_as(&self, id: &str) -> Result<Staging> {
+        self.require_writer()?;
+        if !manifest::is_plain_file_name(id) {
+            return Err(StoreError::Refused(format!("snapshot id {id:?} is not a plain file name")));
+        }
+        if self.catalog.get(id).is_ok() || self.snapshot_dir(id).exists() {
+            return Err(StoreError::Refused(format!("snapshot {id} is already in this store")));
+        }
+        let staging = self.root.join("staging");
+        let marker = layout::pending_marker(&self.root, id);
+        fsio::write_synced(&marker, id.as_bytes()).map_err(|e| StoreError::io(&marker, e))?;
+        fsio::sync_dir(&staging).map_err(|e| StoreError::io(&staging, e))?;
+        let dir = staging.join(id);
+        fs::create_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        Ok(Staging { id: id.to_string(), dir, files: Vec::new() })
+    }
+
     /// Publish a staged snapshot: write its manifest atomically, move it under `snapshots/`, and
     /// in one catalog transaction record it and (when `promote`) move head to it.
     /// Returns the manifest's blake3.

@@ -1,0 +1,423 @@
+//! `ragsnap serve` as a real process on a loopback port, over a real store and the real model,
+//! asked over real HTTP.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const ANSWERABLE: &str = "how do I require client certificates from workers?";
+const UNANSWERABLE: &str = "Who won the 1998 FIFA World Cup final?";
+
+/// One store with two snapshots of the fixture site, built once per test binary; each test
+/// works on its own copy. Returns (store, first id, second id = head).
+fn built_store() -> &'static (tempfile::TempDir, String, String) {
+    static STORE: OnceLock<(tempfile::TempDir, String, String)> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let site = site_copy(dir.path());
+        let store = dir.path().join("store");
+        let s = site.to_str().unwrap();
+        let o = run(&store, &["rebuild", "--source", s, "--json"]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        let first = json(&o)["snapshot_id"].as_str().unwrap().to_string();
+        let page = site.join("faq.html");
+        let html = std::fs::read_to_string(&page).unwrap();
+        std::fs::write(
+            &page,
+            html.replacen("</main>", "<h2>Themes</h2><p>The console has a dark theme.</p></main>", 1),
+        )
+        .unwrap();
+        let o = run(&store, &["rebuild", "--source", s, "--json"]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        let second = json(&o)["snapshot_id"].as_str().unwrap().to_string();
+        (dir, first, second)
+    })
+}
+
+fn store_copy(into: &Path) -> PathBuf {
+    let (dir, _, _) = built_store();
+    let store = into.join("store");
+    copy_tree(&dir.path().join("store"), &store);
+    // Leases of the builder's processes are not this copy's business.
+    let _ = std::fs::remove_dir_all(store.join("leases"));
+    std::fs::create_dir_all(store.join("leases")).unwrap();
+    store
+}
+
+/// The service process; killed when dropped.
+struct Service {
+    child: Child,
+    base: String,
+    snapshot_at_start: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(store: &Path, extra: &[&str], token: Option<&str>) -> Service {
+    let mut cmd = bin();
+    cmd.arg("--store").arg(store).args(["serve", "--listen", "127.0.0.1:0"]).args(extra);
+    cmd.env_remove("RAGSNAP_SERVE_TOKEN");
+    if let Some(t) = token {
+        cmd.env("RAGSNAP_SERVE_TOKEN", t);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no listening line from the service: {line:?}"))
+        .to_string();
+    let snapshot_at_start = line.trim_end().rsplit(' ').next().unwrap().trim_end_matches(')').to_string();
+    Service { child, base: url, snapshot_at_start }
+}
+
+/// A `/proc/PID/status` field in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn post(
+    a: &ureq::Agent,
+    url: &str,
+    token: Option<&str>,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value, Option<String>) {
+    let mut r = a.post(url);
+    if let Some(t) = token {
+        r = r.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = r.send_json(body).unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let text = resp.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)), retry)
+}
+
+fn get(a: &ureq::Agent, url: &str, token: Option<&str>) -> (u16, String) {
+    let mut r = a.get(url);
+    if let Some(t) = token {
+        r = r.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = r.call().unwrap();
+    (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap())
+}
+
+#[test]
+fn serve_answers_refuses_and_reports_its_snapshot_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_copy(dir.path());
+    let (_, _, head) = built_store();
+    let token = "a-test-token-of-some-length";
+    let svc = start(&store, &["--concurrency", "2"], Some(token));
+    assert_eq!(&svc.snapshot_at_start, head);
+    let a = agent();
+    let t = Some(token);
+
+    // No token: refused, but the probes stay open.
+    let (status, body, _) =
+        post(&a, &format!("{}/v1/query", svc.base), None, &serde_json::json!({"query": ANSWERABLE}));
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["kind"], "unauthorized");
+    assert_eq!(get(&a, &format!("{}/healthz", svc.base), None).0, 200);
+    let (status, ready) = get(&a, &format!("{}/readyz", svc.base), None);
+    assert_eq!(status, 200, "{ready}");
+    assert!(ready.contains(head.as_str()), "{ready}");
+
+    // Answered.
+    let (status, body, _) =
+        post(&a, &format!("{}/v1/query", svc.base), t, &serde_json::json!({"query": ANSWERABLE, "k": 2}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["snapshot_id"], head.as_str());
+    assert_eq!(body["outcome"], "hits");
+    let hits = body["hits"].as_array().unwrap();
+    assert!(!hits.is_empty() && hits.len() <= 2, "{body}");
+    assert!(hits[0]["source_path"].as_str().is_some() && hits[0]["score"].as_f64().unwrap() > 0.3);
+    assert_eq!(body["truncated"], false);
+
+    // Refused: an answer with no hits and a reason, not an error.
+    let (status, body, _) = post(&a, &format!("{}/v1/query", svc.base), t, &serde_json::json!({"query": UNANSWERABLE}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "no_confident_match");
+    assert_eq!(body["hits"], serde_json::json!([]));
+    assert!(body["reason"].as_str().unwrap().contains("no confident match"), "{body}");
+
+    // A query far over the model's input length is cut, and says so.
+    let long = format!("{ANSWERABLE} {}", "worker certificate rotation ".repeat(200));
+    let (status, body, _) =
+        post(&a, &format!("{}/v1/query", svc.base), t, &serde_json::json!({"query": long, "mode": "dense"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["truncated"], true, "{body}");
+
+    // Batch: every result from one snapshot.
+    let (status, body, _) = post(
+        &a,
+        &format!("{}/v1/query/batch", svc.base),
+        t,
+        &serde_json::json!({"queries": [{"query": ANSWERABLE}, {"query": UNANSWERABLE}, {"query": " "}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["snapshot_id"], head.as_str());
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results[0]["outcome"], "hits");
+    assert_eq!(results[1]["outcome"], "no_confident_match");
+    assert_eq!(results[2]["error"]["kind"], "invalid_request");
+
+    // Bad requests are typed 400s / 413s.
+    for bad in [
+        serde_json::json!({"query": ANSWERABLE, "k": 0}),
+        serde_json::json!({"query": ANSWERABLE, "colour": "blue"}),
+        serde_json::json!({"query": ANSWERABLE, "mode": "psychic"}),
+        serde_json::json!({"query": ""}),
+    ] {
+        let (status, body, _) = post(&a, &format!("{}/v1/query", svc.base), t, &bad);
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["kind"], "invalid_request", "{body}");
+    }
+    let huge = serde_json::json!({"query": "x".repeat(100_000)});
+    let (status, body, _) = post(&a, &format!("{}/v1/query", svc.base), t, &huge);
+    assert_eq!(status, 413, "{body}");
+
+    // A deadline the work cannot meet: 504, and the service goes on answering.
+    let many: Vec<_> = (0..32).map(|i| serde_json::json!({"query": format!("{ANSWERABLE} {i}")})).collect();
+    let (status, body, _) =
+        post(&a, &format!("{}/v1/query/batch", svc.base), t, &serde_json::json!({"queries": many, "timeout_ms": 1}));
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["kind"], "deadline_exceeded");
+    let (status, _, _) = post(&a, &format!("{}/v1/query", svc.base), t, &serde_json::json!({"query": ANSWERABLE}));
+    assert_eq!(status, 200);
+
+    // Head and snapshots.
+    let (status, h) = get(&a, &format!("{}/v1/head", svc.base), t);
+    assert_eq!(status, 200);
+    let h: serde_json::Value = serde_json::from_str(&h).unwrap();
+    assert_eq!(h["snapshot_id"], head.as_str());
+    assert_eq!(h["store_head"], head.as_str());
+    assert_eq!(h["ready"], true);
+    assert_eq!(h["fingerprint_id"], h["embedder_fingerprint_id"]);
+    let (status, list) = get(&a, &format!("{}/v1/snapshots", svc.base), t);
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["snapshots"].as_array().unwrap().len(), 2);
+
+    // Metrics: the outcomes above, per snapshot.
+    assert_eq!(get(&a, &format!("{}/metrics", svc.base), None).0, 401);
+    let (status, m) = get(&a, &format!("{}/metrics", svc.base), t);
+    assert_eq!(status, 200);
+    let line = |name: &str| {
+        let key = format!("{name}{{snapshot=\"{head}\"}} ");
+        m.lines().find_map(|l| l.strip_prefix(key.as_str())).unwrap_or_else(|| panic!("no {key} in\n{m}")).to_string()
+    };
+    assert_eq!(line("ragsnap_serve_answered_total"), "4", "{m}");
+    assert_eq!(line("ragsnap_serve_refused_total"), "2", "{m}");
+    assert_eq!(line("ragsnap_serve_timed_out_total"), "1", "{m}");
+    assert!(m.contains("ragsnap_serve_query_duration_seconds_bucket{mode=\"hybrid\",le=\"+Inf\"}"), "{m}");
+    assert!(m.contains(&format!("ragsnap_serve_top1_score_count{{snapshot=\"{head}\"}}")), "{m}");
+    assert!(m.contains("ragsnap_serve_ready 1"), "{m}");
+}
+
+#[test]
+fn overload_is_shed_at_once_and_admitted_requests_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_copy(dir.path());
+    let svc = start(&store, &["--concurrency", "1", "--queue", "1", "--sessions", "1", "--timeout-ms", "30000"], None);
+    let url = format!("{}/v1/query/batch", svc.base);
+    // Memory stays flat: the peak during the overload is measured from the resident size now.
+    let pid = svc.child.id();
+    let _ = post(&agent(), &url, None, &serde_json::json!({"queries": [{"query": ANSWERABLE}]}));
+    let rss_before = status_kib(pid, "VmRSS:");
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    // Each request is a batch heavy enough to hold its slot while the others arrive.
+    let batch: Vec<_> = (0..24).map(|i| serde_json::json!({"query": format!("{ANSWERABLE} variant {i}")})).collect();
+    let body = serde_json::json!({ "queries": batch });
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, body) = (url.clone(), body.clone());
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let (status, v, retry) = post(&agent(), &url, None, &body);
+                (status, v, retry, t.elapsed())
+            })
+        })
+        .collect();
+    let results: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let ok = results.iter().filter(|r| r.0 == 200).count();
+    let shed: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    assert_eq!(
+        ok + shed.len(),
+        results.len(),
+        "only 200 or 503: {:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert!((1..=3).contains(&ok), "at most concurrency + queue admitted at once (a late one may find room): {ok}");
+    assert!(shed.len() >= 5, "{} shed", shed.len());
+    for (_, v, retry, took) in &shed {
+        assert_eq!(v["error"]["kind"], "overloaded");
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert!(*took < Duration::from_millis(1500), "shed answers are fast, took {took:?}");
+    }
+    for (status, v, _, _) in results.iter().filter(|r| r.0 == 200) {
+        assert_eq!(*status, 200);
+        assert_eq!(v["results"].as_array().unwrap().len(), 24);
+    }
+    let peak = status_kib(pid, "VmHWM:");
+    eprintln!("resident {rss_before} KiB before the overload, peak {peak} KiB during it");
+    assert!(peak < rss_before + 64 * 1024, "peak {peak} KiB vs {rss_before} KiB before");
+    let (_, m) = get(&agent(), &format!("{}/metrics", svc.base), None);
+    let shed_line = format!("ragsnap_serve_shed_total{{snapshot=\"{}\"}} {}", svc.snapshot_at_start, shed.len());
+    assert!(m.contains(&shed_line), "{shed_line} not in\n{m}");
+}
+
+#[test]
+fn a_rollback_loop_under_queries_fails_none_and_every_answer_names_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_copy(dir.path());
+    let (_, first, second) = built_store();
+    let svc = start(&store, &["--refresh-ms", "100"], None);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let (url, stop) = (format!("{}/v1/query", svc.base), stop.clone());
+        std::thread::spawn(move || {
+            let a = agent();
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let (status, v, _) = post(&a, &url, None, &serde_json::json!({"query": ANSWERABLE, "k": 1}));
+                seen.push((status, v["snapshot_id"].as_str().unwrap_or("").to_string()));
+            }
+            seen
+        })
+    };
+    let wait_for = |want: &str| {
+        let t = Instant::now();
+        loop {
+            let (_, h) = get(&agent(), &format!("{}/v1/head", svc.base), None);
+            let h: serde_json::Value = serde_json::from_str(&h).unwrap();
+            if h["snapshot_id"] == want {
+                return t.elapsed();
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "service still on {} after 5 s, head is {want}",
+                h["snapshot_id"]
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut switch_times = Vec::new();
+    for _ in 0..2 {
+        let o = run(&store, &["rollback", "--to", first, "--reason", "test"]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        switch_times.push(wait_for(first));
+        let o = run(&store, &["promote", second, "--force", "--reason", "test"]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        switch_times.push(wait_for(second));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = client.join().unwrap();
+    let failed: Vec<_> = seen.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(failed.is_empty(), "{} of {} failed: {failed:?}", failed.len(), seen.len());
+    assert!(seen.iter().all(|(_, id)| id == first || id == second), "{seen:?}");
+    assert!(seen.iter().any(|(_, id)| id == first) && seen.iter().any(|(_, id)| id == second));
+    eprintln!("{} queries during 4 head moves; switch seen after {switch_times:?}", seen.len());
+    // The refresh runs every 100 ms; opening and checking the snapshot takes the rest (3 s of slack
+    // for a loaded machine).
+    assert!(switch_times.iter().all(|t| *t < Duration::from_secs(3)), "{switch_times:?}");
+}
+
+#[test]
+fn listening_beyond_loopback_without_a_token_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .arg("--store")
+        .arg(dir.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("RAGSNAP_SERVE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bearer token"));
+    let o = run(dir.path(), &["serve", "--concurrency", "0"]);
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn a_head_built_with_another_model_is_never_searched_and_readyz_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_copy(dir.path());
+    let (_, _, head) = built_store();
+    let svc = start(&store, &["--refresh-ms", "100"], None);
+    // Another embedding identity: the same weights read with a shorter input length.
+    let model = repo_root().join(".cache/runtime/models/minilm-l6-int8");
+    let other = dir.path().join("other-model");
+    std::fs::create_dir_all(&other).unwrap();
+    for f in ["model.onnx", "tokenizer.json"] {
+        std::os::unix::fs::symlink(model.join(f).canonicalize().unwrap(), other.join(f)).unwrap();
+    }
+    let toml = std::fs::read_to_string(model.join("model.toml")).unwrap();
+    assert!(toml.contains("max_tokens = 256"));
+    std::fs::write(other.join("model.toml"), toml.replace("max_tokens = 256", "max_tokens = 128")).unwrap();
+    // A few pages are enough (the shrinkage gate rejects the build; it is promoted by hand).
+    let small = dir.path().join("small");
+    copy_tree(&repo_root().join("fixtures/site/guide"), &small);
+    let o = bin()
+        .arg("--store")
+        .arg(&store)
+        .arg("--model-dir")
+        .arg(&other)
+        .args(["rebuild", "--source", small.to_str().unwrap(), "--allow-model-change", "--json"])
+        .output()
+        .unwrap();
+    assert!([0, 6].contains(&code(&o)), "{}", String::from_utf8_lossy(&o.stderr));
+    let foreign = json(&o)["snapshot_id"].as_str().unwrap().to_string();
+    let o = run(&store, &["promote", &foreign, "--force", "--allow-model-change", "--reason", "test"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+
+    let a = agent();
+    let t = Instant::now();
+    loop {
+        let (status, body) = get(&a, &format!("{}/readyz", svc.base), None);
+        if status == 503 {
+            assert!(body.contains("embedding_version_mismatch") && body.contains(&foreign), "{body}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "readyz still {status} after the model changed: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body, _) =
+        post(&a, &format!("{}/v1/query", svc.base), None, &serde_json::json!({"query": ANSWERABLE}));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["kind"], "embedding_version_mismatch", "{body}");
+    assert!(body.get("hits").is_none());
+
+    // Rolling back to a snapshot of this model makes it ready again.
+    let o = run(&store, &["rollback", "--to", head, "--allow-model-change", "--reason", "wrong model"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let t = Instant::now();
+    while get(&a, &format!("{}/readyz", svc.base), None).0 != 200 {
+        assert!(t.elapsed() < Duration::from_secs(5), "not ready again after the rollback");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body, _) =
+        post(&a, &format!("{}/v1/query", svc.base), None, &serde_json::json!({"query": ANSWERABLE}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["snapshot_id"], head.as_str());
+}
