@@ -107,7 +107,8 @@ struct Parsed {
 /// A block or shape is *recurring* when it occurs on at least `cfg.min_pages`
 /// pages and at least `cfg.min_share` of all pages.
 ///
-/// 1. Template: every [`PageBlock`] whose shape recurs is removed.
+/// 1. Template: every [`PageBlock`] whose shape recurs is removed; a tiny control's
+///    signature ([`PageBlock::control`]) needs only `cfg.min_pages` pages.
 /// 2. Text: blocks are paragraphs, list items (one line each), table rows, and a
 ///    heading together with the paragraph right under it. Fenced code is never
 ///    touched. Text is normalised before comparison: lowercased, Markdown escapes
@@ -158,14 +159,20 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
     };
     report.title_affix = strip_title_affix(docs, &recurring);
 
-    let mut shape_pages: HashMap<u64, usize> = HashMap::new();
+    // A control's signature (a tiny label beside headings, see `controls`) is template once
+    // it recurs on a few pages; other shapes must recur on a share of the corpus.
+    let mut shape_pages: HashMap<(u64, bool), usize> = HashMap::new();
     for d in docs.iter() {
-        let shapes: HashSet<u64> = d.blocks.iter().filter_map(|b| b.shape).collect();
+        let shapes: HashSet<(u64, bool)> = d.blocks.iter().filter_map(|b| b.shape.map(|s| (s, b.control))).collect();
         for s in shapes {
             *shape_pages.entry(s).or_default() += 1;
         }
     }
-    let template: HashSet<u64> = shape_pages.into_iter().filter(|&(_, n)| recurring(n)).map(|(s, _)| s).collect();
+    let template: HashSet<(u64, bool)> = shape_pages
+        .into_iter()
+        .filter(|&((_, control), n)| recurring(n) || (control && n >= cfg.min_pages))
+        .map(|(s, _)| s)
+        .collect();
     report.template_shapes = template.len();
 
     let mut pages: HashMap<&str, (usize, (usize, usize))> = HashMap::new();
@@ -219,7 +226,7 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
             let mut template_removed = 0usize;
             for b in &doc.blocks {
                 let lines = lines_of(b);
-                if b.shape.is_some_and(|s| template.contains(&s)) {
+                if b.shape.is_some_and(|s| template.contains(&(s, b.control))) {
                     removed[lines.clone()].iter_mut().for_each(|r| *r = true);
                     template_removed += 1;
                 }
@@ -839,7 +846,7 @@ mod tests {
                 let md = format!("{nav}\n\n{body}\n");
                 let mut d = doc(i, md);
                 d.source_path = format!("p{i}.html");
-                d.blocks = vec![PageBlock { range: (0, nav.len()), shape: Some(7), chrome_like: true }];
+                d.blocks = vec![PageBlock { range: (0, nav.len()), shape: Some(7), chrome_like: true, control: false }];
                 d
             })
             .collect();

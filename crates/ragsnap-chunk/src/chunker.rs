@@ -422,6 +422,28 @@ fn strip_numbering(text: &str) -> &str {
     }
 }
 
+/// A section body that is only a row of short control labels joined by middle dots or
+/// bullets ("const: unstable · source"), or one such label: what is left of a toolbar
+/// beside an item heading, not content.
+fn is_control_labels(text: &str) -> bool {
+    let t = text.trim();
+    if is_lone_token(t) {
+        return true;
+    }
+    if t.contains('\n') || t.contains('`') || t.chars().count() > 48 || !t.contains(['·', '•']) {
+        return false;
+    }
+    let parts: Vec<&str> = t.split(['·', '•']).map(str::trim).collect();
+    parts.len() >= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.split_whitespace().count() <= 2
+                && p.chars().count() <= 16
+                && !p.ends_with(['.', '!', '?', ':', ';'])
+        })
+        && parts.iter().any(|p| is_lone_token(p))
+}
+
 /// Whether two header texts say the same once a leading section number is set aside.
 fn same_header(a: &str, b: &str) -> bool {
     let (x, y) = (header_words(strip_numbering(a)), header_words(strip_numbering(b)));
@@ -507,7 +529,7 @@ fn sections(md: &str, blocks: &[Block], title: &str) -> Vec<Section> {
     }
     for s in &mut out {
         let body: String = s.blocks.iter().map(|&b| &md[blocks[b].range.0..blocks[b].range.1.min(md.len())]).collect();
-        if is_lone_token(&body) {
+        if is_control_labels(&body) {
             s.blocks.clear();
         }
     }

@@ -9,15 +9,18 @@
 //! - a *toggle label*: a short `summary` with no heading, link or code in it;
 //! - a *trailing label link*: a short link closing a paragraph (or alone in it), no code in it;
 //! - a *code toolbar link*: a short link whose parent holds a code block and nothing
-//!   else but such links.
+//!   else but such links;
+//! - a *lone link*: a short link that is all a paragraph or `div` holds.
 //!
 //! A heading-side element or toggle label whose signature (the tag names and classes
-//! of itself and its parent, its links' tag names and classes, and its labels) occurs
-//! [`PAGE_REPEATS`] times on the page is dropped there; otherwise it becomes a block of
-//! its own with that signature, and the corpus pass drops it where the signature
-//! recurs across pages. A trailing label link is dropped when the page has the same
-//! label on [`PAGE_REPEATS`] trailing links, and they lead to more than one place: a
-//! label that names no destination. A code toolbar link is always dropped.
+//! of itself and its parent, its own links' tag names and classes, and their labels;
+//! separators and glyphs are not counted as words) occurs [`PAGE_REPEATS`] times on the
+//! page is dropped there; otherwise it becomes a block of its own with that signature,
+//! and the corpus pass drops it where the signature recurs on a few pages. A trailing
+//! label link is dropped when the page has the same label on [`PAGE_REPEATS`] trailing
+//! links, and they lead to more than one place: a label that names no destination. A
+//! lone link that stays becomes a block with its own signature (the block, the link and
+//! the label) for the corpus pass. A code toolbar link is always dropped.
 
 use std::collections::{HashMap, HashSet};
 
@@ -135,7 +138,7 @@ fn side_signature(node: NRef<'_>, el: &Element) -> Option<u64> {
         return None;
     }
     let text = short_text(node, 64)?;
-    if text.is_empty() || word_count(&text) > WRAPPER_MAX_WORDS {
+    if text.is_empty() || label_words(&text) > WRAPPER_MAX_WORDS {
         return None;
     }
     let mut h = Fnv::new();
@@ -156,11 +159,37 @@ fn side_signature(node: NRef<'_>, el: &Element) -> Option<u64> {
                 continue;
             }
             links += 1;
-            h.bytes(&light_shape(e).to_le_bytes());
-            h.str(&l.to_lowercase());
+            // Only the element's own links sign it: a link nested in a note beside them
+            // (a version or status that varies per item) leaves the signature alone.
+            if d.parent().is_some_and(|p| p.id() == node.id()) {
+                h.bytes(&light_shape(e).to_le_bytes());
+                h.str(&l.to_lowercase());
+            }
         }
     }
     (links > 0).then_some(h.0)
+}
+
+/// Words that carry a letter or digit: separators ("·", "|") and bracket glyphs ("[−]")
+/// between a control's labels are not words.
+fn label_words(text: &str) -> usize {
+    text.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
+}
+
+/// The signature of a paragraph or `div` that holds one short link and nothing else (a
+/// "more" link set apart from the text): the block, its link and the label.
+fn lone_link_signature(link: NRef<'_>, el: &Element, l: &str) -> Option<(NodeId, u64)> {
+    let parent = link.parent()?;
+    let pel = parent.value().as_element()?;
+    if !matches!(pel.name(), "p" | "div") || significant_children(parent).nth(1).is_some() {
+        return None;
+    }
+    let mut h = Fnv::new();
+    h.str("lone");
+    h.bytes(&light_shape(pel).to_le_bytes());
+    h.bytes(&light_shape(el).to_le_bytes());
+    h.str(&l.to_lowercase());
+    Some((parent.id(), h.0))
 }
 
 fn summary_signature(node: NRef<'_>, el: &Element) -> Option<u64> {
@@ -223,6 +252,8 @@ pub(crate) fn scan(root: NRef<'_>) -> Controls {
     let mut counts: HashMap<u64, usize> = HashMap::new();
     // Trailing links by label: their nodes and distinct targets.
     let mut trailing: HashMap<String, (Vec<NodeId>, HashSet<String>)> = HashMap::new();
+    // Blocks holding one short link only: (link, block, signature).
+    let mut lone: Vec<(NodeId, NodeId, u64)> = Vec::new();
     let heading_parents: HashSet<NodeId> = root
         .descendants()
         .take(NODE_BUDGET)
@@ -250,10 +281,15 @@ pub(crate) fn scan(root: NRef<'_>) -> Controls {
         let Some(l) = label(node).filter(|l| !l.is_empty()) else { continue };
         if is_code_toolbar_link(node) {
             out.drop.insert(node.id());
-        } else if is_trailing(node) {
-            let e = trailing.entry(l.to_lowercase()).or_default();
-            e.0.push(node.id());
-            e.1.insert(attr(el, "href").unwrap_or("").trim().to_owned());
+        } else {
+            if is_trailing(node) {
+                let e = trailing.entry(l.to_lowercase()).or_default();
+                e.0.push(node.id());
+                e.1.insert(attr(el, "href").unwrap_or("").trim().to_owned());
+            }
+            if let Some((block, sig)) = lone_link_signature(node, el, &l) {
+                lone.push((node.id(), block, sig));
+            }
         }
     }
     for (id, sig) in signatures {
@@ -266,6 +302,12 @@ pub(crate) fn scan(root: NRef<'_>) -> Controls {
     for (nodes, targets) in trailing.into_values() {
         if nodes.len() >= PAGE_REPEATS && targets.len() >= 2 {
             out.drop.extend(nodes);
+        }
+    }
+    // A lone link the page rule kept is left to the corpus pass.
+    for (link, block, sig) in lone {
+        if !out.drop.contains(&link) && !out.drop.contains(&block) {
+            out.blocks.entry(block).or_insert(sig);
         }
     }
     out
