@@ -47,8 +47,9 @@ const NODE_BUDGET: usize = 400_000;
 pub(crate) struct Controls {
     /// Elements dropped with their subtree.
     pub(crate) drop: HashSet<NodeId>,
-    /// Elements written as a block of their own, with their signature, for the corpus pass.
-    pub(crate) blocks: HashMap<NodeId, u64>,
+    /// Elements written as a block of their own, with their signature and where their
+    /// links lead (see `targets`), for the corpus pass.
+    pub(crate) blocks: HashMap<NodeId, (u64, u64)>,
 }
 
 /// Elements that are content blocks in their own right, never a heading's side control.
@@ -147,6 +148,9 @@ fn side_signature(node: NRef<'_>, el: &Element) -> Option<u64> {
     if let Some(p) = node.parent().and_then(|p| p.value().as_element()) {
         h.bytes(&light_shape(p).to_le_bytes());
     }
+    // When the element has links of its own, only they sign it: a link nested in a note
+    // beside them (a version or status that varies per item) leaves the signature alone.
+    let own_links = node.children().any(|c| c.value().as_element().is_some_and(|e| e.name() == "a"));
     let mut links = 0usize;
     for d in node.descendants() {
         let Some(e) = d.value().as_element() else { continue };
@@ -159,15 +163,49 @@ fn side_signature(node: NRef<'_>, el: &Element) -> Option<u64> {
                 continue;
             }
             links += 1;
-            // Only the element's own links sign it: a link nested in a note beside them
-            // (a version or status that varies per item) leaves the signature alone.
-            if d.parent().is_some_and(|p| p.id() == node.id()) {
+            if !own_links || d.parent().is_some_and(|p| p.id() == node.id()) {
                 h.bytes(&light_shape(e).to_le_bytes());
                 h.str(&l.to_lowercase());
             }
         }
     }
     (links > 0).then_some(h.0)
+}
+
+/// Where the links under `node` lead, resolved against the page's path: a hash of the
+/// targets in document order. A control ("source", "Read more") leads somewhere else on
+/// every page; a reference ("Package util", "see-also(5)") leads to the same place.
+fn targets(node: NRef<'_>, page: &str) -> u64 {
+    let mut h = Fnv::new();
+    for d in node.descendants().take(256) {
+        if let Some(e) = d.value().as_element().filter(|e| e.name() == "a") {
+            h.str(&resolve(page, attr(e, "href").unwrap_or("").trim()));
+        }
+    }
+    h.0
+}
+
+/// `href` resolved against the page path `page` (relative to the site root): a site
+/// path with `.` and `..` segments folded; absolute and external targets as written.
+fn resolve(page: &str, href: &str) -> String {
+    if href.contains("://") || href.starts_with("//") || href.starts_with('/') || href.contains(':') {
+        return href.to_owned();
+    }
+    if href.is_empty() || href.starts_with('#') || href.starts_with('?') {
+        return format!("{page}{href}");
+    }
+    let mut parts: Vec<&str> = page.split('/').collect();
+    parts.pop();
+    for seg in href.split('/') {
+        match seg {
+            "." | "" => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
 }
 
 /// Words that carry a letter or digit: separators ("·", "|") and bracket glyphs ("[−]")
@@ -246,7 +284,7 @@ fn is_code_toolbar_link(node: NRef<'_>) -> bool {
 }
 
 /// Scan the page under `root` for tiny controls; see the module documentation.
-pub(crate) fn scan(root: NRef<'_>) -> Controls {
+pub(crate) fn scan(root: NRef<'_>, page: &str) -> Controls {
     let mut out = Controls::default();
     let mut signatures: Vec<(NodeId, u64)> = Vec::new();
     let mut counts: HashMap<u64, usize> = HashMap::new();
@@ -296,7 +334,8 @@ pub(crate) fn scan(root: NRef<'_>) -> Controls {
         if counts[&sig] >= PAGE_REPEATS {
             out.drop.insert(id);
         } else {
-            out.blocks.insert(id, sig);
+            let node = root.tree().get(id).expect("a node of this tree");
+            out.blocks.insert(id, (sig, targets(node, page)));
         }
     }
     for (nodes, targets) in trailing.into_values() {
@@ -307,7 +346,8 @@ pub(crate) fn scan(root: NRef<'_>) -> Controls {
     // A lone link the page rule kept is left to the corpus pass.
     for (link, block, sig) in lone {
         if !out.drop.contains(&link) && !out.drop.contains(&block) {
-            out.blocks.entry(block).or_insert(sig);
+            let node = root.tree().get(block).expect("a node of this tree");
+            out.blocks.entry(block).or_insert((sig, targets(node, page)));
         }
     }
     out

@@ -59,7 +59,7 @@ pub(crate) fn sanitize_html_text(
     let root = info.content_root().unwrap_or(body);
 
     let no_flow = HashSet::new();
-    let controls = crate::controls::scan(body);
+    let controls = crate::controls::scan(body, source_path);
     let lead = lead_text(body);
     let (outside, verdicts) = text_flow(root, &info.protected);
     let mut walker = Walker::new(&info.protected, true, &outside);
@@ -1267,8 +1267,8 @@ enum Exit {
     /// End of a subtree outside the text flow.
     Outside,
     /// End of a template candidate whose Markdown started at this offset, with its
-    /// signature and whether it is a tiny control.
-    Candidate(usize, u64, bool),
+    /// signature and, for a tiny control, where its links lead.
+    Candidate(usize, u64, Option<u64>),
     /// End of a callout box.
     Box,
     Heading(u8),
@@ -1543,7 +1543,7 @@ impl<'p> Walker<'p> {
                 return;
             }
         }
-        self.blocks.push(crate::PageBlock { range: (start, end), shape: None, chrome_like: true, control: false });
+        self.blocks.push(crate::PageBlock { range: (start, end), shape: None, chrome_like: true, control: None });
     }
 
     /// A label with nothing after it in its box goes on its own.
@@ -1590,7 +1590,7 @@ impl<'p> Walker<'p> {
                 range: (start, end),
                 shape: Some(h.0),
                 chrome_like: true,
-                control: false,
+                control: None,
             });
         }
     }
@@ -1693,10 +1693,10 @@ impl<'p> Walker<'p> {
             // A logo or icon link beside the text: its alt text is a label, not content.
             return;
         }
-        if let Some(signature) = control_block.filter(|_| !flags.in_candidate && self.inline_only == 0) {
+        if let Some((signature, targets)) = control_block.filter(|_| !flags.in_candidate && self.inline_only == 0) {
             self.flush();
             child_flags.in_candidate = true;
-            stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), signature, true)));
+            stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), signature, Some(targets))));
         }
         if child_flags.outside && !flags.in_candidate && self.inline_only == 0 && is_block_name(name) {
             if let Some(shape) = shape_of(node).filter(|_| callout(node, el).is_none()) {
@@ -1710,7 +1710,7 @@ impl<'p> Walker<'p> {
                             range: (at, at),
                             shape: Some(signature),
                             chrome_like: true,
-                            control: false,
+                            control: None,
                         });
                     }
                     return;
@@ -1718,7 +1718,7 @@ impl<'p> Walker<'p> {
                 if let Some(signature) = shape.signature {
                     self.flush();
                     child_flags.in_candidate = true;
-                    stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), signature, false)));
+                    stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), signature, None)));
                 }
             }
         }
