@@ -108,8 +108,9 @@ struct Parsed {
 /// pages and at least `cfg.min_share` of all pages.
 ///
 /// 1. Template: every [`PageBlock`] whose shape recurs is removed; a tiny control's
-///    signature ([`PageBlock::control`]) needs only `cfg.min_pages` pages, when its
-///    links lead to more than one place across them.
+///    signature ([`PageBlock::control`]) needs only `cfg.min_pages` pages, and its
+///    links must lead to more than one place across them (a control without links,
+///    a toggle label, must recur like any shape).
 /// 2. Text: blocks are paragraphs, list items (one line each), table rows, and a
 ///    heading together with the paragraph right under it. Fenced code is never
 ///    touched. Text is normalised before comparison: lowercased, Markdown escapes
@@ -176,10 +177,19 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
             e.1.extend(b.control);
         }
     }
-    // A control leading somewhere else from page to page names no destination.
+    // A control leading somewhere else from page to page names no destination; one that
+    // leads to the same place everywhere is a reference and stays, unless it has no links
+    // at all (a toggle label) and recurs on a share of the pages.
+    let linkless = |to: &HashSet<u64>| to.iter().all(|&t| t == crate::controls::NO_TARGETS);
     let template: HashSet<(u64, bool)> = shape_pages
         .into_iter()
-        .filter(|((_, control), (n, to))| recurring(*n) || (*control && *n >= cfg.min_pages && to.len() >= 2))
+        .filter(|((_, control), (n, to))| {
+            if *control {
+                *n >= cfg.min_pages && (to.len() >= 2 || (recurring(*n) && linkless(to)))
+            } else {
+                recurring(*n)
+            }
+        })
         .map(|(s, _)| s)
         .collect();
     report.template_shapes = template.len();

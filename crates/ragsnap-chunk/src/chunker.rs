@@ -1064,6 +1064,28 @@ mod tests {
     }
 
     #[test]
+    fn a_row_of_control_labels_is_not_a_section_body() {
+        for labels in ["source", "const: unstable · source", "2.1 · src · [−]", "edit • history"] {
+            assert!(is_control_labels(labels), "{labels:?}");
+        }
+        for text in [
+            "Returns the depth.",
+            "a · b · c but then a sentence of several words",
+            "`x` · src",
+            "Ports · see the chapter on mooring lines",
+            "two words",
+            "line one · a\nline two · b",
+        ] {
+            assert!(!is_control_labels(text), "{text:?}");
+        }
+        let d = doc(Some("T"), "# T\n\nIntro text of the page.\n\n## fn depth(&self)\n\nconst: unstable · source\n\n## fn load(&self)\n\nReturns the load.\n");
+        let cfg = ChunkConfig { min_tokens: 0, ..ChunkConfig::default() };
+        let chunks = chunk_doc(&d, None, &cfg, &approx_token_count);
+        assert!(chunks.iter().all(|c| !c.text.contains("unstable")), "{chunks:?}");
+        assert!(chunks.iter().any(|c| c.text.contains("Returns the load.")), "{chunks:?}");
+    }
+
+    #[test]
     fn split_levels() {
         let md = "a b.\n\nc\nd. E f! g";
         let r = (0, md.len());

@@ -172,10 +172,13 @@ fn side_signature(node: NRef<'_>, el: &Element) -> Option<u64> {
     (links > 0).then_some(h.0)
 }
 
+/// [`targets`] of an element without links.
+pub(crate) const NO_TARGETS: u64 = 0xcbf2_9ce4_8422_2325;
+
 /// Where the links under `node` lead, resolved against the page's path: a hash of the
 /// targets in document order. A control ("source", "Read more") leads somewhere else on
 /// every page; a reference ("Package util", "see-also(5)") leads to the same place.
-fn targets(node: NRef<'_>, page: &str) -> u64 {
+pub(crate) fn targets(node: NRef<'_>, page: &str) -> u64 {
     let mut h = Fnv::new();
     for d in node.descendants().take(256) {
         if let Some(e) = d.value().as_element().filter(|e| e.name() == "a") {
@@ -208,10 +211,14 @@ fn resolve(page: &str, href: &str) -> String {
     parts.join("/")
 }
 
-/// Words that carry a letter or digit: separators ("·", "|") and bracket glyphs ("[−]")
-/// between a control's labels are not words.
+/// Words, but for the dots and bullets between a control's labels and bracketed glyphs
+/// ("[−]").
 fn label_words(text: &str) -> usize {
-    text.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
+    let glyph = |w: &str| {
+        w.chars().all(|c| matches!(c, '·' | '•'))
+            || (w.starts_with('[') && w.ends_with(']') && !w.chars().any(char::is_alphanumeric))
+    };
+    text.split_whitespace().filter(|w| !glyph(w)).count()
 }
 
 /// The signature of a paragraph or `div` that holds one short link and nothing else (a
@@ -220,6 +227,10 @@ fn lone_link_signature(link: NRef<'_>, el: &Element, l: &str) -> Option<(NodeId,
     let parent = link.parent()?;
     let pel = parent.value().as_element()?;
     if !matches!(pel.name(), "p" | "div") || significant_children(parent).nth(1).is_some() {
+        return None;
+    }
+    // A link to a place on the same page is an entry of the page's own contents.
+    if attr(el, "href").is_none_or(|h| h.trim().is_empty() || h.trim().starts_with('#')) {
         return None;
     }
     let mut h = Fnv::new();
