@@ -172,6 +172,13 @@ fn side_signature(node: NRef<'_>, el: &Element) -> Option<u64> {
     (links > 0).then_some(h.0)
 }
 
+/// Whether the label's letters and digits occur, in order and together, in the target's.
+fn names_target(label: &str, href: &str) -> bool {
+    let squash = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
+    let l = squash(label);
+    !l.is_empty() && squash(href).contains(&l)
+}
+
 /// [`targets`] of an element without links.
 pub(crate) const NO_TARGETS: u64 = 0xcbf2_9ce4_8422_2325;
 
@@ -182,7 +189,11 @@ pub(crate) fn targets(node: NRef<'_>, page: &str) -> u64 {
     let mut h = Fnv::new();
     for d in node.descendants().take(256) {
         if let Some(e) = d.value().as_element().filter(|e| e.name() == "a") {
-            h.str(&resolve(page, attr(e, "href").unwrap_or("").trim()));
+            // A link to a place on the same page differs from page to page by nature.
+            let href = attr(e, "href").unwrap_or("").trim();
+            if !href.starts_with('#') {
+                h.str(&resolve(page, href));
+            }
         }
     }
     h.0
@@ -229,8 +240,10 @@ fn lone_link_signature(link: NRef<'_>, el: &Element, l: &str) -> Option<(NodeId,
     if !matches!(pel.name(), "p" | "div") || significant_children(parent).nth(1).is_some() {
         return None;
     }
-    // A link to a place on the same page is an entry of the page's own contents.
-    if attr(el, "href").is_none_or(|h| h.trim().is_empty() || h.trim().starts_with('#')) {
+    // A link to a place on the same page is an entry of the page's own contents, and a
+    // label that names its target ("IntoIter" to `struct.IntoIter.html`) is a reference.
+    let href = attr(el, "href").unwrap_or("").trim();
+    if href.is_empty() || href.starts_with('#') || names_target(l, href) {
         return None;
     }
     let mut h = Fnv::new();

@@ -167,7 +167,7 @@ fn is_banner_header(header: NRef<'_>) -> bool {
 /// Non-blank text nodes of the body before its first element: raw text the parser moved
 /// out of the document head (an unfilled template slot), or a stray line above the page.
 fn lead_text(body: NRef<'_>) -> HashSet<NodeId> {
-    if !body.value().as_element().is_some_and(|e| e.name() == "body") {
+    if body.value().as_element().is_none_or(|e| e.name() != "body") {
         return HashSet::new();
     }
     body.children()
