@@ -189,10 +189,10 @@ pub(crate) fn targets(node: NRef<'_>, page: &str) -> u64 {
     let mut h = Fnv::new();
     for d in node.descendants().take(256) {
         if let Some(e) = d.value().as_element().filter(|e| e.name() == "a") {
-            // A link to a place on the same page differs from page to page by nature.
-            let href = attr(e, "href").unwrap_or("").trim();
-            if !href.starts_with('#') {
-                h.str(&resolve(page, href));
+            // A link to the page itself, or a place on it, differs from page to page by nature.
+            let to = resolve(page, attr(e, "href").unwrap_or("").trim());
+            if to != page && !to.strip_prefix(page).is_some_and(|rest| rest.starts_with(['#', '?'])) {
+                h.str(&to);
             }
         }
     }
