@@ -174,13 +174,13 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
             if seen.insert(key) {
                 e.0 += 1;
             }
-            e.1.extend(b.control);
+            e.1.extend(b.control.filter(|&t| t != crate::controls::NO_TARGETS));
         }
     }
     // A control leading somewhere else from page to page names no destination; one that
     // leads to the same place everywhere is a reference and stays, unless it has no links
     // at all (a toggle label) and recurs on a share of the pages.
-    let linkless = |to: &HashSet<u64>| to.iter().all(|&t| t == crate::controls::NO_TARGETS);
+    let linkless = |to: &HashSet<u64>| to.is_empty();
     let template: HashSet<(u64, bool)> = shape_pages
         .into_iter()
         .filter(|((_, control), (n, to))| {

@@ -179,7 +179,8 @@ fn names_target(label: &str, href: &str) -> bool {
     !l.is_empty() && squash(href).contains(&l)
 }
 
-/// [`targets`] of an element without links.
+/// [`targets`] of an element without links (or with links to the page itself or to a
+/// script only): it tells nothing of where the element leads.
 pub(crate) const NO_TARGETS: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// Where the links under `node` lead, resolved against the page's path: a hash of the
@@ -189,9 +190,11 @@ pub(crate) fn targets(node: NRef<'_>, page: &str) -> u64 {
     let mut h = Fnv::new();
     for d in node.descendants().take(256) {
         if let Some(e) = d.value().as_element().filter(|e| e.name() == "a") {
-            // A link to the page itself, or a place on it, differs from page to page by nature.
+            // A link to the page itself, or a place on it, differs from page to page by nature;
+            // a script link says nothing of where it leads.
             let to = resolve(page, attr(e, "href").unwrap_or("").trim());
-            if to != page && !to.strip_prefix(page).is_some_and(|rest| rest.starts_with(['#', '?'])) {
+            let scripted = to.get(..11).is_some_and(|p| p.eq_ignore_ascii_case("javascript:"));
+            if !scripted && to != page && !to.strip_prefix(page).is_some_and(|rest| rest.starts_with(['#', '?'])) {
                 h.str(&to);
             }
         }
