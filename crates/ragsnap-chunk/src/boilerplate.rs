@@ -107,7 +107,10 @@ struct Parsed {
 /// A block or shape is *recurring* when it occurs on at least `cfg.min_pages`
 /// pages and at least `cfg.min_share` of all pages.
 ///
-/// 1. Template: every [`PageBlock`] whose shape recurs is removed.
+/// 1. Template: every [`PageBlock`] whose shape recurs is removed; a tiny control's
+///    signature ([`PageBlock::control`]) needs only `cfg.min_pages` pages, and its
+///    links must lead to more than one place across them (a control without links,
+///    a toggle label, must recur like any shape).
 /// 2. Text: blocks are paragraphs, list items (one line each), table rows, and a
 ///    heading together with the paragraph right under it. Fenced code is never
 ///    touched. Text is normalised before comparison: lowercased, Markdown escapes
@@ -158,14 +161,37 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
     };
     report.title_affix = strip_title_affix(docs, &recurring);
 
-    let mut shape_pages: HashMap<u64, usize> = HashMap::new();
+    // A control's signature (a tiny label beside headings, see `controls`) is template once
+    // it recurs on a few pages; other shapes must recur on a share of the corpus.
+    // (pages, distinct targets of a control) per shape.
+    let mut shape_pages: HashMap<(u64, bool), (usize, HashSet<u64>)> = HashMap::new();
     for d in docs.iter() {
-        let shapes: HashSet<u64> = d.blocks.iter().filter_map(|b| b.shape).collect();
-        for s in shapes {
-            *shape_pages.entry(s).or_default() += 1;
+        let mut seen = HashSet::new();
+        for b in &d.blocks {
+            let Some(s) = b.shape else { continue };
+            let key = (s, b.control.is_some());
+            let e = shape_pages.entry(key).or_default();
+            if seen.insert(key) {
+                e.0 += 1;
+            }
+            e.1.extend(b.control.filter(|&t| t != crate::controls::NO_TARGETS));
         }
     }
-    let template: HashSet<u64> = shape_pages.into_iter().filter(|&(_, n)| recurring(n)).map(|(s, _)| s).collect();
+    // A control leading somewhere else from page to page names no destination; one that
+    // leads to the same place everywhere is a reference and stays, unless it has no links
+    // at all (a toggle label) and recurs on a share of the pages.
+    let linkless = |to: &HashSet<u64>| to.is_empty();
+    let template: HashSet<(u64, bool)> = shape_pages
+        .into_iter()
+        .filter(|((_, control), (n, to))| {
+            if *control {
+                *n >= cfg.min_pages && (to.len() >= 2 || (recurring(*n) && linkless(to)))
+            } else {
+                recurring(*n)
+            }
+        })
+        .map(|(s, _)| s)
+        .collect();
     report.template_shapes = template.len();
 
     let mut pages: HashMap<&str, (usize, (usize, usize))> = HashMap::new();
@@ -219,7 +245,7 @@ pub fn remove_boilerplate(docs: &mut [SanitizedDoc], cfg: &BoilerplateConfig) ->
             let mut template_removed = 0usize;
             for b in &doc.blocks {
                 let lines = lines_of(b);
-                if b.shape.is_some_and(|s| template.contains(&s)) {
+                if b.shape.is_some_and(|s| template.contains(&(s, b.control.is_some()))) {
                     removed[lines.clone()].iter_mut().for_each(|r| *r = true);
                     template_removed += 1;
                 }
@@ -839,7 +865,7 @@ mod tests {
                 let md = format!("{nav}\n\n{body}\n");
                 let mut d = doc(i, md);
                 d.source_path = format!("p{i}.html");
-                d.blocks = vec![PageBlock { range: (0, nav.len()), shape: Some(7), chrome_like: true }];
+                d.blocks = vec![PageBlock { range: (0, nav.len()), shape: Some(7), chrome_like: true, control: None }];
                 d
             })
             .collect();

@@ -422,6 +422,28 @@ fn strip_numbering(text: &str) -> &str {
     }
 }
 
+/// A section body that is only a row of short control labels joined by middle dots or
+/// bullets ("const: unstable · source"), or one such label: what is left of a toolbar
+/// beside an item heading, not content.
+fn is_control_labels(text: &str) -> bool {
+    let t = text.trim();
+    if is_lone_token(t) {
+        return true;
+    }
+    if t.contains('\n') || t.contains('`') || t.chars().count() > 48 || !t.contains(['·', '•']) {
+        return false;
+    }
+    let parts: Vec<&str> = t.split(['·', '•']).map(str::trim).collect();
+    parts.len() >= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.split_whitespace().count() <= 2
+                && p.chars().count() <= 16
+                && !p.ends_with(['.', '!', '?', ':', ';'])
+        })
+        && parts.iter().any(|p| is_lone_token(p))
+}
+
 /// Whether two header texts say the same once a leading section number is set aside.
 fn same_header(a: &str, b: &str) -> bool {
     let (x, y) = (header_words(strip_numbering(a)), header_words(strip_numbering(b)));
@@ -507,7 +529,7 @@ fn sections(md: &str, blocks: &[Block], title: &str) -> Vec<Section> {
     }
     for s in &mut out {
         let body: String = s.blocks.iter().map(|&b| &md[blocks[b].range.0..blocks[b].range.1.min(md.len())]).collect();
-        if is_lone_token(&body) {
+        if is_control_labels(&body) {
             s.blocks.clear();
         }
     }
@@ -1039,6 +1061,28 @@ mod tests {
 
     fn words(n: usize, tag: &str) -> String {
         (0..n).map(|i| format!("{tag}{i}")).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn a_row_of_control_labels_is_not_a_section_body() {
+        for labels in ["source", "const: unstable · source", "2.1 · src · [−]", "edit • history"] {
+            assert!(is_control_labels(labels), "{labels:?}");
+        }
+        for text in [
+            "Returns the depth.",
+            "a · b · c but then a sentence of several words",
+            "`x` · src",
+            "Ports · see the chapter on mooring lines",
+            "two words",
+            "line one · a\nline two · b",
+        ] {
+            assert!(!is_control_labels(text), "{text:?}");
+        }
+        let d = doc(Some("T"), "# T\n\nIntro text of the page.\n\n## fn depth(&self)\n\nconst: unstable · source\n\n## fn load(&self)\n\nReturns the load.\n");
+        let cfg = ChunkConfig { min_tokens: 0, ..ChunkConfig::default() };
+        let chunks = chunk_doc(&d, None, &cfg, &approx_token_count);
+        assert!(chunks.iter().all(|c| !c.text.contains("unstable")), "{chunks:?}");
+        assert!(chunks.iter().any(|c| c.text.contains("Returns the load.")), "{chunks:?}");
     }
 
     #[test]

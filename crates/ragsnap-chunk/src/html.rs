@@ -59,15 +59,18 @@ pub(crate) fn sanitize_html_text(
     let root = info.content_root().unwrap_or(body);
 
     let no_flow = HashSet::new();
-    let controls = crate::controls::scan(body);
+    let controls = crate::controls::scan(body, source_path);
+    let lead = lead_text(body);
     let (outside, verdicts) = text_flow(root, &info.protected);
     let mut walker = Walker::new(&info.protected, true, &outside);
     walker.verdicts = Some(&verdicts);
     walker.controls = Some(&controls);
+    walker.lead = Some(&lead);
     walker.walk(root);
     if walker.out.md.is_empty() && root.id() != body.id() {
         walker = Walker::new(&info.protected, true, &no_flow);
         walker.controls = Some(&controls);
+        walker.lead = Some(&lead);
         walker.walk(body);
     }
     if walker.out.md.is_empty() {
@@ -113,6 +116,65 @@ fn parse_presized(text: &str) -> Html {
         tree: ego_tree::Tree::with_capacity(Node::Document, capacity),
     };
     html5ever::driver::parse_document(scraper::HtmlTreeSink::new(doc), Default::default()).one(text)
+}
+
+/// Nodes looked at when measuring a `header` for [`is_banner_header`]; a bigger one is not a banner.
+const BANNER_NODE_BUDGET: usize = 50_000;
+/// A banner header has more than this share of its words (percent) in links.
+const BANNER_LINK_SHARE: usize = 50;
+
+/// A `header` whose nearest sectioning ancestor is the body (no `article`, `aside`,
+/// `main`, `nav` or `section` around it) is the page's banner landmark (HTML-AAM maps it
+/// to `role=banner`). It counts as one when most of its words are link text (a site
+/// name above a version picker and a table of contents); a header that holds the page's
+/// own title and a line of text is not link-dense and stays.
+fn is_banner_header(header: NRef<'_>) -> bool {
+    if header.ancestors().any(|a| {
+        a.value().as_element().is_some_and(|e| {
+            matches!(e.name(), "article" | "aside" | "main" | "nav" | "section")
+                || attr(e, "role").is_some_and(|r| r.trim().eq_ignore_ascii_case("main"))
+        })
+    }) {
+        return false;
+    }
+    let (mut words, mut link_words, mut link_depth) = (0usize, 0usize, 0usize);
+    for (steps, edge) in header.traverse().enumerate() {
+        if steps > BANNER_NODE_BUDGET * 2 {
+            return false;
+        }
+        match edge {
+            Edge::Open(n) => match n.value() {
+                Node::Text(t) => {
+                    let w = text_words(t);
+                    words += w;
+                    if link_depth > 0 {
+                        link_words += w;
+                    }
+                }
+                Node::Element(e) if e.name() == "a" => link_depth += 1,
+                _ => {}
+            },
+            Edge::Close(n) => {
+                if n.value().as_element().is_some_and(|e| e.name() == "a") {
+                    link_depth -= 1;
+                }
+            }
+        }
+    }
+    words > 0 && link_words * 100 > words * BANNER_LINK_SHARE
+}
+
+/// Non-blank text nodes of the body before its first element: raw text the parser moved
+/// out of the document head (an unfilled template slot), or a stray line above the page.
+fn lead_text(body: NRef<'_>) -> HashSet<NodeId> {
+    if body.value().as_element().is_none_or(|e| e.name() != "body") {
+        return HashSet::new();
+    }
+    body.children()
+        .take_while(|c| !c.value().is_element())
+        .filter(|c| matches!(c.value(), Node::Text(t) if !t.trim().is_empty()))
+        .map(|c| c.id())
+        .collect()
 }
 
 /// A page that redirects elsewhere and holds at most this many words is a stub.
@@ -614,6 +676,12 @@ impl<'a> DocInfo<'a> {
             }
         }
         let mut protected = HashSet::new();
+        // A heading in the page's banner (see `is_banner_header`) names the site, not the page.
+        h1s.retain(|h| {
+            !h.ancestors()
+                .find(|a| a.value().as_element().is_some_and(|e| e.name() == "header"))
+                .is_some_and(is_banner_header)
+        });
         let anchors: &[NRef<'a>] = if mains.is_empty() && articles.is_empty() { &h1s } else { &[] };
         for node in mains.iter().chain(articles.iter()).chain(anchors.iter()) {
             protected.insert(node.id());
@@ -1198,8 +1266,9 @@ enum Exit {
     Link,
     /// End of a subtree outside the text flow.
     Outside,
-    /// End of a template candidate whose Markdown started at this offset.
-    Candidate(usize, u64),
+    /// End of a template candidate whose Markdown started at this offset, with its
+    /// signature and, for a tiny control, where its links lead.
+    Candidate(usize, u64, Option<u64>),
     /// End of a callout box.
     Box,
     Heading(u8),
@@ -1362,6 +1431,9 @@ struct Walker<'p> {
     verdicts: Option<&'p std::collections::HashMap<NodeId, bool>>,
     /// Tiny controls of the page (see [`crate::controls`]).
     controls: Option<&'p crate::controls::Controls>,
+    /// Text nodes before the body's first element (see `lead_text`): each is written as a
+    /// block of its own, signed by its text, so the corpus pass drops it where it recurs.
+    lead: Option<&'p HashSet<NodeId>>,
     /// Label of the callout box being written, until its first block takes it.
     pending_label: Option<String>,
     in_box: usize,
@@ -1394,6 +1466,7 @@ impl<'p> Walker<'p> {
             blocks: Vec::new(),
             verdicts: None,
             controls: None,
+            lead: None,
             pending_label: None,
             in_box: 0,
             in_table: 0,
@@ -1470,7 +1543,7 @@ impl<'p> Walker<'p> {
                 return;
             }
         }
-        self.blocks.push(crate::PageBlock { range: (start, end), shape: None, chrome_like: true });
+        self.blocks.push(crate::PageBlock { range: (start, end), shape: None, chrome_like: true, control: None });
     }
 
     /// A label with nothing after it in its box goes on its own.
@@ -1487,6 +1560,7 @@ impl<'p> Walker<'p> {
         while let Some(step) = stack.pop() {
             match step {
                 Step::Enter(node, flags) => match node.value() {
+                    Node::Text(t) if self.lead.is_some_and(|l| l.contains(&node.id())) => self.lead_block(t),
                     Node::Text(t) => self.text(t),
                     Node::Element(el) => self.enter(node, el, flags, &mut stack),
                     Node::Document | Node::Fragment => push_children(node, flags, &mut stack),
@@ -1496,6 +1570,29 @@ impl<'p> Walker<'p> {
             }
         }
         self.flush();
+    }
+
+    /// A text run before the body's first element, as a template candidate signed by its
+    /// words: the same run opening a large share of the pages is template, however short.
+    fn lead_block(&mut self, t: &str) {
+        self.flush();
+        let start = self.out.md.len();
+        self.text(t);
+        self.flush();
+        let end = self.out.md.len();
+        if end > start {
+            let mut h = Fnv::new();
+            h.str("lead");
+            for w in t.split_whitespace() {
+                h.str(w);
+            }
+            self.blocks.push(crate::PageBlock {
+                range: (start, end),
+                shape: Some(h.0),
+                chrome_like: true,
+                control: None,
+            });
+        }
     }
 
     fn flush(&mut self) {
@@ -1525,7 +1622,7 @@ impl<'p> Walker<'p> {
             Exit::Block => self.block_boundary(),
             Exit::Link => self.link_depth = self.link_depth.saturating_sub(1),
             Exit::Outside => self.outside_open = self.outside_open.saturating_sub(1),
-            Exit::Candidate(start, shape) => {
+            Exit::Candidate(start, shape, control) => {
                 self.flush();
                 let end = self.out.md.len();
                 if end > start {
@@ -1533,7 +1630,12 @@ impl<'p> Walker<'p> {
                     while self.blocks.last().is_some_and(|b| b.range.0 >= start) {
                         self.blocks.pop();
                     }
-                    self.blocks.push(crate::PageBlock { range: (start, end), shape: Some(shape), chrome_like: true });
+                    self.blocks.push(crate::PageBlock {
+                        range: (start, end),
+                        shape: Some(shape),
+                        chrome_like: true,
+                        control,
+                    });
                 }
             }
             Exit::Box => {
@@ -1591,10 +1693,10 @@ impl<'p> Walker<'p> {
             // A logo or icon link beside the text: its alt text is a label, not content.
             return;
         }
-        if let Some(signature) = control_block.filter(|_| !flags.in_candidate && self.inline_only == 0) {
+        if let Some((signature, targets)) = control_block.filter(|_| !flags.in_candidate && self.inline_only == 0) {
             self.flush();
             child_flags.in_candidate = true;
-            stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), signature)));
+            stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), signature, Some(targets))));
         }
         if child_flags.outside && !flags.in_candidate && self.inline_only == 0 && is_block_name(name) {
             if let Some(shape) = shape_of(node).filter(|_| callout(node, el).is_none()) {
@@ -1608,6 +1710,7 @@ impl<'p> Walker<'p> {
                             range: (at, at),
                             shape: Some(signature),
                             chrome_like: true,
+                            control: None,
                         });
                     }
                     return;
@@ -1615,7 +1718,7 @@ impl<'p> Walker<'p> {
                 if let Some(signature) = shape.signature {
                     self.flush();
                     child_flags.in_candidate = true;
-                    stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), signature)));
+                    stack.push(Step::Exit(Exit::Candidate(self.out.md.len(), signature, None)));
                 }
             }
         }

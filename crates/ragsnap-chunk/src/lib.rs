@@ -177,6 +177,12 @@ pub struct PageBlock {
     /// `true` when the block is outside the main text flow or link-dense: repeated
     /// text there may go; repeated prose in the content flow always stays.
     pub chrome_like: bool,
+    /// Set when [`PageBlock::shape`] is the signature of a tiny control (see the
+    /// `controls` module): a hash of where its links lead, resolved against the page. A
+    /// control recurs on far fewer pages than a site's menus, so the corpus pass drops it
+    /// once it is seen on a few pages, not on a share of them, provided its links lead
+    /// to more than one place across them (a label such as "source" or "Read more").
+    pub control: Option<u64>,
 }
 
 /// Which converter a file goes through.

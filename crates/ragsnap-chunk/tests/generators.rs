@@ -232,3 +232,101 @@ fn a_numbered_heading_under_the_same_words_is_not_repeated() {
     let watch = chunks[moor].iter().find(|c| c.text.contains("keep a watch aboard")).expect("watch chunk");
     assert_eq!(watch.header_path.last().map(String::as_str), Some("Berth rules"), "{watch:?}");
 }
+
+#[test]
+fn a_link_dense_page_header_is_a_banner_and_text_ahead_of_the_body_is_template() {
+    let (docs, report, chunks) = pipeline("banner");
+    // The slot left in the head, the header's site heading, mode button, version picker
+    // and contents menu: nothing of them is in a chunk.
+    let template = ["EXTRA_HEAD", "handbook", "Switch colours", "Other versions", "3.x", "Raw data", "►", "▼"];
+    check_common("banner", &chunks, &template, Some("Quay Docs"));
+    assert!(report.template_blocks_removed >= 7, "{report:?}");
+    for (doc, cs) in docs.iter().zip(&chunks) {
+        let text: String = cs.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n");
+        assert!(!text.contains("Everything on one page"), "{}:\n{text}", doc.source_path);
+        for c in cs {
+            assert_ne!(body(c).trim(), "", "{}: empty chunk {:?}", doc.source_path, c.header_path);
+        }
+    }
+    let tides = page_text(&docs, &chunks, "tides.html");
+    for kept in ["The harbour publishes tide tables", "leave the inner basin dry"] {
+        assert!(tides.contains(kept), "{kept:?} lost:\n{tides}");
+    }
+    let i = docs.iter().position(|d| d.source_path == "tides.html").expect("tides");
+    assert!(chunks[i].iter().all(|c| c.header_path[0] == "Tides"), "{:?}", chunks[i]);
+    // A header that holds the page's own title and a sentence is not a banner.
+    let overview = page_text(&docs, &chunks, "overview.html");
+    assert!(overview.contains("Quay overview"), "{overview}");
+    assert!(overview.contains("What the quay offers visiting crews"), "{overview}");
+    assert!(overview.contains("The quay is run by the harbour office"), "{overview}");
+}
+
+#[test]
+fn text_ahead_of_the_body_on_one_page_alone_stays() {
+    // Without the corpus a lone page keeps its leading text, marked for the corpus pass;
+    // the banner header goes on the page itself.
+    let bytes = std::fs::read(site_dir("banner").join("fuel.html")).expect("read");
+    let doc = ragsnap_chunk::sanitize_html("fuel.html", &bytes).expect("sanitise");
+    assert!(doc.markdown.contains("EXTRA\\_HEAD") || doc.markdown.contains("EXTRA_HEAD"), "{}", doc.markdown);
+    assert!(doc.blocks.iter().any(|b| b.shape.is_some() && doc.markdown[b.range.0..b.range.1].contains("HEAD")));
+    for gone in ["handbook", "Other versions", "Raw data"] {
+        assert!(!doc.markdown.contains(gone), "{gone:?} kept:\n{}", doc.markdown);
+    }
+    assert!(doc.markdown.contains("The fuel dock sells diesel"), "{}", doc.markdown);
+}
+
+#[test]
+fn member_controls_seen_once_or_twice_a_page_go_where_they_recur_across_pages() {
+    let (docs, _report, chunks) = pipeline("sparse");
+    // Two member controls a page (below the per-page rule), one with a version note whose
+    // link changes from page to page, the heading's controls, and a lone "Full text" link.
+    let template = ["src", "pending", "[−]", "Full text", "const:"];
+    check_common("sparse", &chunks, &template, None);
+    for (doc, cs) in docs.iter().zip(&chunks) {
+        for c in cs {
+            let words = body(c).split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count();
+            assert!(words >= 3, "{}: a chunk without body text: {:?}", doc.source_path, c.text);
+        }
+    }
+    let winch = page_text(&docs, &chunks, "winch.html");
+    for kept in [
+        "A winch winds a line around a drum",
+        "fn ratio(&self)",
+        "Returns the gear ratio of the winch.",
+        "fn brake(&mut self)",
+        "Sets the winch brake so the drum cannot turn back.",
+        "Writes a one-line description of the winch.",
+    ] {
+        assert!(winch.contains(kept), "{kept:?} lost:\n{winch}");
+    }
+}
+
+#[test]
+fn a_member_control_on_a_few_pages_of_a_large_site_is_template() {
+    // 24 pages, five with a member control (about a fifth: below the share a menu needs).
+    let mut files = Vec::new();
+    for i in 0..24 {
+        let member = if i % 5 == 0 {
+            format!(
+                "<h2>Members</h2><section class=\"m\"><span class=\"edge\"><a class=\"code\" href=\"s{i}.html#4\">src</a></span>\
+                 <h3>fn depth{i}(&amp;self)</h3></section><p>Returns the depth at berth {i} in metres at low water.</p>"
+            )
+        } else {
+            String::new()
+        };
+        let page = format!(
+            "<html><head><title>Berth {i}</title></head><body><main><h1>Berth {i}</h1>\
+             <p>Berth {i} lies along the east wall and takes boats up to {i} metres long.</p>{member}</main></body></html>"
+        );
+        files.push((format!("b{i:02}.html"), page.into_bytes()));
+    }
+    let mut docs: Vec<SanitizedDoc> =
+        ingest_many(&files, &IngestLimits::default()).into_iter().map(|r| r.expect("page ingests")).collect();
+    remove_boilerplate(&mut docs, &BoilerplateConfig::default());
+    let with_member: Vec<&SanitizedDoc> = docs.iter().filter(|d| d.markdown.contains("fn depth")).collect();
+    assert_eq!(with_member.len(), 5);
+    for d in with_member {
+        assert!(!d.markdown.contains("src"), "{}:\n{}", d.source_path, d.markdown);
+        assert!(d.markdown.contains("in metres at low water."), "{}", d.markdown);
+    }
+}
