@@ -21,6 +21,7 @@
 //! The commit protocol and the file formats are described byte by byte in `docs/format.md`.
 
 pub mod artifact;
+pub mod calibration;
 mod catalog;
 mod error;
 pub mod layout;
@@ -30,6 +31,7 @@ pub mod tables;
 pub mod time;
 
 pub use artifact::ArtifactKind;
+pub use calibration::{ProbeScores, RefusalCalibration, REFUSAL_CALIBRATION_VERSION};
 pub use catalog::{
     BackedOut, Catalog, HistoryEntry, ReadMode, SnapshotRecord, CATALOG_OLDEST_SCHEMA_VERSION, CATALOG_SCHEMA_VERSION,
 };

@@ -25,6 +25,7 @@
 //! ```
 
 mod bounded;
+pub mod calibrate;
 pub mod config;
 mod diff;
 mod embed_stage;
@@ -51,7 +52,10 @@ pub use ragsnap_store as store;
 pub use ragsnap_store::Store;
 pub use reader::Reader;
 pub use rebuild::{prometheus_metrics, rebuild, rebuild_with, GateResult, RebuildOptions, RebuildReport};
-pub use search::{Answer, Hit, Mode, QueryOptions, QueryResult, Searcher, Signals, DEFAULT_MAX_K, FALLBACK_FLOOR};
+pub use search::{
+    Answer, Floors, Hit, Mode, QueryOptions, QueryResult, Refusal, Searcher, Signals, CONFIDENCE_SPAN, DEFAULT_MAX_K,
+    FALLBACK_FLOOR,
+};
 pub use snapshot::{load_check, open_head, open_store_writer, repair_store, verify_snapshot, Snapshot};
 
 use std::sync::Arc;
