@@ -8,8 +8,9 @@
 //!   alternately the section title and the first sentence of the body ([`in_corpus_probes`]);
 //! * **off-topic probes**: the generic questions shipped in [`OFF_TOPIC_PROBES`], which no
 //!   software documentation answers;
-//! * **absent-identifier probes**: identifiers built from generic programming words
-//!   ([`absent_identifier_probes`]), each checked to be absent from the snapshot's lexical
+//! * **absent-identifier probes**: near misses made of the snapshot's own owners and name parts
+//!   ([`near_miss_probes`]: `owner.part_part()`) and identifiers built from generic programming
+//!   words ([`absent_identifier_probes`]), each checked to be absent from the snapshot's lexical
 //!   index (neither the whole name nor its last component is a term of any chunk).
 //!
 //! and records each set's best-cosine and best-coverage quantiles together with the floors chosen
@@ -133,6 +134,64 @@ fn first_sentence(body: &str) -> String {
 /// absent from `lexical`: neither the whole name nor its last component is a term of any chunk.
 /// Deterministic.
 pub fn absent_identifier_probes(lexical: &LexicalIndex, n: usize) -> Vec<String> {
+    generic_absent_identifiers(lexical, n)
+}
+
+/// Up to `n` near misses: an owner the snapshot's chunks use in dotted names (`json` of
+/// `json.dumps`) with an invented member made of two parts of the chunks' own snake_case names,
+/// absent from `lexical` as a whole and as a last component. These look like the real thing and
+/// score like it, which is what the identifier floor has to withstand. Deterministic.
+pub fn near_miss_probes(chunks: &[Chunk], lexical: &LexicalIndex, n: usize) -> Vec<String> {
+    use std::collections::BTreeSet;
+    let mut order: Vec<&Chunk> = chunks.iter().collect();
+    order.sort_by(|a, b| a.content_id.as_str().cmp(b.content_id.as_str()));
+    let mut owners: BTreeSet<String> = BTreeSet::new();
+    let mut parts: BTreeSet<String> = BTreeSet::new();
+    for c in order.iter().take(2000) {
+        for id in ragsnap_lexical::query_identifiers(&c.text) {
+            let last = id.last.as_deref().unwrap_or(&id.whole);
+            if let Some(owner) = id.last.as_deref().and_then(|l| id.whole.strip_suffix(l)) {
+                let owner = owner.trim_end_matches(['.', ':']);
+                if owner.len() >= 2 && owner.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_') {
+                    owners.insert(owner.to_string());
+                }
+            }
+            if last.trim_matches('_').contains('_') {
+                for p in last.split('_').filter(|p| p.len() >= 3 && p.chars().all(|c| c.is_ascii_lowercase())) {
+                    parts.insert(p.to_string());
+                }
+            }
+        }
+    }
+    let (owners, parts): (Vec<String>, Vec<String>) = (owners.into_iter().collect(), parts.into_iter().collect());
+    let mut out = Vec::new();
+    if owners.is_empty() || parts.len() < 2 {
+        return out;
+    }
+    for i in 0..n * 8 {
+        if out.len() >= n {
+            break;
+        }
+        let owner = &owners[(i * 7919) % owners.len()];
+        let a = &parts[(i * 104_729) % parts.len()];
+        let b = &parts[(i * 1_299_709 + 1) % parts.len()];
+        if a == b {
+            continue;
+        }
+        let member = format!("{a}_{b}");
+        let whole = format!("{owner}.{member}");
+        if lexical.doc_freq(&member) > 0 || lexical.doc_freq(&whole) > 0 {
+            continue;
+        }
+        let probe = if i % 2 == 0 { format!("{whole}()") } else { format!("how do I call {whole}()?") };
+        if !out.contains(&probe) {
+            out.push(probe);
+        }
+    }
+    out
+}
+
+fn generic_absent_identifiers(lexical: &LexicalIndex, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     let total = VERBS.len() * NOUNS.len();
     // A stride coprime with the grid walks it in a scattered but fixed order.
@@ -181,8 +240,9 @@ fn quantile_sorted(s: &[f32], p: f32) -> f32 {
 
 /// The floors chosen from the probe scores (each slice: one best score per probe).
 ///
-/// * dense: just above the highest off-topic cosine (`+ MARGIN`), but never above the cosine
-///   that keeps `keep_share` of the in-corpus probes, and within [`DENSE_FLOOR_RANGE`];
+/// * dense: half-way between the highest off-topic cosine and the cosine that keeps
+///   `keep_share` of the in-corpus probes (at least `MARGIN` above the former, never above the
+///   latter), within [`DENSE_FLOOR_RANGE`];
 /// * identifier: at least the dense floor, else the 95th percentile of the absent-identifier
 ///   cosines plus `MARGIN`, at most [`MAX_IDENTIFIER_FLOOR`]; it applies only to hits that miss
 ///   an identifier of the query, which an in-corpus identifier question rarely does;
@@ -205,8 +265,14 @@ pub fn choose_floors(
         s
     };
     let (inc, off, cov, ids) = (sorted(in_corpus), sorted(off_topic), sorted(off_topic_coverage), sorted(absent_identifiers));
-    let want = off.last().map_or(fallback, |m| m + MARGIN);
     let cap = if inc.is_empty() { f32::INFINITY } else { quantile_sorted(&inc, 1.0 - keep_share.clamp(0.0, 1.0)) };
+    let want = match off.last() {
+        // Half-way between the highest off-topic cosine and the in-corpus quantile, so that
+        // neither side sits at the edge.
+        Some(&m) if cap.is_finite() => (m + MARGIN).max((m + cap) / 2.0),
+        Some(&m) => m + MARGIN,
+        None => fallback,
+    };
     let dense = want.min(cap).clamp(DENSE_FLOOR_RANGE.0, DENSE_FLOOR_RANGE.1);
     let ident = if ids.is_empty() { dense } else { quantile_sorted(&ids, 0.95) + MARGIN };
     let ident = ident.min(MAX_IDENTIFIER_FLOOR).max(dense);
@@ -232,7 +298,8 @@ pub fn refusal_calibration(
     let started = std::time::Instant::now();
     let inc = in_corpus_probes(chunks, IN_CORPUS_PROBES);
     let off: Vec<String> = OFF_TOPIC_PROBES.iter().map(|s| s.to_string()).collect();
-    let ids = absent_identifier_probes(lexical, IDENTIFIER_PROBES);
+    let mut ids = near_miss_probes(chunks, lexical, IDENTIFIER_PROBES / 2);
+    ids.extend(absent_identifier_probes(lexical, IDENTIFIER_PROBES - ids.len()));
     let measure = |probes: &[String]| -> Result<(Vec<f32>, Vec<f32>)> {
         let mut cos = Vec::with_capacity(probes.len());
         let mut cov = Vec::with_capacity(probes.len());
@@ -285,9 +352,12 @@ mod tests {
     #[test]
     fn the_dense_floor_clears_off_topic_but_keeps_the_stated_share_of_in_corpus_probes() {
         let inc: Vec<f32> = (0..100).map(|i| 0.40 + i as f32 * 0.004).collect(); // 0.40 … 0.796
-        // Off-topic tops out at 0.38: the floor sits just above it.
+        // Off-topic tops out at 0.38, 95% of in-corpus probes score 0.4198 or more: the floor
+        // sits half-way, at least MARGIN above the off-topic side.
         let (d, i, l) = choose_floors(&inc, &[0.2, 0.38], &[0.3], &[0.5, 0.55, 0.6], 0.95, 0.45);
         assert!((d - 0.40).abs() < 1e-6, "{d}");
+        let (d, _, _) = choose_floors(&inc, &[0.2, 0.30], &[0.3], &[], 0.95, 0.45);
+        assert!((d - (0.30 + 0.4198) / 2.0).abs() < 1e-4, "{d}");
         assert!((i - (0.595 + MARGIN)).abs() < 1e-4, "{i}");
         assert_eq!(l, ragsnap_lexical::DEFAULT_LEXICAL_FLOOR);
         // Off-topic reaching 0.5 would refuse more than 5% of the in-corpus probes: capped at
@@ -299,7 +369,7 @@ mod tests {
         // Bounds, fallbacks and the identifier floor never below the dense one.
         let (d, i, _) = choose_floors(&[], &[], &[], &[], 0.95, 0.45);
         assert_eq!((d, i), (0.45, 0.45));
-        let (d, i, _) = choose_floors(&[0.9; 10], &[0.05], &[], &[0.1], 0.95, 0.45);
+        let (d, i, _) = choose_floors(&[0.35; 10], &[0.05], &[], &[0.1], 0.95, 0.45);
         assert_eq!((d, i), (DENSE_FLOOR_RANGE.0, DENSE_FLOOR_RANGE.0));
         let (_, i, _) = choose_floors(&[0.9; 10], &[0.5], &[], &[0.99], 0.95, 0.45);
         assert_eq!(i, MAX_IDENTIFIER_FLOOR);
@@ -321,12 +391,46 @@ mod tests {
     fn probes_are_deterministic_and_identifiers_absent() {
         let lex = LexicalIndex::build(&["fetch_ledger is documented here", "nothing else"]);
         let a = absent_identifier_probes(&lex, 40);
+
         assert_eq!(a, absent_identifier_probes(&lex, 40));
         assert_eq!(a.len(), 40);
         assert!(a.iter().all(|p| !p.contains("fetch_ledger")), "{a:?}");
         for p in &a {
             let ids = ragsnap_lexical::query_identifiers(p);
             assert_eq!(ids.len(), 1, "{p:?} is one identifier");
+        }
+    }
+
+    #[test]
+    fn near_misses_use_the_corpus_owners_and_are_absent() {
+        let texts = [
+            "json > dumps\n\nCall json.dumps() or json.load_file() with read_bytes.",
+            "os > path\n\nos.path.join_all() is not here but os.getcwd() and write_text are.",
+        ];
+        let chunks: Vec<Chunk> = texts
+            .iter()
+            .map(|t| Chunk {
+                content_id: ragsnap_core::ContentId::of_text(t),
+                text: t.to_string(),
+                source_path: "p.html".into(),
+                url: None,
+                header_path: vec![],
+                byte_range: (0, 0),
+                line_range: (1, 1),
+                tokens: 10,
+            })
+            .collect();
+        let refs: Vec<&str> = texts.to_vec();
+        let lex = LexicalIndex::build(&refs);
+        let p = near_miss_probes(&chunks, &lex, 10);
+        assert!(!p.is_empty());
+        assert_eq!(p, near_miss_probes(&chunks, &lex, 10));
+        for q in &p {
+            let ids = ragsnap_lexical::query_identifiers(q);
+            assert_eq!(ids.len(), 1, "{q}");
+            let owner = ids[0].whole.rsplit_once('.').unwrap().0.to_string();
+            assert!(["json", "os", "os.path"].contains(&owner.as_str()), "{q}");
+            assert_eq!(lex.doc_freq(ids[0].last.as_deref().unwrap()), 0, "{q}");
         }
     }
 }

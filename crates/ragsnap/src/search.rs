@@ -1,4 +1,5 @@
-//! Queries: embed, search, apply the floor, de-duplicate, cap per source.
+//! Queries: embed, search, apply the floors, de-duplicate, cap per source; every hit says why it
+//! was kept and how confident the floors are in it, every refusal which signal fell short.
 
 use crate::{Error, Result, Snapshot};
 use ragsnap_core::{ContentId, EmbeddingFingerprint};
@@ -99,10 +100,12 @@ pub struct Hit {
     pub content_id: ContentId,
     /// What each signal said about this hit.
     pub signals: Signals,
-    /// How confident the floor is in this hit, 0 to 1: 0.5 is exactly at the floor of the
-    /// signal that supported it, 1 is a cosine 0.2 above its floor or a full lexical coverage
-    /// (see [`Confidence`](crate::search) in the module docs). A returned hit is ≥ 0.5; an
-    /// application can demand more.
+    /// How confident the floors are in this hit, 0 to 1: the better of its signals, each 0.5
+    /// exactly at its floor, rising linearly to 1 at a cosine [`CONFIDENCE_SPAN`] above the
+    /// cosine floor or at full lexical coverage, and falling to 0 at [`CONFIDENCE_SPAN`] below
+    /// it or no coverage. Lexical evidence for a hit that misses an identifier of the query
+    /// counts half and never reaches 0.5. A returned hit is ≥ 0.5; an application can demand
+    /// more.
     pub confidence: f32,
 }
 
