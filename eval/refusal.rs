@@ -110,10 +110,8 @@ pub fn evaluate(
         let refs: Vec<&str> = b.iter().map(|u| u.query.as_str()).collect();
         vecs.extend(embed(&refs)?);
     }
-    let mut report = Report {
-        calibration: searcher.snapshot().manifest().calibration.refusal.clone(),
-        ..Report::default()
-    };
+    let mut report =
+        Report { calibration: searcher.snapshot().manifest().calibration.refusal.clone(), ..Report::default() };
     for mode in [Mode::Dense, Mode::Lexical, Mode::Hybrid] {
         let floored = QueryOptions { mode, k: K, max_per_source: K, ..QueryOptions::default() };
         let open = QueryOptions { floor: Some(-1.0), lexical_floor: Some(0.0), ..floored.clone() };
@@ -187,7 +185,8 @@ pub fn print(r: &Report) {
                     format!("{:.1}% ({refused}/{n})", 100.0 * refused as f64 / n.max(1) as f64)
                 })
             };
-            let share = |x: usize| format!("{:.1}% ({x}/{})", 100.0 * x as f64 / row.answerable.max(1) as f64, row.answerable);
+            let share =
+                |x: usize| format!("{:.1}% ({x}/{})", 100.0 * x as f64 / row.answerable.max(1) as f64, row.answerable);
             println!(
                 "| {mode} | {} | {} | {} | {} | {} | {:.3} ({:.3}) | {:.3} ({:.3}) |",
                 un(KINDS[0]),

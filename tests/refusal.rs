@@ -34,8 +34,7 @@ fn the_manifest_records_probe_distributions_and_the_chosen_floors() {
     assert!(cal.identifier_floor >= cal.dense_floor);
     // The JSON on disk names the fields docs/format.md documents.
     let dir = fixture_store().join("snapshots").join(&m.snapshot_id);
-    let raw: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).unwrap()).unwrap();
+    let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).unwrap()).unwrap();
     let r = &raw["calibration"]["refusal"];
     for key in ["version", "keep_share", "dense_floor", "identifier_floor", "lexical_floor"] {
         assert!(r[key].is_number(), "calibration.refusal.{key} missing: {r}");

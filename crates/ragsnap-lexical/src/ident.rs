@@ -12,7 +12,7 @@
 //!
 //! | shape | example | what the chunk must hold |
 //! |---|---|---|
-//! | dotted or `::` path | `functools.lru_cache`, `std::mem::take` | the path, or its last component |
+//! | dotted, `::` or `:` path | `functools.lru_cache`, `std::mem::take`, `lists:map` | the path, or its last component |
 //! | call | `sorted()`, `open(path)` | the name before `(` (its last component, if a path) |
 //! | snake_case | `lru_cache`, `__init__`, `O_RDONLY` | the word |
 //! | CamelCase | `shouldFlush`, `PQfnumber`, `HttpServer` | the word |
@@ -76,7 +76,9 @@ fn is_word(c: char) -> bool {
 /// Strip quotes, brackets and sentence punctuation around a term (not `()` right after a name).
 fn trim_term(t: &str) -> &str {
     let t = t.trim_start_matches(|c: char| matches!(c, '"' | '\'' | '`' | '(' | '[' | '{' | '<' | '@' | '*'));
-    let mut t = t.trim_end_matches(|c: char| matches!(c, '"' | '\'' | '`' | ',' | ';' | '?' | '!' | ':' | ']' | '}' | '>' | '*'));
+    let mut t = t.trim_end_matches(|c: char| {
+        matches!(c, '"' | '\'' | '`' | ',' | ';' | '?' | '!' | ':' | ']' | '}' | '>' | '*')
+    });
     // A trailing full stop ends a sentence unless the term is a path that goes on.
     while let Some(s) = t.strip_suffix('.') {
         t = s;
@@ -142,7 +144,8 @@ fn classify(t: &str) -> Option<QueryIdentifier> {
     };
     let name = name.trim_start_matches('@');
     // The name: words joined by `.` or `::`, every component a word.
-    let comps: Vec<&str> = name.split("::").flat_map(|p| p.split('.')).collect();
+    // `::` (Rust, C++), `.` and a single `:` (Erlang `lists:map`, `node:fs`) join components.
+    let comps: Vec<&str> = name.split("::").flat_map(|p| p.split(['.', ':'])).collect();
     if comps.iter().any(|c| c.is_empty() || !c.chars().all(is_word)) {
         return None;
     }
@@ -171,12 +174,7 @@ fn classify(t: &str) -> Option<QueryIdentifier> {
         return None;
     };
     let kind = if call && path { IdentifierKind::Call } else { kind };
-    Some(QueryIdentifier {
-        text: t.to_string(),
-        last: (path && last_l != whole).then_some(last_l),
-        whole,
-        kind,
-    })
+    Some(QueryIdentifier { text: t.to_string(), last: (path && last_l != whole).then_some(last_l), whole, kind })
 }
 
 fn is_snake(w: &str) -> bool {
@@ -266,6 +264,9 @@ mod tests {
         assert_eq!(kinds("functools.lru_cache()"), [("functools.lru_cache".into(), Call)]);
         assert_eq!(kinds("what is os.path?"), [("os.path".into(), Path)]);
         assert_eq!(kinds("std::mem::take"), [("std::mem::take".into(), Path)]);
+        assert_eq!(kinds("lists:map/2"), []);
+        assert_eq!(kinds("lists:map"), [("lists:map".into(), Path)]);
+        assert_eq!(kinds("see node:fs"), [("node:fs".into(), Path)]);
         assert_eq!(kinds("use sorted() here"), [("sorted".into(), Call)]);
         assert_eq!(kinds("lru_cache"), [("lru_cache".into(), Snake)]);
         assert_eq!(kinds("__init__"), [("__init__".into(), Snake)]);
@@ -289,6 +290,7 @@ mod tests {
             "SQL and API docs",
             "well-known - dash",
             "a sentence ends here. Then another",
+            "Note: see http://example.com and ratio 3:4",
         ] {
             assert!(query_identifiers(q).is_empty(), "{q:?}: {:?}", query_identifiers(q));
         }

@@ -53,9 +53,11 @@ impl RefusalCalibration {
                 return Err(format!("calibration.refusal.{name} is {v}, not in [{lo}, {hi}]"));
             }
         }
-        for (set, p) in
-            [("in_corpus", &self.in_corpus), ("off_topic", &self.off_topic), ("absent_identifiers", &self.absent_identifiers)]
-        {
+        for (set, p) in [
+            ("in_corpus", &self.in_corpus),
+            ("off_topic", &self.off_topic),
+            ("absent_identifiers", &self.absent_identifiers),
+        ] {
             for (what, q) in [("top1_cosine", &p.top1_cosine), ("top1_coverage", &p.top1_coverage)] {
                 let ok = (q.is_empty() || q.len() == 21)
                     && q.iter().all(|x| x.is_finite() && (-1.0..=1.0).contains(x))

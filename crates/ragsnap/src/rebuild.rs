@@ -458,7 +458,10 @@ pub fn rebuild_with(
             k: tuned.k,
         },
         counts: Counts { documents: documents.len(), chunks: chunks.len(), vectors: rows.len() },
-        calibration: Calibration { top1_quantiles: tuned.top1_quantiles.clone(), refusal: crate::calibrate::refusal_calibration(embedder, &chunks, &index, tuned.ef_search, &lexical)? },
+        calibration: Calibration {
+            top1_quantiles: tuned.top1_quantiles.clone(),
+            refusal: crate::calibrate::refusal_calibration(embedder, &chunks, &index, tuned.ef_search, &lexical)?,
+        },
         files: Vec::new(),
     };
     crate::embed_stage::check_manifest_numbers(&manifest)?;
