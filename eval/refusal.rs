@@ -176,7 +176,7 @@ pub fn print(r: &Report) {
     }
     for split in SPLITS {
         let title = if split == "held" { "held-back half" } else { "tuning half" };
-        println!("| {title} | off-topic refused | foreign identifiers refused | near misses refused | answerable refused | answerable lost at recall@10 | recall@10 (no floor) | MRR@10 (no floor) |");
+        println!("| {title} | off-topic refused | foreign identifiers refused | near misses refused | answerable refused | answerable lost at recall@10 | recall@10 (without floors) | MRR@10 (without floors) |");
         println!("|---|---:|---:|---:|---:|---:|---:|---:|");
         for (mode, rows) in &r.modes {
             let Some(row) = rows.get(split) else { continue };

@@ -38,6 +38,8 @@ pub const IDENTIFIER_PROBES: usize = 90;
 pub const DENSE_FLOOR_RANGE: (f32, f32) = (0.30, 0.70);
 /// Highest identifier floor the calibration may choose.
 pub const MAX_IDENTIFIER_FLOOR: f32 = 0.85;
+/// Quantile of the in-corpus probes' best cosines the identifier floor reaches at least.
+pub const IDENTIFIER_IN_CORPUS_QUANTILE: f32 = 0.75;
 /// Distance kept between the highest off-topic score and the chosen floor.
 pub const MARGIN: f32 = 0.02;
 
@@ -244,10 +246,11 @@ fn quantile_sorted(s: &[f32], p: f32) -> f32 {
 ///   `keep_share` of the in-corpus probes (at least `MARGIN` above the former, never above the
 ///   latter), within [`DENSE_FLOOR_RANGE`];
 /// * identifier: `MARGIN` above the highest absent-identifier cosine (every such probe is
-///   refused; with a hundred probes the top of the distribution is what a new absent name
-///   reaches), at least the dense floor, at most [`MAX_IDENTIFIER_FLOOR`]; it applies only to
-///   hits that miss an identifier of the query, which an in-corpus identifier question rarely
-///   does;
+///   refused) and at least the [`IDENTIFIER_IN_CORPUS_QUANTILE`] of the in-corpus probes (a hit
+///   that does not hold the identifier the user pasted must match as closely as the corpus's own
+///   near-verbatim pseudo-questions), at least the dense floor, at most
+///   [`MAX_IDENTIFIER_FLOOR`]; it applies only to hits that miss an identifier of the query,
+///   which an answerable identifier question rarely does;
 /// * lexical: the default coverage floor, raised above the highest off-topic coverage
 ///   (`+ 0.05`, at most 0.95) when an off-topic probe reaches it.
 ///
@@ -277,7 +280,10 @@ pub fn choose_floors(
         None => fallback,
     };
     let dense = want.min(cap).clamp(DENSE_FLOOR_RANGE.0, DENSE_FLOOR_RANGE.1);
-    let ident = ids.last().map_or(dense, |m| m + MARGIN);
+    // A hit without the identifier is accepted only on a match as close as the corpus's own
+    // near-verbatim probes: at least their upper quartile.
+    let upper = if inc.is_empty() { dense } else { quantile_sorted(&inc, IDENTIFIER_IN_CORPUS_QUANTILE) };
+    let ident = ids.last().map_or(dense, |m| m + MARGIN).max(upper);
     let ident = ident.min(MAX_IDENTIFIER_FLOOR).max(dense);
     let lexical = match cov.last() {
         Some(&m) if m + 0.05 > ragsnap_lexical::DEFAULT_LEXICAL_FLOOR => (m + 0.05).min(0.95),
@@ -361,7 +367,11 @@ mod tests {
         assert!((d - 0.40).abs() < 1e-6, "{d}");
         let (d, _, _) = choose_floors(&inc, &[0.2, 0.30], &[0.3], &[], 0.95, 0.45);
         assert!((d - (0.30 + 0.4198) / 2.0).abs() < 1e-4, "{d}");
-        assert!((i - (0.6 + MARGIN)).abs() < 1e-6, "{i}");
+        // The identifier floor: above every absent identifier (0.6 + MARGIN), raised to the
+        // in-corpus upper quartile (0.697).
+        assert!((i - 0.697).abs() < 1e-4, "{i}");
+        let (_, i, _) = choose_floors(&inc, &[0.2], &[], &[0.75], 0.95, 0.45);
+        assert!((i - (0.75 + MARGIN)).abs() < 1e-6, "{i}");
         assert_eq!(l, ragsnap_lexical::DEFAULT_LEXICAL_FLOOR);
         // Off-topic reaching 0.5 would refuse more than 5% of the in-corpus probes: capped at
         // their 5th percentile.
@@ -373,7 +383,7 @@ mod tests {
         let (d, i, _) = choose_floors(&[], &[], &[], &[], 0.95, 0.45);
         assert_eq!((d, i), (0.45, 0.45));
         let (d, i, _) = choose_floors(&[0.35; 10], &[0.05], &[], &[0.1], 0.95, 0.45);
-        assert_eq!((d, i), (DENSE_FLOOR_RANGE.0, DENSE_FLOOR_RANGE.0));
+        assert_eq!((d, i), (DENSE_FLOOR_RANGE.0, 0.35));
         let (_, i, _) = choose_floors(&[0.9; 10], &[0.5], &[], &[0.99], 0.95, 0.45);
         assert_eq!(i, MAX_IDENTIFIER_FLOOR);
         // An off-topic probe with a high coverage raises the lexical floor.
