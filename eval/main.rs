@@ -493,8 +493,7 @@ fn main() -> Result<()> {
                     vector: &r.vector,
                 })
                 .collect();
-            let embed = |b: &[&str]| -> Result<Vec<Vec<f32>>> { Ok(embedder.embed(b)?) };
-            let rep = refusal::evaluate(&searcher, &embed, &answerable, &pages, path)?;
+            let rep = refusal::evaluate(&searcher, embedder.as_ref(), &answerable, &pages, path)?;
             eprintln!("refusal evaluation took {:.1}s", t.elapsed().as_secs_f64());
             Some(rep)
         }

@@ -90,10 +90,10 @@ fn score(found_pages: &[u32], relevant: &[u32]) -> (f64, f64) {
     (found.len() as f64 / relevant.len().clamp(1, K) as f64, rr)
 }
 
-/// Run the evaluation. `embed` embeds a batch of texts with the snapshot's embedder.
+/// Run the evaluation; `embedder` is the snapshot's (the searcher checked it).
 pub fn evaluate(
     searcher: &Searcher,
-    embed: &dyn Fn(&[&str]) -> Result<Vec<Vec<f32>>>,
+    embedder: &dyn ragsnap::Embedder,
     answerable: &[Answerable<'_>],
     pages: &HashMap<String, u32>,
     unanswerable: &Path,
@@ -108,7 +108,7 @@ pub fn evaluate(
     let mut vecs: Vec<Vec<f32>> = Vec::with_capacity(un.len());
     for b in un.chunks(64) {
         let refs: Vec<&str> = b.iter().map(|u| u.query.as_str()).collect();
-        vecs.extend(embed(&refs)?);
+        vecs.extend(embedder.embed(&refs)?);
     }
     let mut report =
         Report { calibration: searcher.snapshot().manifest().calibration.refusal.clone(), ..Report::default() };

@@ -67,7 +67,7 @@ fn an_absent_identifier_is_refused_and_a_fixture_question_answered() {
                 assert_eq!(why.missing_identifiers.len(), 1, "{why:?}");
                 assert!(why.best_confidence < 0.5);
                 assert!(json["refusal"]["shortfall"].is_array(), "{json}");
-                assert_eq!(r.identifier_floor.is_some(), true);
+                assert!(r.identifier_floor.is_some_and(|f| f > r.floor), "{r:?}");
             }
             Answer::Hits { hits } => panic!("{q:?} answered: {:?} at {:.3}", hits[0].source_path, hits[0].score),
         }

@@ -75,7 +75,7 @@ fn is_word(c: char) -> bool {
 
 /// Strip quotes, brackets and sentence punctuation around a term (not `()` right after a name).
 fn trim_term(t: &str) -> &str {
-    let t = t.trim_start_matches(|c: char| matches!(c, '"' | '\'' | '`' | '(' | '[' | '{' | '<' | '@' | '*'));
+    let t = t.trim_start_matches(['"', '\'', '`', '(', '[', '{', '<', '@', '*']);
     let mut t = t.trim_end_matches(|c: char| {
         matches!(c, '"' | '\'' | '`' | ',' | ';' | '?' | '!' | ':' | ']' | '}' | '>' | '*')
     });

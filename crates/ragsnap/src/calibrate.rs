@@ -114,7 +114,7 @@ pub fn in_corpus_probes(chunks: &[Chunk], n: usize) -> Vec<String> {
         let title = c.header_path.last().map(|t| t.trim().to_string()).unwrap_or_default();
         let body = c.text.split_once("\n\n").map_or(c.text.as_str(), |x| x.1);
         let sentence = first_sentence(body);
-        let probe = if out.len() % 2 == 0 && title.chars().filter(|c| c.is_alphabetic()).count() >= 4 {
+        let probe = if out.len().is_multiple_of(2) && title.chars().filter(|c| c.is_alphabetic()).count() >= 4 {
             title
         } else {
             sentence
@@ -185,7 +185,7 @@ pub fn near_miss_probes(chunks: &[Chunk], lexical: &LexicalIndex, n: usize) -> V
         if lexical.doc_freq(&member) > 0 || lexical.doc_freq(&whole) > 0 {
             continue;
         }
-        let probe = if i % 2 == 0 { format!("{whole}()") } else { format!("how do I call {whole}()?") };
+        let probe = if i.is_multiple_of(2) { format!("{whole}()") } else { format!("how do I call {whole}()?") };
         if !out.contains(&probe) {
             out.push(probe);
         }
@@ -218,7 +218,7 @@ fn generic_absent_identifiers(lexical: &LexicalIndex, n: usize) -> Vec<String> {
         if lexical.doc_freq(&whole) > 0 || last.as_deref().is_some_and(|l| lexical.doc_freq(l) > 0) {
             continue;
         }
-        out.push(if (i / 4) % 2 == 0 { ident } else { format!("what does {ident} do?") });
+        out.push(if (i / 4).is_multiple_of(2) { ident } else { format!("what does {ident} do?") });
     }
     out
 }
