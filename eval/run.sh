@@ -65,6 +65,9 @@ foreign_args=()
 while IFS=$'\t' read -r _name _pkg _ver _gen folder _pages; do
     [[ -n "${folder:-}" ]] && foreign_args+=(--foreign "$folder")
 done < <(bash "$ROOT/scripts/fetch_corpora.sh" ${EVAL_FOREIGN_SITES:-nodejs erlang cmake})
+if [[ ${#foreign_args[@]} -eq 0 ]]; then
+    echo "eval: no other manual could be fetched; the foreign-identifier set will be empty" >&2
+fi
 "$PYTHON" "$ROOT/eval/make_refusal_sets.py" --corpus "$CORPUS" "${foreign_args[@]}" --out "$WORK/refusal.jsonl"
 
 # 6. Measure.

@@ -17,11 +17,15 @@
 //! | snake_case | `lru_cache`, `__init__`, `O_RDONLY` | the word |
 //! | CamelCase | `shouldFlush`, `PQfnumber`, `HttpServer` | the word |
 //! | option flag | `--with-pydebug`, `-j` | the flag without its dashes |
-//! | environment variable | `$HOME`, `PYTHONPATH` | the name |
+//! | environment variable | `$HOME`, `PYTHONPATH` (upper case, seven characters or more) | the name |
 //!
 //! "Holds" means a whole-word, case-insensitive occurrence: the match is neither preceded nor
 //! followed by a letter, a digit or `_`, so `append` is held by `list.append(x)` but not by
 //! `array_append`.
+
+/// Most identifiers taken from one query (the first ones); a hostile query with thousands of
+/// them would otherwise make every candidate's check cost thousands of text scans.
+pub const MAX_QUERY_IDENTIFIERS: usize = 16;
 
 /// The shape that made a query term an identifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +40,7 @@ pub enum IdentifierKind {
     Camel,
     /// `-x`, `--long-option`.
     Flag,
-    /// `$NAME` or an upper-case word of four or more characters.
+    /// `$NAME` or an upper-case word of seven or more characters.
     EnvVar,
 }
 
@@ -99,6 +103,9 @@ fn trim_term(t: &str) -> &str {
 pub fn query_identifiers(query: &str) -> Vec<QueryIdentifier> {
     let mut out: Vec<QueryIdentifier> = Vec::new();
     for raw in query.split_whitespace() {
+        if out.len() == MAX_QUERY_IDENTIFIERS {
+            break;
+        }
         let t = trim_term(raw);
         if let Some(id) = classify(t) {
             if !out.iter().any(|o| o.whole == id.whole) {
@@ -196,10 +203,11 @@ fn is_camel(w: &str) -> bool {
     lower_upper || (upper_upper_lower && c.iter().any(|c| c.is_lowercase()))
 }
 
-/// An upper-case word of at least four characters (letters and digits, at least one letter):
-/// `PYTHONPATH`, `SIGINT`. Shorter ones (`SQL`, `API`) are ordinary words.
+/// An upper-case word of at least seven characters (letters and digits): `PYTHONPATH`,
+/// `LDFLAGS`. Shorter ones are usually acronyms used as words (`REST`, `JSON`, `HTTPS`); an
+/// environment variable with `_` (`LD_LIBRARY_PATH`) is snake_case, one with `$` a variable.
 fn is_env(w: &str) -> bool {
-    w.chars().count() >= 4
+    w.chars().count() >= 7
         && w.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         && w.chars().filter(|c| c.is_ascii_uppercase()).count() >= 3
 }
@@ -288,6 +296,7 @@ mod tests {
             "What is the capital of Australia?",
             "Python 3.11 release notes, e.g. the new parser.",
             "SQL and API docs",
+            "listing jobs over the REST interface in JSON or HTTPS",
             "well-known - dash",
             "a sentence ends here. Then another",
             "Note: see http://example.com and ratio 3:4",
@@ -303,6 +312,8 @@ mod tests {
         assert_eq!(ids[0].last.as_deref(), Some("shouldflush"));
         assert_eq!(ids[0].text, "logging.handlers.MemoryHandler.shouldFlush()");
         assert_eq!(query_identifiers("a_b a_b").len(), 1);
+        let hostile: String = (0..10_000).map(|i| format!("x_{i} ")).collect();
+        assert_eq!(query_identifiers(&hostile).len(), MAX_QUERY_IDENTIFIERS);
     }
 
     #[test]
