@@ -70,3 +70,46 @@ impl RefusalCalibration {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> RefusalCalibration {
+        let q: Vec<f32> = (0..=20).map(|i| i as f32 / 20.0).collect();
+        let p = ProbeScores { probes: 10, top1_cosine: q.clone(), top1_coverage: q };
+        RefusalCalibration {
+            version: REFUSAL_CALIBRATION_VERSION,
+            keep_share: 0.95,
+            dense_floor: 0.4,
+            identifier_floor: 0.7,
+            lexical_floor: 0.7,
+            in_corpus: p.clone(),
+            off_topic: p.clone(),
+            absent_identifiers: ProbeScores::default(),
+        }
+    }
+
+    #[test]
+    fn check_refuses_numbers_out_of_range_and_bad_quantiles() {
+        assert!(good().check().is_ok());
+        let mut c = good();
+        c.dense_floor = f32::NAN;
+        assert!(c.check().unwrap_err().contains("dense_floor"));
+        let mut c = good();
+        c.lexical_floor = 1.5;
+        assert!(c.check().unwrap_err().contains("lexical_floor"));
+        let mut c = good();
+        c.in_corpus.top1_cosine.swap(0, 20);
+        assert!(c.check().unwrap_err().contains("in_corpus.top1_cosine"));
+        let mut c = good();
+        c.off_topic.top1_coverage.pop();
+        assert!(c.check().unwrap_err().contains("off_topic.top1_coverage"));
+        // Round trip through JSON, and an old manifest's calibration without the field.
+        let json = serde_json::to_string(&good()).unwrap();
+        assert_eq!(serde_json::from_str::<RefusalCalibration>(&json).unwrap(), good());
+        let old: crate::Calibration = serde_json::from_str(r#"{"top1_quantiles": [0.5]}"#).unwrap();
+        assert!(old.refusal.is_none());
+        assert!(!serde_json::to_string(&old).unwrap().contains("refusal"));
+    }
+}
