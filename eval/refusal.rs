@@ -110,6 +110,7 @@ pub fn evaluate(
         let refs: Vec<&str> = b.iter().map(|u| u.query.as_str()).collect();
         vecs.extend(embedder.embed(&refs)?);
     }
+    let fp = embedder.fingerprint();
     let mut report =
         Report { calibration: searcher.snapshot().manifest().calibration.refusal.clone(), ..Report::default() };
     for mode in [Mode::Dense, Mode::Lexical, Mode::Hybrid] {
@@ -118,8 +119,8 @@ pub fn evaluate(
         let mut rows: BTreeMap<String, Row> = BTreeMap::new();
         let mut sums: BTreeMap<&str, [f64; 4]> = BTreeMap::new();
         for a in answerable {
-            let with = searcher.query_embedded(a.query, a.vector, &floored)?;
-            let without = searcher.query_embedded(a.query, a.vector, &open)?;
+            let with = searcher.query_embedded(a.query, a.vector, fp, &floored)?;
+            let without = searcher.query_embedded(a.query, a.vector, fp, &open)?;
             let (r1, m1) = score(&pages_of(&with, pages), a.relevant);
             let (r0, m0) = score(&pages_of(&without, pages), a.relevant);
             let row = rows.entry(a.split.to_string()).or_default();
@@ -138,7 +139,7 @@ pub fn evaluate(
             (row.recall, row.mrr, row.recall_unfloored, row.mrr_unfloored) = (s[0] / n, s[1] / n, s[2] / n, s[3] / n);
         }
         for (u, v) in un.iter().zip(&vecs) {
-            let r = searcher.query_embedded(&u.query, v, &floored)?;
+            let r = searcher.query_embedded(&u.query, v, fp, &floored)?;
             let refused = matches!(r.answer, Answer::NoConfidentMatch { .. });
             let e = rows.entry(u.split.clone()).or_default().unanswerable.entry(u.kind.clone()).or_default();
             e.0 += 1;

@@ -256,15 +256,26 @@ impl Searcher {
         self.search(v.as_deref(), Some(text), mode, opts)
     }
 
-    /// [`query`](Self::query) with the query's vector already computed by this searcher's
-    /// embedder (for callers that embed many queries in batches, such as the evaluation): the
-    /// same floors, fusion and refusal rules. `vector` is ignored in lexical mode.
-    pub fn query_embedded(&self, text: &str, vector: &[f32], opts: &QueryOptions) -> Result<QueryResult> {
+    /// [`query`](Self::query) with the query's vector already computed (for callers that embed
+    /// many queries in batches, such as the evaluation): the same floors, fusion and refusal
+    /// rules. `fingerprint` is the embedder that computed `vector` and must be the snapshot's.
+    /// `vector` is ignored in lexical mode.
+    pub fn query_embedded(
+        &self,
+        text: &str,
+        vector: &[f32],
+        fingerprint: &EmbeddingFingerprint,
+        opts: &QueryOptions,
+    ) -> Result<QueryResult> {
         if text.trim().is_empty() {
             return Err(Error::Invalid("empty query".into()));
         }
         check_k(opts)?;
-        let dims = self.snapshot.manifest().fingerprint.dims;
+        let m = self.snapshot.manifest();
+        if fingerprint != &m.fingerprint {
+            return Err(Error::EmbeddingVersionMismatch { index: m.fingerprint.id(), embedder: fingerprint.id() });
+        }
+        let dims = m.fingerprint.dims;
         if vector.len() != dims {
             return Err(Error::DimensionMismatch { expected: dims, found: vector.len() });
         }
