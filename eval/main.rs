@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! ragsnap-eval --store DIR --questions FILE.jsonl [--offtopic FILE] [--json OUT]
-//!              [--depth 50] [--dense-floor 0.45] [--sweep]
+//!              [--depth 50] [--dense-floor 0.45] [--sweep] [--refusal FILE.jsonl]
 //! ```
+//!
+//! With `--refusal`, the unanswerable questions of `make_refusal_sets.py` and the answerable ones
+//! are also asked through the library's query path (`refusal.rs`) and the refusal table printed.
 
 use anyhow::{bail, Context, Result};
 use ragsnap::embed::Embedder;
@@ -16,6 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+
+mod refusal;
 
 /// Rank cut-off of the metrics.
 const K: usize = 10;
@@ -28,6 +33,7 @@ struct Args {
     depth: usize,
     dense_floor: f32,
     sweep: bool,
+    refusal: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -39,6 +45,7 @@ fn parse_args() -> Result<Args> {
         depth: 50,
         dense_floor: ragsnap::FALLBACK_FLOOR,
         sweep: false,
+        refusal: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,8 +58,9 @@ fn parse_args() -> Result<Args> {
             "--depth" => a.depth = val()?.parse()?,
             "--dense-floor" => a.dense_floor = val()?.parse()?,
             "--sweep" => a.sweep = true,
+            "--refusal" => a.refusal = Some(val()?.into()),
             "-h" | "--help" => {
-                println!("ragsnap-eval --store DIR --questions FILE [--offtopic FILE] [--json OUT] [--depth N] [--dense-floor F] [--sweep]");
+                println!("ragsnap-eval --store DIR --questions FILE [--offtopic FILE] [--json OUT] [--depth N] [--dense-floor F] [--sweep] [--refusal FILE]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?}"),
@@ -159,6 +167,7 @@ struct Report {
     fusion_sweep: Vec<(f32, f32, Metric, Metric)>,
     floor: BTreeMap<String, f64>,
     latency_ms: BTreeMap<String, f64>,
+    refusal: Option<refusal::Report>,
 }
 
 fn main() -> Result<()> {
@@ -470,6 +479,27 @@ fn main() -> Result<()> {
         }
     }
 
+    // Refusals, through the library's query path.
+    let refusal_report = match &args.refusal {
+        Some(path) => {
+            let t = Instant::now();
+            let searcher = ragsnap::Searcher::new(snapshot.clone(), embedder.clone())?;
+            let answerable: Vec<refusal::Answerable> = runs
+                .iter()
+                .map(|r| refusal::Answerable {
+                    query: &r.q.query,
+                    split: if r.q.split == "dev" { "tune" } else { "held" },
+                    relevant: &r.relevant,
+                    vector: &r.vector,
+                })
+                .collect();
+            let rep = refusal::evaluate(&searcher, embedder.as_ref(), &answerable, &pages, path)?;
+            eprintln!("refusal evaluation took {:.1}s", t.elapsed().as_secs_f64());
+            Some(rep)
+        }
+        None => None,
+    };
+
     let report = Report {
         snapshot: snapshot.id().to_string(),
         chunks: m.counts.chunks,
@@ -481,8 +511,12 @@ fn main() -> Result<()> {
         fusion_sweep: sweep,
         floor,
         latency_ms: latency,
+        refusal: refusal_report,
     };
     print_report(&report);
+    if let Some(r) = &report.refusal {
+        refusal::print(r);
+    }
     if let Some(p) = &args.json {
         std::fs::write(p, serde_json::to_vec_pretty(&report)?)?;
     }

@@ -4,7 +4,9 @@
 #
 # Environment: PYDOC_HTML (default /usr/share/doc/python3.11/html), EVAL_DIR (default
 # target/eval), CARGO, CARGO_TARGET_DIR, EVAL_REBUILD=1 to rebuild the store even when the
-# corpus has not changed, EVAL_ARGS for extra ragsnap-eval arguments (e.g. --sweep).
+# corpus has not changed, EVAL_ARGS for extra ragsnap-eval arguments (e.g. --sweep),
+# EVAL_FOREIGN_SITES (default "nodejs erlang cmake": the development-set manuals whose identifiers
+# make the "foreign" unanswerable questions; fetched by scripts/fetch_corpora.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HTML="${PYDOC_HTML:-/usr/share/doc/python3.11/html}"
@@ -45,14 +47,32 @@ CARGO_TARGET_DIR="$TARGET" "$CARGO" build --release -p ragsnap-cli -p ragsnap-ev
 BIN="$TARGET/release"
 
 # 4. The store (rebuilt only when the corpus changed; the embedding cache makes a rebuild cheap).
+#    A store whose snapshots carry no refusal calibration (built before it existed) is rebuilt.
+if [[ -d "$WORK/store/snapshots" ]] && ! grep -qs '"refusal"' "$WORK"/store/snapshots/*/MANIFEST.json; then
+    EVAL_REBUILD=1
+fi
 if [[ "${EVAL_REBUILD:-0}" == 1 || "$(cat "$WORK/store.stamp" 2>/dev/null)" != "$stamp" ]]; then
-    "$BIN/ragsnap" --store "$WORK/store" rebuild --source "$CORPUS" --url-prefix https://docs.python.org/3.11/ \
+    "$BIN/ragsnap" --store "$WORK/store" rebuild --force --source "$CORPUS" --url-prefix https://docs.python.org/3.11/ \
         --json > "$WORK/rebuild.json"
     echo "$stamp" > "$WORK/store.stamp"
 fi
 
-# 5. Measure.
+# 5. Unanswerable questions (off-topic, identifiers of other manuals absent from the corpus, near
+#    misses), split into tuning and held-back halves. The other manuals come from the development
+#    set's Debian packages (downloaded once into .cache/corpora/).
+foreign_args=()
+# shellcheck disable=SC2086
+while IFS=$'\t' read -r _name _pkg _ver _gen folder _pages; do
+    [[ -n "${folder:-}" ]] && foreign_args+=(--foreign "$folder")
+done < <(bash "$ROOT/scripts/fetch_corpora.sh" ${EVAL_FOREIGN_SITES:-nodejs erlang cmake})
+if [[ ${#foreign_args[@]} -eq 0 ]]; then
+    echo "eval: no other manual could be fetched; the foreign-identifier set will be empty" >&2
+fi
+"$PYTHON" "$ROOT/eval/make_refusal_sets.py" --corpus "$CORPUS" "${foreign_args[@]}" --out "$WORK/refusal.jsonl"
+
+# 6. Measure.
 # shellcheck disable=SC2086
 "$BIN/ragsnap-eval" --store "$WORK/store" --questions "$WORK/questions.jsonl" \
-    --offtopic "$ROOT/eval/offtopic.txt" --json "$WORK/results.json" ${EVAL_ARGS:-} | tee "$WORK/results.md"
+    --offtopic "$ROOT/eval/offtopic.txt" --refusal "$WORK/refusal.jsonl" --json "$WORK/results.json" \
+    ${EVAL_ARGS:-} | tee "$WORK/results.md"
 echo "eval: results in $WORK/results.md and $WORK/results.json" >&2

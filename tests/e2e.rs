@@ -205,11 +205,16 @@ fn an_unchanged_rebuild_embeds_only_the_cache_sample() {
     let second = rebuild_forced(&store, &Config::default(), &source(&fixture_site()), e.as_ref()).unwrap();
     assert_eq!(second.cache_misses, 0);
     assert_eq!(second.cache_hits, first.distinct_chunks);
-    // The only model work left: the canaries and the sample of cache hits checked against the
-    // model (32 by default, `[cache] sample`).
+    // The only model work left: the canaries, the sample of cache hits checked against the
+    // model (32 by default, `[cache] sample`) and the refusal calibration's probes.
     assert_eq!(second.cache_check.sampled, 32);
     assert_eq!(second.cache_check.sample_mismatches, 0);
-    assert_eq!(e.stats().texts - texts, canary_texts + 32);
+    let reader = Store::open_reader(&store).unwrap();
+    let snap = Snapshot::open(&reader, &second.snapshot_id).unwrap();
+    let cal = snap.manifest().calibration.refusal.as_ref().expect("calibrated");
+    let probes = u64::from(cal.in_corpus.probes + cal.off_topic.probes + cal.absent_identifiers.probes);
+    assert!(probes <= 300, "calibration embeds at most a few hundred probes ({probes})");
+    assert_eq!(e.stats().texts - texts, canary_texts + 32 + probes);
 }
 
 #[test]

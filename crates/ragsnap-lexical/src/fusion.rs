@@ -1,6 +1,6 @@
 //! Rank fusion of the dense and lexical lists, and the hybrid floor.
 
-use crate::LexicalHit;
+use crate::{IdentifierSupport, LexicalHit};
 use std::collections::HashMap;
 
 /// How two ranked lists are fused: weighted reciprocal rank,
@@ -161,6 +161,38 @@ impl HybridFloor {
     }
 }
 
+/// Whether lexical evidence may support a hit: its coverage clears `lexical_floor` and, when the
+/// query names identifiers, the hit holds every one of them ([`identifier_support`]). Sub-words
+/// shared with an identifier still rank a hit; they do not by themselves vouch for it.
+///
+/// A `lexical_floor` of 0 asks for no lexical evidence at all (every lexical candidate counts),
+/// which is how a caller switches the floors off.
+pub fn lexical_supports(coverage: Option<f32>, lexical_floor: f32, identifiers: &IdentifierSupport) -> bool {
+    coverage.is_some_and(|c| c >= lexical_floor) && (lexical_floor <= 0.0 || identifiers.complete())
+}
+
+impl HybridFloor {
+    /// The identifier-aware rule: a hit that holds every identifier of the query (or a query
+    /// without identifiers) is kept as by [`keep`](Self::keep); a hit that misses one is kept only
+    /// on its cosine, and only at `identifier_dense` or above (a cosine floor calibrated on
+    /// identifiers the corpus does not contain: they score where correct answers score, so the
+    /// usual floor cannot refuse them).
+    pub fn keep_identified(
+        &self,
+        cosine: Option<f32>,
+        coverage: Option<f32>,
+        identifiers: &IdentifierSupport,
+        identifier_dense: f32,
+    ) -> bool {
+        if identifiers.complete() {
+            self.keep(cosine, coverage)
+        } else {
+            cosine.is_some_and(|c| c >= self.dense.max(identifier_dense))
+                || lexical_supports(coverage, self.lexical, identifiers)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +236,59 @@ mod tests {
         let f = fuse_hits(&[], &[h], &FusionConfig::default());
         assert!(fl.keep_fused(&f[0], Some(0.0)));
         assert_eq!(f[0].lexical_coverage, Some(0.8));
+    }
+
+    #[test]
+    fn an_absent_identifier_gets_no_lexical_support_from_its_sub_words() {
+        use crate::{identifier_support, query_identifiers, LexicalIndex};
+        // A real index: one chunk documents flush(), none defines flush_all().
+        let mut texts = vec![
+            "logging > Handler\n\nlogging.Handler.flush() writes all buffered output of the handler.",
+            "logging > Handler.close\n\nlogging.Handler.close() releases the handler's resources.",
+        ];
+        let filler = [
+            "Tutorial > Loops\n\nA for loop iterates over a sequence.",
+            "json > dumps\n\njson.dumps(obj) serialises obj to a JSON formatted str.",
+            "os > getcwd\n\nos.getcwd() returns the current working directory.",
+            "re > compile\n\nre.compile(pattern) compiles a regular expression.",
+            "time > sleep\n\ntime.sleep(secs) suspends execution.",
+            "math > sqrt\n\nmath.sqrt(x) returns the square root of x.",
+            "sys > argv\n\nsys.argv is the list of command line arguments.",
+            "shutil > copy\n\nshutil.copy(src, dst) copies a file.",
+            "zlib > compress\n\nzlib.compress(data) compresses bytes.",
+            "heapq > heappush\n\nheapq.heappush(heap, item) pushes onto a heap.",
+        ];
+        texts.extend(filler);
+        let index = LexicalIndex::build(&texts);
+        let floor = HybridFloor::with_dense(0.45);
+        let ask = |q: &str| {
+            let hits = index.search_hits(q, 5);
+            let ids = query_identifiers(q);
+            let top = hits[0];
+            (top, identifier_support(texts[top.row as usize], &ids))
+        };
+        // The invented method shares every sub-word with the real one: coverage alone clears
+        // the lexical floor, so the old rule would call it supported.
+        let (top, support) = ask("logging.Handler.flush_all()");
+        assert_eq!(top.row, 0);
+        assert!(top.coverage >= DEFAULT_LEXICAL_FLOOR, "coverage {}", top.coverage);
+        assert!(floor.keep(Some(0.3), Some(top.coverage)));
+        assert_eq!(support.missing, ["logging.Handler.flush_all()"]);
+        assert!(!lexical_supports(Some(top.coverage), DEFAULT_LEXICAL_FLOOR, &support));
+        assert!(!floor.keep_identified(Some(0.3), Some(top.coverage), &support, 0.6));
+        // A high enough cosine still answers; so does a floor switched off.
+        assert!(floor.keep_identified(Some(0.61), Some(top.coverage), &support, 0.6));
+        assert!(lexical_supports(Some(top.coverage), 0.0, &support));
+        // The real method: the chunk holds its last component as a whole word.
+        let (top, support) = ask("logging.Handler.flush()");
+        assert_eq!(top.row, 0);
+        assert_eq!(support.matched, ["logging.handler.flush"]);
+        let (_, support) = ask("Handler.flush()");
+        assert_eq!(support.matched, ["handler.flush"]);
+        let support = identifier_support(texts[0], &query_identifiers("mylib.Handler.flush()"));
+        assert_eq!(support.matched, ["flush"]);
+        assert!(floor.keep_identified(Some(0.3), Some(top.coverage), &support, 0.6));
+        // Sub-word splitting still ranks: "handler flush" finds the same chunk first.
+        assert_eq!(index.search_hits("handler flush", 3)[0].row, 0);
     }
 }

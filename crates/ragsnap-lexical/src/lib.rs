@@ -67,10 +67,14 @@
 //! [`HybridFloor`] tests.
 
 mod fusion;
+mod ident;
 mod index;
 mod tokenize;
 
-pub use fusion::{fuse, fuse_hits, Fused, FusionConfig, HybridFloor, DEFAULT_LEXICAL_FLOOR};
+pub use fusion::{fuse, fuse_hits, lexical_supports, Fused, FusionConfig, HybridFloor, DEFAULT_LEXICAL_FLOOR};
+pub use ident::{
+    holds_word, identifier_support, query_identifiers, IdentifierKind, IdentifierSupport, QueryIdentifier,
+};
 pub use index::{Bm25Params, LexicalHit, LexicalIndex};
 pub use tokenize::{tokenize, MAX_TOKEN_BYTES, MAX_WINDOW};
 

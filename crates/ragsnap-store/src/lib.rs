@@ -22,6 +22,7 @@
 
 pub mod artifact;
 pub mod audit;
+pub mod calibration;
 mod catalog;
 mod error;
 pub mod format;
@@ -35,6 +36,7 @@ pub mod time;
 
 pub use artifact::ArtifactKind;
 pub use audit::AuditEntry;
+pub use calibration::{ProbeScores, RefusalCalibration, REFUSAL_CALIBRATION_VERSION};
 pub use catalog::{
     BackedOut, Catalog, HistoryEntry, ReadMode, SnapshotRecord, CATALOG_OLDEST_SCHEMA_VERSION, CATALOG_SCHEMA_VERSION,
 };

@@ -77,6 +77,9 @@ pub struct IndexInfo {
 pub struct Calibration {
     /// 21 quantiles, ascending.
     pub top1_quantiles: Vec<f32>,
+    /// Probe score distributions and the floors chosen from them (absent in older snapshots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<crate::calibration::RefusalCalibration>,
 }
 
 /// Counts.
@@ -193,6 +196,9 @@ impl Manifest {
             if f.blake3.len() != 64 || !f.blake3.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(refuse(format!("file {:?} has a malformed digest", f.name)));
             }
+        }
+        if let Some(r) = &m.calibration.refusal {
+            r.check().map_err(refuse)?;
         }
         if m.counts.vectors != m.counts.chunks {
             return Err(refuse(format!("{} vectors for {} chunks", m.counts.vectors, m.counts.chunks)));

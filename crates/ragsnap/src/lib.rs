@@ -25,6 +25,7 @@
 //! ```
 
 mod bounded;
+pub mod calibrate;
 pub mod config;
 mod diff;
 mod error;
@@ -54,7 +55,10 @@ pub use rebuild::embed::{CacheCheck, RejectedRow};
 pub use rebuild::{
     prometheus_metrics, rebuild, rebuild_with, FailureKind, GateResult, Outcome, RebuildOptions, RebuildReport,
 };
-pub use search::{Answer, Hit, Mode, QueryOptions, QueryResult, Searcher, Signals, DEFAULT_MAX_K, FALLBACK_FLOOR};
+pub use search::{
+    Answer, Floors, Hit, Mode, QueryOptions, QueryResult, Refusal, Searcher, Signals, CONFIDENCE_SPAN, DEFAULT_MAX_K,
+    FALLBACK_FLOOR,
+};
 pub use snapshot::{load_check, open_head, open_store_writer, repair_store, verify_snapshot, Snapshot};
 
 use std::sync::Arc;

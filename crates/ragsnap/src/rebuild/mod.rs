@@ -406,6 +406,9 @@ pub fn rebuild_with(
     let t = Instant::now();
     let outcome = if rejected_because.is_empty() { Outcome::Promoted } else { Outcome::Rejected };
     let tuned = &indexes.tuned;
+    // The snapshot's own refusal floors, from in-corpus and out-of-corpus probes.
+    let refusal =
+        crate::calibrate::refusal_calibration(embedder, &chunks, &indexes.index, tuned.ef_search, &indexes.lexical)?;
     let writer = SnapshotWriter::begin(&mut store)?;
     let contents = Contents {
         documents: &documents,
@@ -425,6 +428,7 @@ pub fn rebuild_with(
             canaries,
             index: &indexes.index,
             tuned,
+            refusal,
         }),
     )?;
     timings.insert("stage".into(), elapsed(t));

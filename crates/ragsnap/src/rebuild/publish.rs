@@ -7,7 +7,7 @@ use crate::snapshot::write::Description;
 use ragsnap_chunk::ChunkConfig;
 use ragsnap_core::{Canary, EmbeddingFingerprint};
 use ragsnap_index::{Index, TuneReport};
-use ragsnap_store::{Calibration, ChunkerInfo, IndexInfo};
+use ragsnap_store::{Calibration, ChunkerInfo, IndexInfo, RefusalCalibration};
 
 /// Where the build came from and what it measured.
 pub(crate) struct BuildFacts<'a> {
@@ -19,6 +19,8 @@ pub(crate) struct BuildFacts<'a> {
     pub canaries: Vec<Canary>,
     pub index: &'a Index,
     pub tuned: &'a TuneReport,
+    /// The floors measured on this snapshot's own probes ([`crate::calibrate`]).
+    pub refusal: Option<RefusalCalibration>,
 }
 
 /// The manifest's description of a build.
@@ -46,6 +48,6 @@ pub(crate) fn description(f: BuildFacts<'_>) -> Description {
             sample: tuned.sample,
             k: tuned.k,
         },
-        calibration: Calibration { top1_quantiles: tuned.top1_quantiles.clone() },
+        calibration: Calibration { top1_quantiles: tuned.top1_quantiles.clone(), refusal: f.refusal },
     }
 }
