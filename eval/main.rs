@@ -5,7 +5,11 @@
 //! ```text
 //! ragsnap-eval --store DIR --questions FILE.jsonl [--offtopic FILE] [--json OUT]
 //!              [--depth 50] [--dense-floor 0.45] [--sweep] [--refusal FILE.jsonl]
+//!              [--hubs FILE]
 //! ```
+//!
+//! With `--hubs` (one source path per line: the pages `ragsnap chunk --json` marks `"hub": true`),
+//! the share of top-10 results that come from those pages is reported per mode.
 //!
 //! With `--refusal`, the unanswerable questions of `make_refusal_sets.py` and the answerable ones
 //! are also asked through the library's query path (`refusal.rs`) and the refusal table printed.
@@ -34,6 +38,7 @@ struct Args {
     dense_floor: f32,
     sweep: bool,
     refusal: Option<PathBuf>,
+    hubs: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -46,6 +51,7 @@ fn parse_args() -> Result<Args> {
         dense_floor: ragsnap::FALLBACK_FLOOR,
         sweep: false,
         refusal: None,
+        hubs: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,8 +65,9 @@ fn parse_args() -> Result<Args> {
             "--dense-floor" => a.dense_floor = val()?.parse()?,
             "--sweep" => a.sweep = true,
             "--refusal" => a.refusal = Some(val()?.into()),
+            "--hubs" => a.hubs = Some(val()?.into()),
             "-h" | "--help" => {
-                println!("ragsnap-eval --store DIR --questions FILE [--offtopic FILE] [--json OUT] [--depth N] [--dense-floor F] [--sweep] [--refusal FILE]");
+                println!("ragsnap-eval --store DIR --questions FILE [--offtopic FILE] [--json OUT] [--depth N] [--dense-floor F] [--sweep] [--refusal FILE] [--hubs FILE]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?}"),
@@ -168,6 +175,8 @@ struct Report {
     floor: BTreeMap<String, f64>,
     latency_ms: BTreeMap<String, f64>,
     refusal: Option<refusal::Report>,
+    /// Per mode: the share of all top-10 results, and of top-1 results, from hub pages.
+    hub_share: BTreeMap<String, (f64, f64)>,
 }
 
 fn main() -> Result<()> {
@@ -354,6 +363,34 @@ fn main() -> Result<()> {
         }
     }
 
+    // Hub pages (tables of contents, indexes) among the results.
+    let mut hub_share = BTreeMap::new();
+    if let Some(path) = &args.hubs {
+        let listed = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let hub_pages: std::collections::HashSet<u32> =
+            listed.lines().map(str::trim).filter_map(|l| pages.get(l).copied()).collect();
+        eprintln!("{} of the listed hub pages are in the snapshot", hub_pages.len());
+        for (name, f) in
+            modes.iter().filter(|(n, _)| n == "dense" || n == "lexical" || n.starts_with("hybrid (default"))
+        {
+            let (mut top10, mut hub10, mut top1, mut hub1) = (0usize, 0usize, 0usize, 0usize);
+            for r in &runs {
+                let rows = f(r);
+                for (i, &row) in rows.iter().take(K).enumerate() {
+                    let is_hub = hub_pages.contains(&page_of[row as usize]);
+                    top10 += 1;
+                    hub10 += usize::from(is_hub);
+                    if i == 0 {
+                        top1 += 1;
+                        hub1 += usize::from(is_hub);
+                    }
+                }
+            }
+            let share = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+            hub_share.insert(name.clone(), (share(hub10, top10), share(hub1, top1)));
+        }
+    }
+
     // The floor: on-topic questions answered, off-topic refused.
     let mut floor = BTreeMap::new();
     let answered = |rs: &[Run], keep: &dyn Fn(&Run) -> bool| rs.iter().filter(|r| keep(r)).count() as f64;
@@ -512,6 +549,7 @@ fn main() -> Result<()> {
         floor,
         latency_ms: latency,
         refusal: refusal_report,
+        hub_share,
     };
     print_report(&report);
     if let Some(r) = &report.refusal {
@@ -535,6 +573,14 @@ fn print_report(r: &Report) {
         println!("|---|---:|---:|");
         for (name, m) in ms {
             println!("| {name} | {:.3} | {:.3} |", m.recall, m.mrr);
+        }
+        println!();
+    }
+    if !r.hub_share.is_empty() {
+        println!("| mode | share of top-10 results from hub pages | share of top-1 results |");
+        println!("|---|---:|---:|");
+        for (name, (ten, one)) in &r.hub_share {
+            println!("| {name} | {:.2}% | {:.2}% |", ten * 100.0, one * 100.0);
         }
         println!();
     }

@@ -70,9 +70,19 @@ if [[ ${#foreign_args[@]} -eq 0 ]]; then
 fi
 "$PYTHON" "$ROOT/eval/make_refusal_sets.py" --corpus "$CORPUS" "${foreign_args[@]}" --out "$WORK/refusal.jsonl"
 
-# 6. Measure.
+# 6. The hub pages (tables of contents, indexes) as the chunker recognises them: they are not
+#    indexed, and the report counts how many top-10 results came from them (0 unless the store
+#    was built by an older chunker).
+"$BIN/ragsnap" chunk --source "$CORPUS" --json 2>/dev/null \
+    | "$PYTHON" -c 'import json, sys
+for line in sys.stdin:
+    d = json.loads(line)
+    if d.get("hub"):
+        print(d["source"])' > "$WORK/hubs.txt"
+
+# 7. Measure.
 # shellcheck disable=SC2086
 "$BIN/ragsnap-eval" --store "$WORK/store" --questions "$WORK/questions.jsonl" \
-    --offtopic "$ROOT/eval/offtopic.txt" --refusal "$WORK/refusal.jsonl" --json "$WORK/results.json" \
+    --offtopic "$ROOT/eval/offtopic.txt" --refusal "$WORK/refusal.jsonl" --hubs "$WORK/hubs.txt" --json "$WORK/results.json" \
     ${EVAL_ARGS:-} | tee "$WORK/results.md"
 echo "eval: results in $WORK/results.md and $WORK/results.json" >&2
