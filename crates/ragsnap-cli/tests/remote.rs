@@ -6,33 +6,7 @@ use common::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-/// One store with two snapshots of the fixture site (first, second = head), built once.
-fn built_store() -> &'static (tempfile::TempDir, String, String) {
-    static STORE: OnceLock<(tempfile::TempDir, String, String)> = OnceLock::new();
-    STORE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let site = site_copy(dir.path());
-        let store = dir.path().join("store");
-        let s = site.to_str().unwrap();
-        let o = run(&store, &["rebuild", "--source", s, "--json"]);
-        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-        let first = json(&o)["snapshot_id"].as_str().unwrap().to_string();
-        let page = site.join("faq.html");
-        let html = std::fs::read_to_string(&page).unwrap();
-        std::fs::write(
-            &page,
-            html.replacen("</main>", "<h2>Themes</h2><p>The console has a dark theme.</p></main>", 1),
-        )
-        .unwrap();
-        let o = run(&store, &["rebuild", "--source", s, "--json"]);
-        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-        let second = json(&o)["snapshot_id"].as_str().unwrap().to_string();
-        (dir, first, second)
-    })
-}
 
 fn source_store() -> PathBuf {
     built_store().0.path().join("store")

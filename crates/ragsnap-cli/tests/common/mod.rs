@@ -46,3 +46,29 @@ pub fn head(store: &Path) -> Option<String> {
     }
     json(&o).as_array().unwrap().iter().find(|s| s["is_head"] == true).map(|s| s["id"].as_str().unwrap().to_string())
 }
+
+/// One store with two snapshots of the fixture site, built once per test binary (tests work on
+/// copies of it). Returns (its folder, first id, second id = head); the store is `<folder>/store`.
+pub fn built_store() -> &'static (tempfile::TempDir, String, String) {
+    static STORE: std::sync::OnceLock<(tempfile::TempDir, String, String)> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let site = site_copy(dir.path());
+        let store = dir.path().join("store");
+        let s = site.to_str().unwrap();
+        let o = run(&store, &["rebuild", "--source", s, "--json"]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        let first = json(&o)["snapshot_id"].as_str().unwrap().to_string();
+        let page = site.join("faq.html");
+        let html = std::fs::read_to_string(&page).unwrap();
+        std::fs::write(
+            &page,
+            html.replacen("</main>", "<h2>Themes</h2><p>The console has a dark theme.</p></main>", 1),
+        )
+        .unwrap();
+        let o = run(&store, &["rebuild", "--source", s, "--json"]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        let second = json(&o)["snapshot_id"].as_str().unwrap().to_string();
+        (dir, first, second)
+    })
+}
