@@ -244,6 +244,12 @@ impl Searcher {
         &self.snapshot
     }
 
+    /// The embedder queries are embedded with (a stand-in without a model for a lexical-only
+    /// searcher). A caller that follows head opens the next snapshot with the same embedder.
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
     /// Embed `text` and search.
     pub fn query(&self, text: &str, opts: &QueryOptions) -> Result<QueryResult> {
         if text.trim().is_empty() {

@@ -1,0 +1,155 @@
+//! The library's errors as Python exceptions. Every exception the package raises for a library
+//! error is a `ragsnap.Error`; the cases a caller must stop on have their own subclass, and a
+//! request that cannot be served as asked is `ragsnap.InvalidRequest`, which is also a
+//! `ValueError`.
+
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+use ragsnap::index::IndexError;
+use ragsnap::store::StoreError;
+use ragsnap::Error;
+
+pyo3::create_exception!(
+    ragsnap,
+    RagsnapError,
+    PyException,
+    "Base class of every error ragsnap raises for a failure of the library."
+);
+pyo3::create_exception!(
+    ragsnap,
+    EmbeddingVersionMismatch,
+    RagsnapError,
+    "The snapshot was built with another embedding model identity than the one loaded."
+);
+pyo3::create_exception!(
+    ragsnap,
+    EmbeddingDrift,
+    RagsnapError,
+    "Same model identity, different vectors: the runtime or a library drifted (canary check)."
+);
+pyo3::create_exception!(
+    ragsnap,
+    CorruptSnapshot,
+    RagsnapError,
+    "A snapshot or the catalog fails its checks (checksum, format, manifest); nothing from it is served."
+);
+pyo3::create_exception!(ragsnap, StoreLocked, RagsnapError, "Another writer holds the store's lock.");
+
+/// `InvalidRequest(Error, ValueError)`, made once at import (two bases need `type()`).
+static INVALID_REQUEST: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn invalid_request_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    INVALID_REQUEST
+        .get_or_try_init(py, || {
+            let bases = PyTuple::new(py, [py.get_type::<RagsnapError>(), py.get_type::<PyValueError>()])?;
+            let ns = PyDict::new(py);
+            ns.set_item("__module__", "ragsnap")?;
+            ns.set_item(
+                "__doc__",
+                "A request that cannot be served as asked: a setting out of range, an empty query, an unknown snapshot reference.",
+            )?;
+            let t = py.get_type::<PyType>().call1(("InvalidRequest", bases, ns))?;
+            Ok(t.cast_into::<PyType>()?.unbind())
+        })
+        .map(|t| t.bind(py))
+}
+
+/// Add the exception classes to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("Error", py.get_type::<RagsnapError>())?;
+    m.add("EmbeddingVersionMismatch", py.get_type::<EmbeddingVersionMismatch>())?;
+    m.add("EmbeddingDrift", py.get_type::<EmbeddingDrift>())?;
+    m.add("CorruptSnapshot", py.get_type::<CorruptSnapshot>())?;
+    m.add("StoreLocked", py.get_type::<StoreLocked>())?;
+    m.add("InvalidRequest", invalid_request_type(py)?)?;
+    Ok(())
+}
+
+/// Which Python exception a library error becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `ragsnap.Error`.
+    Error,
+    /// `ragsnap.EmbeddingVersionMismatch`.
+    VersionMismatch,
+    /// `ragsnap.EmbeddingDrift`.
+    Drift,
+    /// `ragsnap.CorruptSnapshot`.
+    Corrupt,
+    /// `ragsnap.StoreLocked`.
+    Locked,
+    /// `ragsnap.InvalidRequest`.
+    Invalid,
+}
+
+/// The exception class for a library error. The enums are `#[non_exhaustive]`: a variant added
+/// later is a plain `ragsnap.Error` until it is listed here.
+pub fn kind(e: &Error) -> Kind {
+    match e {
+        Error::EmbeddingVersionMismatch { .. } => Kind::VersionMismatch,
+        Error::EmbeddingDrift { .. } => Kind::Drift,
+        Error::Store(s) => store_kind(s),
+        Error::Index(i) => match i {
+            // Vectors or a graph that do not read back: the snapshot's index files are damaged.
+            IndexError::Vectors(_) | IndexError::Graph(_) => Kind::Corrupt,
+            IndexError::RecallNotReached { .. } | IndexError::Stopped => Kind::Error,
+            _ => Kind::Error,
+        },
+        Error::DimensionMismatch { .. } | Error::Invalid(_) | Error::InvalidSetting { .. } | Error::Config { .. } => {
+            Kind::Invalid
+        }
+        Error::Embed(_) | Error::Io { .. } | Error::Cancelled => Kind::Error,
+        _ => Kind::Error,
+    }
+}
+
+fn store_kind(e: &StoreError) -> Kind {
+    match e {
+        StoreError::Locked { .. } => Kind::Locked,
+        StoreError::Corrupt { .. }
+        | StoreError::Malformed { .. }
+        | StoreError::ManifestRefused { .. }
+        | StoreError::UnsupportedVersion { .. }
+        | StoreError::CatalogDamaged { .. }
+        | StoreError::Unreadable { .. } => Kind::Corrupt,
+        StoreError::UnknownSnapshot(_) | StoreError::BadReference { .. } | StoreError::BeyondHistory { .. } => {
+            Kind::Invalid
+        }
+        StoreError::Io { .. }
+        | StoreError::NoHead
+        | StoreError::Catalog { .. }
+        | StoreError::Refused(_)
+        | StoreError::NoStore { .. }
+        | StoreError::NotAStore { .. }
+        | StoreError::SymlinkRefused { .. } => Kind::Error,
+        _ => Kind::Error,
+    }
+}
+
+/// A Python exception of class `kind` with `message`.
+pub fn raise(kind: Kind, message: String) -> PyErr {
+    match kind {
+        Kind::Error => RagsnapError::new_err(message),
+        Kind::VersionMismatch => EmbeddingVersionMismatch::new_err(message),
+        Kind::Drift => EmbeddingDrift::new_err(message),
+        Kind::Corrupt => CorruptSnapshot::new_err(message),
+        Kind::Locked => StoreLocked::new_err(message),
+        Kind::Invalid => Python::attach(|py| match invalid_request_type(py) {
+            Ok(t) => PyErr::from_type(t.clone(), message),
+            Err(e) => e,
+        }),
+    }
+}
+
+/// The library error as its Python exception; the message is the library's.
+pub fn to_py(e: Error) -> PyErr {
+    raise(kind(&e), e.to_string())
+}
+
+/// `ragsnap.InvalidRequest` with `message`.
+pub fn invalid(message: impl Into<String>) -> PyErr {
+    raise(Kind::Invalid, message.into())
+}
