@@ -9,6 +9,7 @@ DEMO_STORE := $(CURDIR)/target/demo-store
 RAGSNAP := $(CURDIR)/target/release/ragsnap
 
 .PHONY: setup build demo test lint bench eval corpora corpora-selftest clean-store help
+.PHONY: python python-test
 
 help:
 	@echo "make demo   fetch the runtime, build, index the bundled fixtures, query, roll back, verify"
@@ -37,6 +38,7 @@ lint:
 test: setup lint corpora-selftest
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
+	@$(MAKE) --no-print-directory python-test
 
 bench: setup
 	@bash benches/run.sh
@@ -56,3 +58,16 @@ corpora-selftest:
 
 clean-store:
 	rm -rf "$(DEMO_STORE)"
+
+## The Python package (crates/ragsnap-py + python/, python/README.md): a release wheel in
+## target/wheels/, built by maturin from the cached venv scripts/python_venv.sh makes.
+python:
+	@rm -f target/wheels/ragsnap-*.whl
+	@MATURIN="$$(dirname "$$(bash scripts/python_venv.sh build)")/maturin"; \
+	cd python && "$$MATURIN" build --release --out "$(CURDIR)/target/wheels"
+
+## The Python package's pytest suite (part of `make test`): a dev-profile wheel, installed into
+## the cached test venv (pinned pytest, langchain-core, llama-index-core), against a store that
+## the suite builds from fixtures/site with ragsnap.rebuild.
+python-test:
+	@bash scripts/python_test.sh

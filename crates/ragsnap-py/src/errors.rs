@@ -9,33 +9,33 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use ragsnap::index::IndexError;
 use ragsnap::store::StoreError;
-use ragsnap::Error;
+use ragsnap::Error as LibError;
 
 pyo3::create_exception!(
     ragsnap,
-    RagsnapError,
+    Error,
     PyException,
     "Base class of every error ragsnap raises for a failure of the library."
 );
 pyo3::create_exception!(
     ragsnap,
     EmbeddingVersionMismatch,
-    RagsnapError,
+    Error,
     "The snapshot was built with another embedding model identity than the one loaded."
 );
 pyo3::create_exception!(
     ragsnap,
     EmbeddingDrift,
-    RagsnapError,
+    Error,
     "Same model identity, different vectors: the runtime or a library drifted (canary check)."
 );
 pyo3::create_exception!(
     ragsnap,
     CorruptSnapshot,
-    RagsnapError,
+    Error,
     "A snapshot or the catalog fails its checks (checksum, format, manifest); nothing from it is served."
 );
-pyo3::create_exception!(ragsnap, StoreLocked, RagsnapError, "Another writer holds the store's lock.");
+pyo3::create_exception!(ragsnap, StoreLocked, Error, "Another writer holds the store's lock.");
 
 /// `InvalidRequest(Error, ValueError)`, made once at import (two bases need `type()`).
 static INVALID_REQUEST: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -43,7 +43,7 @@ static INVALID_REQUEST: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 fn invalid_request_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     INVALID_REQUEST
         .get_or_try_init(py, || {
-            let bases = PyTuple::new(py, [py.get_type::<RagsnapError>(), py.get_type::<PyValueError>()])?;
+            let bases = PyTuple::new(py, [py.get_type::<Error>(), py.get_type::<PyValueError>()])?;
             let ns = PyDict::new(py);
             ns.set_item("__module__", "ragsnap")?;
             ns.set_item(
@@ -59,7 +59,7 @@ fn invalid_request_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// Add the exception classes to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add("Error", py.get_type::<RagsnapError>())?;
+    m.add("Error", py.get_type::<Error>())?;
     m.add("EmbeddingVersionMismatch", py.get_type::<EmbeddingVersionMismatch>())?;
     m.add("EmbeddingDrift", py.get_type::<EmbeddingDrift>())?;
     m.add("CorruptSnapshot", py.get_type::<CorruptSnapshot>())?;
@@ -87,21 +87,21 @@ pub enum Kind {
 
 /// The exception class for a library error. The enums are `#[non_exhaustive]`: a variant added
 /// later is a plain `ragsnap.Error` until it is listed here.
-pub fn kind(e: &Error) -> Kind {
+pub fn kind(e: &LibError) -> Kind {
     match e {
-        Error::EmbeddingVersionMismatch { .. } => Kind::VersionMismatch,
-        Error::EmbeddingDrift { .. } => Kind::Drift,
-        Error::Store(s) => store_kind(s),
-        Error::Index(i) => match i {
+        LibError::EmbeddingVersionMismatch { .. } => Kind::VersionMismatch,
+        LibError::EmbeddingDrift { .. } => Kind::Drift,
+        LibError::Store(s) => store_kind(s),
+        LibError::Index(i) => match i {
             // Vectors or a graph that do not read back: the snapshot's index files are damaged.
             IndexError::Vectors(_) | IndexError::Graph(_) => Kind::Corrupt,
             IndexError::RecallNotReached { .. } | IndexError::Stopped => Kind::Error,
             _ => Kind::Error,
         },
-        Error::DimensionMismatch { .. } | Error::Invalid(_) | Error::InvalidSetting { .. } | Error::Config { .. } => {
+        LibError::DimensionMismatch { .. } | LibError::Invalid(_) | LibError::InvalidSetting { .. } | LibError::Config { .. } => {
             Kind::Invalid
         }
-        Error::Embed(_) | Error::Io { .. } | Error::Cancelled => Kind::Error,
+        LibError::Embed(_) | LibError::Io { .. } | LibError::Cancelled => Kind::Error,
         _ => Kind::Error,
     }
 }
@@ -132,7 +132,7 @@ fn store_kind(e: &StoreError) -> Kind {
 /// A Python exception of class `kind` with `message`.
 pub fn raise(kind: Kind, message: String) -> PyErr {
     match kind {
-        Kind::Error => RagsnapError::new_err(message),
+        Kind::Error => Error::new_err(message),
         Kind::VersionMismatch => EmbeddingVersionMismatch::new_err(message),
         Kind::Drift => EmbeddingDrift::new_err(message),
         Kind::Corrupt => CorruptSnapshot::new_err(message),
@@ -145,7 +145,7 @@ pub fn raise(kind: Kind, message: String) -> PyErr {
 }
 
 /// The library error as its Python exception; the message is the library's.
-pub fn to_py(e: Error) -> PyErr {
+pub fn to_py(e: LibError) -> PyErr {
     raise(kind(&e), e.to_string())
 }
 

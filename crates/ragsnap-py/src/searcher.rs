@@ -517,11 +517,11 @@ impl PyQueryResult {
 
     fn __repr__(&self) -> String {
         format!(
-            "ragsnap.QueryResult(snapshot_id={:?}, refused={}, hits={}, best_score={:?})",
+            "ragsnap.QueryResult(snapshot_id={:?}, refused={}, hits={}, best_score={})",
             self.result.snapshot_id,
             if self.refused() { "True" } else { "False" },
             self.hits.len(),
-            self.best_score()
+            self.best_score().map_or("None".to_string(), |s| format!("{s:.4}"))
         )
     }
 }

@@ -1,0 +1,59 @@
+"""ragsnap.rebuild: the report, settings validated by name, and the installed wheel."""
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+import ragsnap
+from conftest import ANSWERED
+
+
+def test_an_unchanged_rebuild_reports_and_writes_nothing(built, tmp_path):
+    store = built.copy(tmp_path)
+    report = ragsnap.rebuild(store, built.site)
+    assert report["outcome"] == "unchanged" and report["snapshot_id"] == built.second
+    assert {"chunks", "gates", "timings", "source_diff", "fingerprint_id"} <= set(report)
+    assert len(ragsnap.Store(store).snapshots()) == 2
+
+
+def test_settings_are_checked_by_name_before_anything_is_built(tmp_path):
+    store = tmp_path / "store"
+    with pytest.raises(TypeError, match="chunk_size"):
+        ragsnap.rebuild(store, tmp_path, chunk_size=100)
+    with pytest.raises(ragsnap.InvalidRequest, match="target_token"):
+        ragsnap.rebuild(store, tmp_path, chunker={"target_token": 100})
+    with pytest.raises(ragsnap.InvalidRequest, match="chunker.target_tokens"):
+        ragsnap.rebuild(store, tmp_path, chunker={"target_tokens": 0})
+    with pytest.raises(ValueError, match="gates.max_removed_share"):
+        ragsnap.rebuild(store, tmp_path, gates={"max_removed_share": 1.5})
+    with pytest.raises(TypeError, match="force"):
+        ragsnap.rebuild(store, tmp_path, force="yes")
+    assert not store.exists(), "a refused rebuild created the store"
+
+
+def test_the_wheel_installs_into_a_fresh_venv_and_answers(built, tmp_path):
+    wheel = os.environ.get("RAGSNAP_WHEEL")
+    if not wheel:
+        pytest.skip("RAGSNAP_WHEEL is not set (scripts/python_test.sh sets it)")
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-index", "--disable-pip-version-check", wheel], check=True)
+    code = (
+        "import sys, ragsnap\n"
+        "r = ragsnap.Searcher.open(sys.argv[1]).query(sys.argv[2], k=2)\n"
+        "assert not r.refused, r\n"
+        "print(r.snapshot_id, r.hits[0].source_path)\n"
+    )
+    out = subprocess.run([py, "-c", code, str(built.store), ANSWERED], check=True, capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""})
+    assert out.stdout.split()[0] == built.second
+    typed = Path(out.stdout and subprocess.run(
+        [py, "-c", "import ragsnap, os; print(os.path.dirname(ragsnap.__file__))"],
+        check=True, capture_output=True, text=True, cwd=tmp_path).stdout.strip())
+    assert (typed / "py.typed").exists() and (typed / "_native.pyi").exists()
+    assert sys.executable != str(py)
