@@ -66,9 +66,12 @@ pub fn from_py(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = serde_json::Map::new();
         for (k, v) in d.iter() {
-            let key: String = k
-                .extract()
-                .map_err(|_| PyTypeError::new_err(format!("{what}: keys must be strings, got {}", k.repr().map(|r| r.to_string()).unwrap_or_default())))?;
+            let key: String = k.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{what}: keys must be strings, got {}",
+                    k.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?;
             let sub = format!("{what}.{key}");
             map.insert(key, from_py(&v, &sub)?);
         }

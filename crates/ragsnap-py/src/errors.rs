@@ -98,9 +98,10 @@ pub fn kind(e: &LibError) -> Kind {
             IndexError::RecallNotReached { .. } | IndexError::Stopped => Kind::Error,
             _ => Kind::Error,
         },
-        LibError::DimensionMismatch { .. } | LibError::Invalid(_) | LibError::InvalidSetting { .. } | LibError::Config { .. } => {
-            Kind::Invalid
-        }
+        LibError::DimensionMismatch { .. }
+        | LibError::Invalid(_)
+        | LibError::InvalidSetting { .. }
+        | LibError::Config { .. } => Kind::Invalid,
         LibError::Embed(_) | LibError::Io { .. } | LibError::Cancelled => Kind::Error,
         _ => Kind::Error,
     }

@@ -126,9 +126,8 @@ impl PySearcher {
             cfg.runtime.ort_lib = ort_lib;
         }
         let mode = if lexical_only { Mode::Lexical } else { Mode::Hybrid };
-        let searcher = py
-            .detach(|| ragsnap::open_searcher(&store, Some(snapshot), &cfg.runtime, mode))
-            .map_err(to_py)?;
+        let searcher =
+            py.detach(|| ragsnap::open_searcher(&store, Some(snapshot), &cfg.runtime, mode)).map_err(to_py)?;
         Ok(PySearcher {
             inner: Arc::new(Inner {
                 root: store,
@@ -287,7 +286,11 @@ impl PySearcher {
     }
 
     fn __repr__(&self) -> String {
-        format!("ragsnap.Searcher(store={:?}, snapshot_id={:?})", self.inner.root.display().to_string(), self.snapshot_id())
+        format!(
+            "ragsnap.Searcher(store={:?}, snapshot_id={:?})",
+            self.inner.root.display().to_string(),
+            self.snapshot_id()
+        )
     }
 }
 

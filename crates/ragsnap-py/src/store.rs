@@ -76,7 +76,8 @@ impl PyStore {
 const REBUILD_KEYWORDS: &[&str] =
     &["config", "url_prefix", "allow_model_change", "force", "model_dir", "ort_lib", "golden", "selection"];
 /// Sections of `ragsnap.toml` that `rebuild` takes as dict keyword arguments.
-const CONFIG_SECTIONS: &[&str] = &["runtime", "ingest", "chunker", "boilerplate", "index", "query", "gates", "cache", "gc"];
+const CONFIG_SECTIONS: &[&str] =
+    &["runtime", "ingest", "chunker", "boilerplate", "index", "query", "gates", "cache", "gc"];
 
 fn sources_of(source: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
     if let Ok(one) = source.extract::<PathBuf>() {
@@ -88,9 +89,9 @@ fn sources_of(source: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
         .map_err(|_| PyTypeError::new_err("source must be a folder (str or os.PathLike) or a list of folders"))?
     {
         out.push(
-            item?
-                .extract::<PathBuf>()
-                .map_err(|_| PyTypeError::new_err("source must be a folder (str or os.PathLike) or a list of folders"))?,
+            item?.extract::<PathBuf>().map_err(|_| {
+                PyTypeError::new_err("source must be a folder (str or os.PathLike) or a list of folders")
+            })?,
         );
     }
     if out.is_empty() {
@@ -194,13 +195,8 @@ pub fn rebuild<'py>(
         std::thread::scope(|scope| {
             let build = scope.spawn(|| {
                 let embedder = ragsnap::open_embedder(&config.runtime)?;
-                let opts = RebuildOptions {
-                    sources,
-                    allow_model_change,
-                    force,
-                    cancel: Some(&cancel),
-                    ..Default::default()
-                };
+                let opts =
+                    RebuildOptions { sources, allow_model_change, force, cancel: Some(&cancel), ..Default::default() };
                 ragsnap::rebuild_with(&store, &config, &opts, embedder.as_ref())
             });
             // Python's signal handlers run only with the GIL held: look at them now and then,
@@ -264,18 +260,19 @@ pub fn rollback<'py>(
     if reason.trim().is_empty() {
         return Err(errors::invalid("reason: must not be empty"));
     }
-    let (from, target) = py.detach(|| -> Result<(String, String), ragsnap::Error> {
-        if layout::classify(&store)? == RootState::Fresh {
-            return Err(StoreError::NoStore { path: store.clone() }.into());
-        }
-        let mut writer = ragsnap::open_store_writer(&store)?;
-        let target = match &to {
-            Some(t) => writer.resolve(t)?,
-            None => writer.previous_head(usize::try_from(steps).unwrap_or(usize::MAX))?,
-        };
-        Ok(writer.rollback(&target, reason, allow_model_change)?)
-    })
-    .map_err(to_py)?;
+    let (from, target) = py
+        .detach(|| -> Result<(String, String), ragsnap::Error> {
+            if layout::classify(&store)? == RootState::Fresh {
+                return Err(StoreError::NoStore { path: store.clone() }.into());
+            }
+            let mut writer = ragsnap::open_store_writer(&store)?;
+            let target = match &to {
+                Some(t) => writer.resolve(t)?,
+                None => writer.previous_head(usize::try_from(steps).unwrap_or(usize::MAX))?,
+            };
+            Ok(writer.rollback(&target, reason, allow_model_change)?)
+        })
+        .map_err(to_py)?;
     record(&store, "rollback", Some(&target), "ok", format!("head {from} -> {target}: {reason}"));
     let d = PyDict::new(py);
     d.set_item("from", from)?;
