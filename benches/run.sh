@@ -346,6 +346,40 @@ print(json.dumps({"bench": "publish-pull", "publish_secs": round(t1 - t0, 2), "p
 EOF
 }
 
+# Per-query latency through the Python package against the library itself: the same store, the
+# same questions, one intra-op thread each, dense and hybrid, in alternating rounds (the release
+# wheel of `make python` is installed into benches/.venv).
+part_python() {
+  ensure_store
+  : >"$RESULTS/python.jsonl"
+  log "python: release wheel (make python), installed into $VENV"
+  (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" make --no-print-directory python >&2)
+  "$PY" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$ROOT"/target/wheels/ragsnap-*.whl
+  local q="$DATA/python-queries.json" rounds="${PY_ROUNDS:-3}"
+  record python "$BIN/bench_modes" queries --store "$STORE" --n "${PY_QUERIES:-300}" --out "$q"
+  for ((r = 1; r <= rounds; r++)); do
+    for mode in dense hybrid; do
+      log "python: round $r/$rounds, $mode: the library, then the Python package"
+      RAYON_NUM_THREADS=1 record python "$BIN/bench_modes" latency --store "$STORE" --queries "$q" --mode "$mode"
+      RAYON_NUM_THREADS=1 record python "$PY" "$HERE/python_latency.py" "$STORE" "$q" "$mode"
+    done
+  done
+  "$PY" - "$RESULTS/python.jsonl" <<'EOF' | tee "$RESULTS/python.md" >&2
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"python-overhead"' in l]
+print("| mode | Rust p50 ms | Python p50 ms | overhead p50 | Rust p99 ms | Python p99 ms | rounds |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for mode in ("dense", "hybrid"):
+    side = {s: [r["latency_ms"] for r in rows if r["mode"] == mode and r["side"] == s] for s in ("rust", "python")}
+    if not side["rust"] or not side["python"]:
+        continue
+    med = {s: {p: statistics.median(x[p] for x in side[s]) for p in ("p50", "p99")} for s in side}
+    over = (med["python"]["p50"] / med["rust"]["p50"] - 1) * 100
+    print(f"| {mode} | {med['rust']['p50']:.2f} | {med['python']['p50']:.2f} | {over:+.1f}% "
+          f"| {med['rust']['p99']:.2f} | {med['python']['p99']:.2f} | {len(side['rust'])} |")
+EOF
+}
+
 report() {
   "$PY" "$HERE/python/report.py" "$RESULTS" | tee "$RESULTS/tables.md"
 }
@@ -361,6 +395,7 @@ main() {
   for p in "${parts[@]}"; do
     case "$p" in
       ingest | embed | embed-head | rebuild | rebuild-incremental | index | query | serve) "part_$p" ;;
+      python) part_python ;;
       report) ;;
       *) die "unknown part $p (ingest embed embed-head rebuild rebuild-incremental index query serve report)" ;;
     esac
