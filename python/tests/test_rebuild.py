@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -52,8 +51,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_answers(built, tmp_path):
     out = subprocess.run([py, "-c", code, str(built.store), ANSWERED], check=True, capture_output=True, text=True,
                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""})
     assert out.stdout.split()[0] == built.second
-    typed = Path(out.stdout and subprocess.run(
-        [py, "-c", "import ragsnap, os; print(os.path.dirname(ragsnap.__file__))"],
-        check=True, capture_output=True, text=True, cwd=tmp_path).stdout.strip())
-    assert (typed / "py.typed").exists() and (typed / "_native.pyi").exists()
-    assert sys.executable != str(py)
+    where = subprocess.run([py, "-c", "import ragsnap, os; print(os.path.dirname(ragsnap.__file__))"],
+                           check=True, capture_output=True, text=True, cwd=tmp_path).stdout.strip()
+    assert Path(where).is_relative_to(env_dir), f"imported {where}, not the fresh venv's copy"
+    assert (Path(where) / "py.typed").exists() and (Path(where) / "_native.pyi").exists()

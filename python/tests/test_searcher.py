@@ -46,8 +46,12 @@ def test_dense_and_lexical_modes_and_bad_options(searcher):
     lexical = searcher.query(ANSWERED, mode="lexical", k=2)
     assert lexical.mode == "lexical" and all(h.cosine is None for h in lexical.hits)
     for kwargs, name in [({"k": 0}, "k"), ({"k": -3}, "k"), ({"mode": "fuzzy"}, "mode"), ({"floor": 2.0}, "floor"),
-                         ({"floor": float("nan")}, "floor"), ({"k": 60}, "k")]:
+                         ({"floor": float("nan")}, "floor"), ({"k": 60}, "k"), ({"k": 10**30}, "k"),
+                         ({"ef": 0}, "ef"), ({"floor_percentile": 101}, "floor_percentile")]:
         with pytest.raises(ragsnap.InvalidRequest, match=name):
+            searcher.query(ANSWERED, **kwargs)
+    for kwargs, name in [({"k": "3"}, "k"), ({"k": True}, "k"), ({"floor": "high"}, "floor")]:
+        with pytest.raises(TypeError, match=name):
             searcher.query(ANSWERED, **kwargs)
     with pytest.raises(ValueError, match="empty query"):
         searcher.query("   ")
@@ -57,6 +61,7 @@ def test_a_model_other_than_the_snapshots_raises_the_typed_error(built, other_mo
     with pytest.raises(ragsnap.EmbeddingVersionMismatch) as e:
         ragsnap.Searcher.open(built.store, model_dir=other_model)
     assert isinstance(e.value, ragsnap.Error) and "embedding version mismatch" in str(e.value)
+    assert e.value.index != e.value.embedder and e.value.index in str(e.value)
 
 
 def test_a_corrupt_snapshot_and_a_missing_store_raise_typed_errors(built, tmp_path):
@@ -65,8 +70,9 @@ def test_a_corrupt_snapshot_and_a_missing_store_raise_typed_errors(built, tmp_pa
     data = bytearray(vectors.read_bytes())
     data[len(data) // 2] ^= 0xFF
     vectors.write_bytes(bytes(data))
-    with pytest.raises(ragsnap.CorruptSnapshot, match=vectors.name):
+    with pytest.raises(ragsnap.CorruptSnapshot, match=vectors.name) as e:
         ragsnap.Searcher.open(store)
+    assert e.value.path == str(vectors)
     # The other snapshot is intact and still served by name.
     assert ragsnap.Searcher.open(store, built.first).snapshot_id == built.first
     with pytest.raises(ragsnap.Error, match="no ragsnap store"):
@@ -79,8 +85,9 @@ def test_a_writer_meets_store_locked_while_another_holds_the_lock(built, tmp_pat
     store = built.copy(tmp_path)
     with open(store / "LOCK", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(ragsnap.StoreLocked):
+        with pytest.raises(ragsnap.StoreLocked) as e:
             ragsnap.rollback(store, reason="test")
+        assert e.value.path == str(store / "LOCK")
     assert ragsnap.Store(store).head()["id"] == built.second, "head moved although the rollback was refused"
 
 
@@ -139,3 +146,17 @@ def test_threads_share_one_searcher_and_get_the_single_threaded_answers(searcher
     assert all(ids == expected[q] for q, ids in got)
     # The GIL is released while queries embed and search: the pure-Python counter kept running.
     assert ticks > 10_000
+
+
+def test_the_store_lists_snapshots_history_and_resolves_references(built):
+    store = ragsnap.Store(built.store)
+    assert store.path == built.store
+    assert [s["id"] for s in store.snapshots() if s["is_head"]] == [built.second]
+    assert {s["id"] for s in store.snapshots()} == {built.first, built.second}
+    assert store.resolve("HEAD~1") == built.first and store.resolve("HEAD") == built.second
+    assert [h["action"] for h in store.history()][:2] == ["promote", "promote"]
+    with pytest.raises(ragsnap.InvalidRequest, match="HEAD~5"):
+        store.resolve("HEAD~5")
+    # A pinned snapshot is served as asked, whatever head is.
+    assert ragsnap.Searcher.open(built.store, built.first, lexical_only=True).query(
+        ANSWERED, mode="lexical").snapshot_id == built.first

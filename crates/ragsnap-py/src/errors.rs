@@ -6,7 +6,7 @@
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyFloat, PyString, PyTuple, PyType};
 use ragsnap::index::IndexError;
 use ragsnap::store::StoreError;
 use ragsnap::Error as LibError;
@@ -145,9 +145,49 @@ pub fn raise(kind: Kind, message: String) -> PyErr {
     }
 }
 
-/// The library error as its Python exception; the message is the library's.
+/// The library error as its Python exception; the message is the library's. The details a
+/// caller may act on are attributes too: `index` and `embedder` (fingerprint ids) on
+/// `EmbeddingVersionMismatch`, `canary`, `cosine` and `min` on `EmbeddingDrift`, `path` (and
+/// `pid` for `StoreLocked`) on store errors that name a file.
 pub fn to_py(e: LibError) -> PyErr {
-    raise(kind(&e), e.to_string())
+    let err = raise(kind(&e), e.to_string());
+    Python::attach(|py| {
+        let v = err.value(py);
+        let set = |k: &str, x: Bound<'_, PyAny>| {
+            let _ = v.setattr(k, x);
+        };
+        let path = |p: &std::path::Path| PyString::new(py, &p.to_string_lossy()).into_any();
+        match &e {
+            LibError::EmbeddingVersionMismatch { index, embedder } => {
+                set("index", PyString::new(py, index).into_any());
+                set("embedder", PyString::new(py, embedder).into_any());
+            }
+            LibError::EmbeddingDrift { canary, cosine, min } => {
+                set("canary", PyString::new(py, canary).into_any());
+                set("cosine", PyFloat::new(py, f64::from(*cosine)).into_any());
+                set("min", PyFloat::new(py, f64::from(*min)).into_any());
+            }
+            LibError::Store(StoreError::Locked { path: p, pid }) => {
+                set("path", path(p));
+                let Ok(pid) = pid.into_pyobject(py);
+                set("pid", pid.into_any());
+            }
+            LibError::Store(
+                StoreError::Corrupt { path: p, .. }
+                | StoreError::Malformed { path: p, .. }
+                | StoreError::ManifestRefused { path: p, .. }
+                | StoreError::UnsupportedVersion { path: p, .. }
+                | StoreError::CatalogDamaged { path: p, .. }
+                | StoreError::Unreadable { path: p, .. }
+                | StoreError::Io { path: p, .. },
+            )
+            | LibError::Io { path: p, .. } => {
+                set("path", path(p));
+            }
+            _ => {}
+        }
+    });
+    err
 }
 
 /// `ragsnap.InvalidRequest` with `message`.

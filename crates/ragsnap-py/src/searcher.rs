@@ -3,7 +3,9 @@
 
 use crate::convert;
 use crate::errors::{self, to_py};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyInt};
 use ragsnap::config::Config;
 use ragsnap::{Answer, Hit, Mode, QueryOptions, QueryResult, Searcher, Snapshot, Store};
 use std::path::PathBuf;
@@ -93,15 +95,31 @@ pub struct PySearcher {
     follower: Mutex<Option<Follower>>,
 }
 
-fn usize_arg(name: &str, v: i64) -> PyResult<usize> {
-    usize::try_from(v).map_err(|_| errors::invalid(format!("invalid setting {name}: {v} is out of range")))
+/// A whole-number option: a wrong type is a `TypeError` and a value out of range an
+/// `InvalidRequest`, each naming the option (Python's own messages name neither).
+fn usize_arg(name: &str, v: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!("{name} must be an int, not {}", type_name(v))));
+    }
+    match v.extract::<i64>().ok().and_then(|i| usize::try_from(i).ok()) {
+        Some(u) => Ok(u),
+        None => Err(errors::invalid(format!("invalid setting {name}: {v} is out of range"))),
+    }
 }
 
-fn f32_arg(name: &str, v: f64) -> PyResult<f32> {
-    if !v.is_finite() {
-        return Err(errors::invalid(format!("invalid setting {name}: {v} is not a finite number")));
+/// A real-number option (int or float), finite.
+fn f32_arg(name: &str, v: &Bound<'_, PyAny>) -> PyResult<f32> {
+    if v.is_instance_of::<PyBool>() || !(v.is_instance_of::<PyFloat>() || v.is_instance_of::<PyInt>()) {
+        return Err(PyTypeError::new_err(format!("{name} must be a number, not {}", type_name(v))));
     }
-    Ok(v as f32)
+    match v.extract::<f64>() {
+        Ok(f) if f.is_finite() => Ok(f as f32),
+        _ => Err(errors::invalid(format!("invalid setting {name}: {v} is not a finite number"))),
+    }
+}
+
+fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
 }
 
 #[pymethods]
@@ -169,42 +187,42 @@ impl PySearcher {
         &self,
         py: Python<'_>,
         text: &str,
-        k: Option<i64>,
+        k: Option<Bound<'_, PyAny>>,
         mode: Option<&str>,
-        floor: Option<f64>,
-        floor_percentile: Option<f64>,
-        lexical_floor: Option<f64>,
-        rrf_k: Option<f64>,
-        ef: Option<i64>,
-        max_per_source: Option<i64>,
-        max_k: Option<i64>,
+        floor: Option<Bound<'_, PyAny>>,
+        floor_percentile: Option<Bound<'_, PyAny>>,
+        lexical_floor: Option<Bound<'_, PyAny>>,
+        rrf_k: Option<Bound<'_, PyAny>>,
+        ef: Option<Bound<'_, PyAny>>,
+        max_per_source: Option<Bound<'_, PyAny>>,
+        max_k: Option<Bound<'_, PyAny>>,
     ) -> PyResult<PyQueryResult> {
         let mut opts = self.defaults.clone();
         if let Some(m) = mode {
             opts.mode = m.parse::<Mode>().map_err(|e| errors::invalid(format!("invalid setting mode: {e}")))?;
         }
-        if let Some(v) = max_k {
+        if let Some(v) = &max_k {
             opts.max_k = usize_arg("max_k", v)?;
         }
-        if let Some(v) = k {
+        if let Some(v) = &k {
             opts.k = usize_arg("k", v)?;
         }
-        if let Some(v) = floor {
+        if let Some(v) = &floor {
             opts.floor = Some(f32_arg("floor", v)?);
         }
-        if let Some(v) = floor_percentile {
+        if let Some(v) = &floor_percentile {
             opts.floor_percentile = Some(f32_arg("floor_percentile", v)?);
         }
-        if let Some(v) = lexical_floor {
+        if let Some(v) = &lexical_floor {
             opts.lexical_floor = Some(f32_arg("lexical_floor", v)?);
         }
-        if let Some(v) = rrf_k {
+        if let Some(v) = &rrf_k {
             opts.rrf_k = f32_arg("rrf_k", v)?;
         }
-        if let Some(v) = ef {
+        if let Some(v) = &ef {
             opts.ef = Some(usize_arg("ef", v)?);
         }
-        if let Some(v) = max_per_source {
+        if let Some(v) = &max_per_source {
             opts.max_per_source = usize_arg("max_per_source", v)?;
         }
         opts.validate().map_err(to_py)?;
