@@ -20,6 +20,9 @@ struct Inner {
     current: RwLock<Arc<Searcher>>,
     /// The follower's last refresh error (cleared by a refresh that succeeds).
     last_error: Mutex<Option<String>>,
+    /// One refresh at a time (the caller's and the follower's), so an older head read by one
+    /// can never replace a newer one installed by the other.
+    refreshing: Mutex<()>,
 }
 
 impl Inner {
@@ -31,6 +34,7 @@ impl Inner {
     /// (checksums, fingerprint, canaries) with the same model before the switch; on any error
     /// the searcher keeps the snapshot it had.
     fn refresh(&self) -> ragsnap::Result<bool> {
+        let _one = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
         let store = Store::open_reader(&self.root)?;
         let head = store.head()?.id;
         let cur = self.current();
@@ -152,6 +156,7 @@ impl PySearcher {
                 lexical_only,
                 current: RwLock::new(Arc::new(searcher)),
                 last_error: Mutex::new(None),
+                refreshing: Mutex::new(()),
             }),
             defaults: cfg.query.options(),
             follower: Mutex::new(None),
