@@ -55,3 +55,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_answers(built, tmp_path):
                            check=True, capture_output=True, text=True, cwd=tmp_path).stdout.strip()
     assert Path(where).is_relative_to(env_dir), f"imported {where}, not the fresh venv's copy"
     assert (Path(where) / "py.typed").exists() and (Path(where) / "_native.pyi").exists()
+    # Without the extras, the adapters say which extra to install.
+    for module, extra in (("ragsnap.langchain", "ragsnap[langchain]"), ("ragsnap.llama_index", "ragsnap[llama-index]")):
+        missing = subprocess.run([py, "-c", f"import {module}"], capture_output=True, text=True, cwd=tmp_path)
+        assert missing.returncode != 0 and "ImportError" in missing.stderr and extra in missing.stderr, missing.stderr
