@@ -1,14 +1,17 @@
 """ragsnap.rebuild: the report, settings validated by name, and the installed wheel."""
 
 import os
+import signal
 import subprocess
+import sys
+import time
 import venv
 from pathlib import Path
 
 import pytest
 
 import ragsnap
-from conftest import ANSWERED
+from conftest import ANSWERED, SITE
 
 
 def test_an_unchanged_rebuild_reports_and_writes_nothing(built, tmp_path):
@@ -59,3 +62,22 @@ def test_the_wheel_installs_into_a_fresh_venv_and_answers(built, tmp_path):
     for module, extra in (("ragsnap.langchain", "ragsnap[langchain]"), ("ragsnap.llama_index", "ragsnap[llama-index]")):
         missing = subprocess.run([py, "-c", f"import {module}"], capture_output=True, text=True, cwd=tmp_path)
         assert missing.returncode != 0 and "ImportError" in missing.stderr and extra in missing.stderr, missing.stderr
+
+
+def test_ctrl_c_stops_a_rebuild_and_publishes_nothing(tmp_path):
+    store = tmp_path / "store"
+    child = (
+        "import sys, ragsnap\n"
+        "try:\n"
+        "    ragsnap.rebuild(sys.argv[1], sys.argv[2])\n"
+        "    print('finished')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", child, str(store), str(SITE)], stdout=subprocess.PIPE, text=True)
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=120)
+    assert out.strip() == "interrupted"
+    assert ragsnap.Store(store).snapshots() == []
+    assert not any((store / "snapshots").iterdir()) and not any((store / "staging").iterdir())
