@@ -69,5 +69,5 @@ python:
 ## The Python package's pytest suite (part of `make test`): a dev-profile wheel, installed into
 ## the cached test venv (pinned pytest, langchain-core, llama-index-core), against a store that
 ## the suite builds from fixtures/site with ragsnap.rebuild.
-python-test:
+python-test: setup
 	@bash scripts/python_test.sh
