@@ -32,9 +32,16 @@ case "${1:-}" in
 esac
 
 if [ ! -f "$VENV/.complete" ]; then
-  rm -rf "$VENV"
-  "${PYTHON:-python3}" -m venv "$VENV" >&2
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PKGS[@]}" >&2
-  touch "$VENV/.complete"
+  mkdir -p "$CACHE"
+  # Two test runs sharing the cache make it once: the second waits for the first.
+  exec 9>"$VENV.lock"
+  flock 9
+  if [ ! -f "$VENV/.complete" ]; then
+    rm -rf "$VENV"
+    "${PYTHON:-python3}" -m venv "$VENV" >&2
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PKGS[@]}" >&2
+    touch "$VENV/.complete"
+  fi
+  exec 9>&-
 fi
 echo "$VENV/bin/python"
