@@ -146,7 +146,7 @@ fn serve_answers_refuses_and_reports_its_snapshot_and_metrics() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"], "no_confident_match");
     assert_eq!(body["hits"], serde_json::json!([]));
-    assert!(body["reason"].as_str().unwrap().contains("no confident match"), "{body}");
+    assert!(body["reason"].as_str().unwrap().contains("no confident match: no cosine reached the floor"), "{body}");
 
     // A query far over the model's input length is cut, and says so.
     let long = format!("{ANSWERABLE} {}", "worker certificate rotation ".repeat(200));

@@ -369,18 +369,20 @@ impl App {
     /// The snapshot a request named (blocking: may open and verify it). `head` is the snapshot
     /// serving when the request arrived (if any), used when the name resolves to it.
     fn named(&self, spec: &str, head: Option<&Arc<Live>>) -> Result<Arc<Live>, ApiError> {
+        // An id already open needs no catalog lookup (snapshots are immutable once built).
+        if let Some(h) = head.filter(|h| h.id == spec) {
+            return Ok(h.clone());
+        }
+        if let Some(hit) = self.cached(spec) {
+            return Ok(hit);
+        }
         let store = Store::open_reader(&self.root).map_err(|e| ApiError::from_library(&e.into()))?;
         let id = store.resolve(spec).map_err(|e| ApiError::from_named(spec, &e.into()))?;
         if let Some(h) = head.filter(|h| h.id == id) {
             return Ok(h.clone());
         }
-        {
-            let mut others = self.others.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(i) = others.iter().position(|o| o.id == id) {
-                let hit = others.remove(i);
-                others.insert(0, hit.clone());
-                return Ok(hit);
-            }
+        if let Some(hit) = self.cached(&id) {
+            return Ok(hit);
         }
         let live = self.open(&store, &id).map_err(|e| ApiError::from_named(spec, &e))?;
         tracing::info!(snapshot = %id, "opened a snapshot a request named");
@@ -391,6 +393,15 @@ impl App {
             others.truncate(self.opts.snapshot_cache);
         }
         Ok(live)
+    }
+
+    /// Snapshot `id` from the cache, moved to its front.
+    fn cached(&self, id: &str) -> Option<Arc<Live>> {
+        let mut others = self.others.lock().unwrap_or_else(|p| p.into_inner());
+        let i = others.iter().position(|o| o.id == id)?;
+        let hit = others.remove(i);
+        others.insert(0, hit.clone());
+        Some(hit)
     }
 
     /// The snapshot to answer from, on the blocking pool.
@@ -548,12 +559,13 @@ impl App {
             Answer::Hits { .. } => (None, None),
             Answer::NoConfidentMatch { best_score } => (
                 Some(Vec::new()),
-                Some(match best_score {
-                    Some(s) => format!(
+                Some(match (&result.refusal, best_score) {
+                    (Some(r), _) => format!("no confident match: {}", refusal_reason(&result, r)),
+                    (None, Some(s)) => format!(
                         "no confident match: nothing cleared the floor (best cosine {s:.3}, floor {:.3})",
                         result.floor
                     ),
-                    None => "no confident match: the snapshot returned no candidate".to_string(),
+                    (None, None) => "no confident match: the snapshot returned no candidate".to_string(),
                 }),
             ),
         };
@@ -585,6 +597,30 @@ impl App {
             tracing::info!(target: "ragsnap_serve::access", path, status = status.as_u16(), ms, snapshot);
         }
     }
+}
+
+/// Which signal fell short of which floor, in words (the `refusal` object says the same in fields).
+fn refusal_reason(result: &QueryResult, r: &ragsnap::Refusal) -> String {
+    let num = |v: Option<f32>, digits: usize| v.map_or("none".to_string(), |x| format!("{x:.digits$}"));
+    let parts: Vec<String> = r
+        .shortfall
+        .iter()
+        .map(|s| match *s {
+            "dense" => format!("no cosine reached the floor {:.3} (best {})", result.floor, num(r.best_cosine, 3)),
+            "lexical" => format!(
+                "no lexical coverage reached the floor {} (best {})",
+                num(result.lexical_floor, 2),
+                num(r.best_coverage, 2)
+            ),
+            "identifier" => format!(
+                "no candidate holds {}, so the cosine had to reach {}",
+                r.missing_identifiers.join(", "),
+                num(result.identifier_floor, 3)
+            ),
+            other => other.to_string(),
+        })
+        .collect();
+    format!("{}; best confidence {:.2} (an answer needs 0.50)", parts.join("; "), r.best_confidence)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
