@@ -18,21 +18,29 @@
 //!
 //! | endpoint | what |
 //! |---|---|
-//! | `POST /v1/query` | `{"query", "k"?, "mode"?, "floor"?, "floor_percentile"?, "ef"?, "lexical_floor"?, "rrf_k"?, "timeout_ms"?}` → the library's query result; a refusal has `"hits": []` and a `reason` |
-//! | `POST /v1/query/batch` | `{"queries": [...], "timeout_ms"?}` → `{"snapshot_id", "results": [...]}`, all from one snapshot |
+//! | `POST /v1/query` | `{"query", "k"?, "mode"?, "floor"?, "floor_percentile"?, "ef"?, "lexical_floor"?, "rrf_k"?, "timeout_ms"?, "snapshot"?}` → the library's query result; a refusal has `"hits": []` and a `reason` |
+//! | `POST /v1/query/batch` | `{"queries": [...], "timeout_ms"?, "snapshot"?}` → `{"snapshot_id", "results": [...]}`, all from one snapshot |
 //! | `GET /v1/head` | the snapshot serving, the store's head, the model, readiness and any problem |
 //! | `GET /v1/snapshots` | the catalog's snapshots |
 //! | `GET /healthz` | the process answers |
 //! | `GET /readyz` | a snapshot is open, its canaries matched this model, head is servable |
 //! | `GET /metrics` | Prometheus text: per-snapshot requests, answered, refused, shed, timed out; latency per mode; top-1 scores and their drift from the snapshot's calibration |
 //!
-//! Errors are `{"error": {"kind", "message"}, "snapshot_id"}` with kinds `invalid_request`
-//! (400), `unauthorized` (401), `payload_too_large` (413), `overloaded` (503),
-//! `embedding_version_mismatch` / `embedding_drift` / `not_ready` (503), `deadline_exceeded`
-//! (504), `store_error` / `internal` (500).
+//! `"snapshot"` is an id, `HEAD` (the default: the snapshot serving) or `HEAD~N`, as `ragsnap
+//! query --snapshot` takes it; a snapshot other than head is opened and checked on first use and
+//! kept in a small cache (`--snapshot-cache`).
 //!
-//! It listens on loopback unless a bearer token is configured (`--token-file` or
-//! `RAGSNAP_SERVE_TOKEN`); with a token every endpoint but `/healthz` and `/readyz` requires it.
+//! Errors are `{"error": {"kind", "message"}, "snapshot_id"}` with kinds `invalid_request`
+//! (400), `unauthorized` (401), `snapshot_not_found` (404), `method_not_allowed` (405),
+//! `body_timeout` (408), `embedding_version_mismatch` / `embedding_drift` of a named snapshot
+//! (409), `payload_too_large` (413), `overloaded` (503), `embedding_version_mismatch` /
+//! `embedding_drift` of head, `not_ready`, `snapshot_damaged` (503), `deadline_exceeded` (504),
+//! `store_error` / `internal` (500).
+//!
+//! It listens on loopback unless a bearer token is configured (`--token-file`, a file other users
+//! cannot access, or `RAGSNAP_SERVE_TOKEN`); with a token every endpoint but `/healthz` and
+//! `/readyz` requires it. A client has `--read-timeout-ms` to send its headers, and again its
+//! body, or its connection is closed (headers) or answered 408 (body).
 
 pub mod metrics;
 pub mod pool;
