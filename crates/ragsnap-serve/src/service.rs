@@ -898,6 +898,16 @@ async fn snapshots(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
     if let Err(e) = app.authorize(&headers) {
         return e.into_response(None);
     }
+    // Reading the catalog is blocking work too: it takes a place like a query, or is shed.
+    let Ok(_permit) = app.admission.clone().try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "every place is taken; retry later",
+            Outcome::Shed,
+        )
+        .into_response(None);
+    };
     let root = app.root.clone();
     let listed = tokio::task::spawn_blocking(move || -> ragsnap::Result<_> {
         let store = Store::open_reader(&root)?;
