@@ -96,7 +96,8 @@ setup() {
   mkdir -p "$RESULTS"
   ensure_runtime
   ensure_corpus
-  ensure_venv
+  # Only the Python reference tools need the venv; the other scripts use the standard library.
+  if [[ -n "${STDLIB_ONLY:-}" && ! -x "$PY" ]]; then PY="${PYTHON:-python3}"; else ensure_venv; fi
   ensure_build
 }
 
@@ -368,6 +369,7 @@ main() {
   [[ ${#parts[@]} -gt 0 ]] || parts=(ingest embed rebuild index query)
   if [[ "${parts[*]}" == "report" ]]; then report; return; fi
   local started; started=$(date +%s)
+  case " ${parts[*]} " in *" ingest "* | *" embed"* | *" index "*) ;; *) STDLIB_ONLY=1 ;; esac
   setup
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
   for p in "${parts[@]}"; do

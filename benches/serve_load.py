@@ -31,6 +31,13 @@ def status_kib(pid, field="VmHWM:"):
     return 0
 
 
+def cpu_secs(pid):
+    """User + system CPU seconds of process `pid` so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_hwm(pid):
     try:
         with open(f"/proc/{pid}/clear_refs", "w") as f:
@@ -89,6 +96,7 @@ def main():
         for mode, m in [(mode, int(x)) for mode in modes for x in a.levels.split(",")]:
             clients = m * a.concurrency
             rss_before = status_kib(proc.pid, "VmRSS:")
+            cpu_before = cpu_secs(proc.pid)
             reset_ok = reset_hwm(proc.pid)
             stop = time.perf_counter() + a.seconds
             lock = threading.Lock()
@@ -111,6 +119,7 @@ def main():
             for t in threads:
                 t.join()
             wall = time.perf_counter() - t0
+            cpu = cpu_secs(proc.pid) - cpu_before
             total = sum(counts.values())
             print(
                 json.dumps(
@@ -127,6 +136,8 @@ def main():
                         "shed_share": round(counts.get(503, 0) / max(total, 1), 3),
                         "timed_out_share": round(counts.get(504, 0) / max(total, 1), 3),
                         "other_errors": total - counts.get(200, 0) - counts.get(503, 0) - counts.get(504, 0),
+                        "service_cpu_ms_per_request": round(1000 * cpu / max(total, 1), 2),
+                        "service_cpu_share": round(cpu / wall, 2),
                         "rss_before_mib": round(rss_before / 1024, 1),
                         "peak_rss_mib": round(status_kib(proc.pid) / 1024, 1),
                         "peak_is_per_level": reset_ok,

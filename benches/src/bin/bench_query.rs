@@ -22,7 +22,7 @@
 //! (embedder `intra_threads = 1`; `run.sh` sets `RAYON_NUM_THREADS=1`).
 
 use ragsnap::{open_embedder, Answer, Config, Embedder, QueryOptions, Searcher, Snapshot, Store};
-use ragsnap_benches::{emit, load_average, median, peak_rss_kib, rss_kib, summary_ms, timed, Args, Rng};
+use ragsnap_benches::{cpu_secs, emit, load_average, median, peak_rss_kib, rss_kib, summary_ms, timed, Args, Rng};
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -339,6 +339,7 @@ fn inproc(root: &Path, args: &Args) {
         for &t in &threads {
             let stop = Instant::now() + std::time::Duration::from_secs_f64(seconds);
             let started = Instant::now();
+            let cpu_before = cpu_secs();
             let workers: Vec<_> = (0..t)
                 .map(|i| {
                     let (searcher, questions, opts) = (searchers[i].clone(), questions.clone(), opts.clone());
@@ -363,8 +364,11 @@ fn inproc(root: &Path, args: &Args) {
                 refused += r;
             }
             let wall = started.elapsed().as_secs_f64();
+            let cpu = cpu_secs() - cpu_before;
             emit(&json!({
                 "bench": "inproc",
+                "cpu_ms_per_query": 1000.0 * cpu / lat.len().max(1) as f64,
+                "cpu_share": cpu / wall,
                 "mode": mode,
                 "threads": t,
                 "questions": questions.len(),
