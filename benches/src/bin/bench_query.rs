@@ -328,9 +328,16 @@ fn inproc(root: &Path, args: &Args) {
     let (_, _, snap) = open_snapshot(root);
     let snap = Arc::new(snap);
     let most = threads.iter().copied().max().unwrap_or(1).max(1);
-    // One searcher per thread, each with its own single-threaded session (the service's pool).
+    // One searcher per thread, each with its own single-threaded session, loaded as the
+    // service's pool loads its members (one intra-op thread, one bulk session).
+    let member = || {
+        let mut cfg = Config::default();
+        cfg.runtime.intra_threads = 1;
+        cfg.runtime.bulk_sessions = 1;
+        open_embedder(&cfg.runtime).expect("open the embedder")
+    };
     let searchers: Vec<Arc<Searcher>> =
-        (0..most).map(|_| Arc::new(Searcher::new(snap.clone(), single_thread_embedder()).expect("searcher"))).collect();
+        (0..most).map(|_| Arc::new(Searcher::new(snap.clone(), member()).expect("searcher"))).collect();
     for mode in modes {
         let opts = QueryOptions { mode, k, ..QueryOptions::default() };
         for q in questions.iter() {
