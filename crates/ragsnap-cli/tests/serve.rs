@@ -490,10 +490,11 @@ fn a_request_may_name_a_snapshot_and_an_unknown_one_is_a_typed_404() {
     assert_eq!(body["snapshot_id"], first.as_str());
     assert_eq!(body["results"][0]["snapshot_id"], first.as_str());
     assert_eq!(body["results"][1]["error"]["kind"], "invalid_request", "{body}");
-    // Head is untouched by the requests above.
+    // Head is untouched by the requests above; the other snapshot stays open for the next ones.
     let (_, h) = get(&a, &format!("{}/v1/head", svc.base), None);
     let h: serde_json::Value = serde_json::from_str(&h).unwrap();
     assert_eq!(h["snapshot_id"], second.as_str());
+    assert_eq!(h["other_snapshots_open"], serde_json::json!([first]));
 }
 
 /// Read from `s` until the peer closes or `within` passes; returns what came and whether it closed.

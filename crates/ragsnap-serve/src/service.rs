@@ -888,6 +888,7 @@ async fn head(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         "store_head": store_head,
         "embedder_fingerprint_id": app.embedder.fingerprint().id(),
         "snapshot_damaged": live.as_ref().is_some_and(|l| l.is_damaged()),
+        "other_snapshots_open": app.others.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|o| o.id.clone()).collect::<Vec<_>>(),
         "ready": app.ready(),
         "problem": problem,
     }))
