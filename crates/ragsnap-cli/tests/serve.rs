@@ -520,8 +520,23 @@ fn slow_clients_are_cut_off_and_hold_no_slot() {
     use std::io::Write as _;
     let dir = tempfile::tempdir().unwrap();
     let store = store_copy(dir.path());
-    let svc = start(&store, &["--read-timeout-ms", "500", "--concurrency", "1", "--queue", "0"], None);
+    let svc = start(
+        &store,
+        &["--read-timeout-ms", "500", "--concurrency", "1", "--queue", "0", "--max-connections", "2"],
+        None,
+    );
     let addr = svc.base.trim_start_matches("http://").to_string();
+    // Two idle connections take both places: a third is closed at once, not after the timeout.
+    let held: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let mut third = std::net::TcpStream::connect(&addr).unwrap();
+    let (_, closed) = read_until_closed(&mut third, Duration::from_secs(5));
+    assert!(closed && t.elapsed() < Duration::from_millis(400), "third closed {closed} after {:?}", t.elapsed());
+    for mut h in held {
+        let (_, closed) = read_until_closed(&mut h, Duration::from_secs(5));
+        assert!(closed, "an idle connection stays open");
+    }
     // Half a request line, then nothing: the connection is closed, with no answer.
     let t = Instant::now();
     let mut half = std::net::TcpStream::connect(&addr).unwrap();

@@ -98,6 +98,11 @@ pub struct ServeArgs {
     /// in milliseconds; a slower client's connection is closed (headers) or answered 408 (body).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub read_timeout_ms: u64,
+    /// Client connections open at once; one more is closed as soon as it is accepted, so slow or
+    /// idle clients cannot use up the file descriptors the store's files need (keep it well under
+    /// `ulimit -n`, often 1024).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
     /// Snapshots other than head kept open for requests that name one (`"snapshot"`); the least
     /// recently used is closed first. 0 opens such a snapshot for each request.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=16))]
@@ -165,6 +170,8 @@ pub struct ServeOptions {
     pub read_timeout: Duration,
     /// Non-head snapshots kept open.
     pub snapshot_cache: usize,
+    /// Client connections open at once.
+    pub max_connections: usize,
     /// Log query texts.
     pub log_queries: bool,
     /// Query defaults (`[query]` of the config).
@@ -328,6 +335,7 @@ impl ServeArgs {
             max_batch: self.max_batch as usize,
             read_timeout: Duration::from_millis(self.read_timeout_ms),
             snapshot_cache: self.snapshot_cache as usize,
+            max_connections: self.max_connections as usize,
             log_queries: self.log_queries,
             query: query.clone(),
             follow: self.follow.clone(),

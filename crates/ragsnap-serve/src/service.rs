@@ -1003,15 +1003,23 @@ pub(crate) async fn serve(opts: ServeOptions, embedder: Arc<EmbedderPool>) -> Re
     println!("ragsnap serve: listening on http://{local} (snapshot {})", app.serving_id());
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    serve_connections(listener, router(app.clone()), app.opts.read_timeout).await;
+    serve_connections(listener, router(app.clone()), app.opts.read_timeout, app.opts.max_connections).await;
     Ok(())
 }
 
 /// Accept connections until SIGINT/SIGTERM and serve each with hyper's HTTP/1, which closes a
 /// connection whose request headers take longer than `read_timeout` (idle kept-alive
-/// connections included). On the signal: stop accepting, let each connection finish the request
-/// it is on (for at most a minute), then return.
-async fn serve_connections(listener: tokio::net::TcpListener, router: Router, read_timeout: Duration) {
+/// connections included). Past `max_connections` open at once, a new connection is closed at
+/// once. On the signal: stop accepting, let each connection finish the request it is on (for at
+/// most a minute), then return.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    read_timeout: Duration,
+    max_connections: usize,
+) {
+    let open = Arc::new(Semaphore::new(max_connections));
+    let mut refused_logged = false;
     use hyper_util::rt::{TokioIo, TokioTimer};
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(read_timeout).keep_alive(true);
@@ -1031,11 +1039,21 @@ async fn serve_connections(listener: tokio::net::TcpListener, router: Router, re
             },
             _ = &mut stopping => break,
         };
+        let Ok(place) = open.clone().try_acquire_owned() else {
+            if !refused_logged {
+                tracing::warn!(max_connections, "every connection place is taken; closing new connections");
+                refused_logged = true;
+            }
+            drop(stream);
+            continue;
+        };
+        refused_logged = false;
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
+            let _place = place;
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
