@@ -643,4 +643,15 @@ fn a_snapshot_damaged_on_disk_while_serving_answers_nothing_wrong() {
     assert_eq!(status, 503, "the damaged text was served: {body}");
     assert_eq!(body["error"]["kind"], "snapshot_damaged", "{body}");
     ready(503);
+    // 3. A service started on that store opens nothing: not ready, and it says why.
+    drop(svc);
+    let svc = start(&store, &[], None);
+    let (status, body) = get(&agent(), &format!("{}/readyz", svc.base), None);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("head_unreadable") && body.contains("chunks.bin"), "{body}");
+    let (status, body, _) =
+        post(&agent(), &format!("{}/v1/query", svc.base), None, &serde_json::json!({"query": ANSWERABLE}));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["kind"], "not_ready", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(first.as_str()), "{body}");
 }

@@ -744,7 +744,7 @@ fn current(app: &App, wanted: &Wanted) -> Result<Option<Arc<Live>>, ApiError> {
     if let Some(l) = live.as_ref().filter(|l| l.is_damaged()) {
         return Err(ApiError::damaged(&l.id, "found earlier"));
     }
-    if let Some(p) = problem.filter(|p| p.blocks_queries()) {
+    if let Some(p) = problem.as_ref().filter(|p| p.blocks_queries()) {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             p.kind,
@@ -753,7 +753,11 @@ fn current(app: &App, wanted: &Wanted) -> Result<Option<Arc<Live>>, ApiError> {
         ));
     }
     live.map(Some).ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no snapshot is open yet", Outcome::Failed)
+        let why = match &problem {
+            Some(p) => format!("no snapshot is open: head {} cannot be opened: {}", p.head, p.message),
+            None => "no snapshot is open yet".to_string(),
+        };
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why, Outcome::Failed)
     })
 }
 
