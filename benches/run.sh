@@ -27,7 +27,7 @@ VENV="$HERE/.venv"
 PY="$VENV/bin/python"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET/release"
-DOC_HTML=/usr/share/doc/python3.11/html
+DOC_HTML="${DOC_HTML:-/usr/share/doc/python3.11/html}"  # another unpacked copy may be named
 CORPUS="$DATA/pydoc"
 STORE="$DATA/store"
 SAMPLE="$DATA/embed-texts.json"
@@ -60,6 +60,7 @@ ensure_runtime() {
 }
 
 ensure_corpus() {
+  [[ -f "$CORPUS/.complete" ]] && return  # already copied (the system package may be gone since)
   if [[ ! -d "$DOC_HTML" ]]; then
     log "installing Debian's python3.11-doc"
     local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
@@ -95,7 +96,8 @@ setup() {
   mkdir -p "$RESULTS"
   ensure_runtime
   ensure_corpus
-  ensure_venv
+  # Only the Python reference tools need the venv; the other scripts use the standard library.
+  if [[ -n "${STDLIB_ONLY:-}" && ! -x "$PY" ]]; then PY="${PYTHON:-python3}"; else ensure_venv; fi
   ensure_build
 }
 
@@ -314,35 +316,46 @@ print(json.dumps({"bench": "cli-query", "wall_secs": sorted(walls)[1], "runs": w
 EOF
 }
 
-# `ragsnap serve` under load (benches/serve_load.py: 1, 4 and 16x the concurrency limit, peak
-# RSS per level), then publish and pull of the whole store through a local-folder remote.
+# `ragsnap serve` under load (benches/serve_load.py: 1, 4, 10 and 16x the concurrency limit, dense
+# and hybrid, peak RSS per level) next to the in-process library asking the same questions in the
+# same modes (bench_query inproc, 1 thread and as many threads as the limit), then publish and pull
+# of the whole store through a local-folder remote.
 part_serve() {
   ensure_store
   : >"$RESULTS/serve.jsonl"
-  local q="$DATA/serve-queries.jsonl"
+  local q="$DATA/serve-queries.jsonl" limit; limit="$(nproc)"
   printf '%s\n' '{"question": "how do I read a file line by line?"}' \
     '{"question": "what does the walrus operator do?"}' '{"question": "how do I sort a dict by value?"}' \
     '{"question": "difference between a list and a tuple"}' '{"question": "how to start a subprocess and read its output"}' \
+    '{"question": "parse command line arguments with subcommands"}' '{"question": "format a datetime as ISO 8601"}' \
     '{"question": "who won the 1998 football world cup?"}' >"$q"
-  log "serve: the in-process library on the same store, for the overhead of the service"
-  RAYON_NUM_THREADS=1 record serve "$BIN/bench_query" latency --store "$STORE" --queries 300
-  log "serve: load at 1, 4 and 16x the concurrency limit ($(nproc))"
-  record serve python3 "$HERE/serve_load.py" "$BIN/ragsnap" "$STORE" "$q" \
-    --concurrency "$(nproc)" --levels 1,4,16 --seconds "${SERVE_SECONDS:-15}"
-  log "serve: publish and pull through a local-folder remote"
+  log "serve: the in-process library, same questions and modes (1 and $limit threads)"
+  (cd "$DATA" && RAYON_NUM_THREADS=1 record serve "$BIN/bench_query" inproc --store "$STORE" --questions "$q" \
+    --modes "${SERVE_MODES:-dense,hybrid}" --threads "1,$limit" --seconds "${SERVE_SECONDS:-15}")
+  log "serve: load at 1, 4, 10 and 16x the concurrency limit ($limit)"
+  (cd "$DATA" && record serve python3 "$HERE/serve_load.py" "$BIN/ragsnap" "$STORE" "$q" \
+    --concurrency "$limit" --levels 1,4,10,16 --modes "${SERVE_MODES:-dense,hybrid}" --seconds "${SERVE_SECONDS:-15}")
+  # The rebuild part leaves head = the 1%-changed build and HEAD~1 = the full one.
+  log "serve: publish and pull through a local-folder remote (full snapshot, then the 1%-changed one)"
   rm -rf "$DATA/remote" "$DATA/replica"
-  local t0 t1 t2 t3
-  t0=$(date +%s.%N); "$BIN/ragsnap" --store "$STORE" publish --to "file://$DATA/remote" --json >"$DATA/publish.json"
+  local t0 t1 t2 t3 t4
+  t0=$(date +%s.%N); "$BIN/ragsnap" --store "$STORE" publish HEAD~1 --to "file://$DATA/remote" --json >"$DATA/publish.json"
   t1=$(date +%s.%N); "$BIN/ragsnap" --store "$DATA/replica" pull --from "file://$DATA/remote" --json >"$DATA/pull.json"
-  t2=$(date +%s.%N); "$BIN/ragsnap" --store "$STORE" publish --to "file://$DATA/remote" --json >"$DATA/republish.json"
-  t3=$(date +%s.%N)
-  python3 - "$DATA" "$t0" "$t1" "$t2" "$t3" <<'EOF' | tee -a "$RESULTS/serve.jsonl" >&2
+  t2=$(date +%s.%N); "$BIN/ragsnap" --store "$STORE" publish HEAD --to "file://$DATA/remote" --json >"$DATA/republish.json"
+  t3=$(date +%s.%N); "$BIN/ragsnap" --store "$DATA/replica" pull --from "file://$DATA/remote" --json >"$DATA/repull.json"
+  t4=$(date +%s.%N)
+  python3 - "$DATA" "$t0" "$t1" "$t2" "$t3" "$t4" <<'EOF' | tee -a "$RESULTS/serve.jsonl" >&2
 import json, sys
-d, t0, t1, t2, t3 = sys.argv[1], *map(float, sys.argv[2:])
-pub, pull, again = (json.load(open(f"{d}/{n}.json")) for n in ("publish", "pull", "republish"))
-print(json.dumps({"bench": "publish-pull", "publish_secs": round(t1 - t0, 2), "publish_bytes": pub["bytes_uploaded"],
-                  "pull_secs": round(t2 - t1, 2), "pull_bytes": pull["bytes_downloaded"],
-                  "republish_secs": round(t3 - t2, 2), "republish_bytes": again["bytes_uploaded"]}))
+d, t0, t1, t2, t3, t4 = sys.argv[1], *map(float, sys.argv[2:])
+pub, pull, pub2, pull2 = (json.load(open(f"{d}/{n}.json")) for n in ("publish", "pull", "republish", "repull"))
+print(json.dumps({"bench": "publish-pull",
+                  "full": {"publish_secs": round(t1 - t0, 2), "publish_bytes": pub["bytes_uploaded"],
+                           "uploaded": pub["uploaded"], "pull_secs": round(t2 - t1, 2),
+                           "pull_bytes": pull["bytes_downloaded"], "downloaded": pull["downloaded"]},
+                  "changed_1pct": {"publish_secs": round(t3 - t2, 2), "publish_bytes": pub2["bytes_uploaded"],
+                                   "uploaded": pub2["uploaded"], "already_there": pub2["already_there"],
+                                   "pull_secs": round(t4 - t3, 2), "pull_bytes": pull2["bytes_downloaded"],
+                                   "downloaded": pull2["downloaded"], "reused": pull2["reused"]}}))
 EOF
 }
 
@@ -390,6 +403,7 @@ main() {
   [[ ${#parts[@]} -gt 0 ]] || parts=(ingest embed rebuild index query)
   if [[ "${parts[*]}" == "report" ]]; then report; return; fi
   local started; started=$(date +%s)
+  case " ${parts[*]} " in *" ingest "* | *" embed"* | *" index "*) ;; *) STDLIB_ONLY=1 ;; esac
   setup
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
   for p in "${parts[@]}"; do

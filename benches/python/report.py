@@ -226,9 +226,52 @@ def query(results: Path) -> str:
     return "### Snapshots and queries\n\n" + table(["measure", "value", "notes"], body) + f"\n\nload averages seen: {', '.join(loads)}\n"
 
 
+def serve(results: Path) -> str:
+    """`ragsnap serve` under load next to the in-process library (same questions, same modes)."""
+    rs = rows(results, "serve")
+    if not rs:
+        return ""
+    inproc = [r for r in rs if r["bench"] == "inproc"]
+    load = [r for r in rs if r["bench"] == "serve"]
+    ms = lambda v: "–" if v is None else f"{v:.1f} ms"
+    body = []
+    for r in inproc:
+        l = r["latency_ms"]
+        body.append([f"library, {r['threads']} thread(s)", r["mode"], r["threads"], f"{r['queries_per_s']:.1f}",
+                     ms(l["p50"]), ms(l["p99"]), "–", "–", f"{r.get('cpu_ms_per_query', float('nan')):.1f} ms",
+                     f"{r['peak_rss_kib'] / 1024:.0f} MiB", "–"])
+    for r in load:
+        lib = next((i for i in inproc if i["mode"] == r.get("mode", "hybrid") and i["threads"] == r["concurrency_limit"]), None)
+        over = "–"
+        if r["multiple"] == 1 and lib and r["p50_ms"] is not None:
+            over = f"p50 {r['p50_ms'] - lib['latency_ms']['p50']:+.1f} ms"
+            if "service_cpu_ms_per_request" in r and "cpu_ms_per_query" in lib:
+                over += f", CPU {r['service_cpu_ms_per_request'] - lib['cpu_ms_per_query']:+.1f} ms"
+        cpu = r.get("service_cpu_ms_per_request")
+        body.append([f"service {r['multiple']}×", r.get("mode", "hybrid"), r["clients"], f"{r['answered_per_s']:.1f}",
+                     ms(r["p50_ms"]), ms(r["p99_ms"]), f"{100 * r['shed_share']:.1f}%",
+                     f"{100 * r['timed_out_share']:.1f}%", "–" if cpu is None else f"{cpu:.1f} ms",
+                     f"{r['peak_rss_mib']:.0f} MiB", over])
+    out = "### Serving\n\n" + table(["run", "mode", "clients / threads", "answered/s", "p50", "p99", "shed",
+                                        "timed out", "CPU per request", "peak RSS",
+                                        "overhead: service 1× − library at the same parallelism"], body)
+    pp = next((r for r in rs if r["bench"] == "publish-pull"), None)
+    if pp and "full" in pp:
+        f, c = pp["full"], pp["changed_1pct"]
+        out += "\n\n" + table(["step", "time", "bytes", "artifacts"], [
+            ["publish, full snapshot", f"{f['publish_secs']:.2f} s", f"{f['publish_bytes']:,}", f"{f['uploaded']} uploaded"],
+            ["pull into an empty store", f"{f['pull_secs']:.2f} s", f"{f['pull_bytes']:,}", f"{f['downloaded']} downloaded"],
+            ["publish, 1%-changed snapshot", f"{c['publish_secs']:.2f} s", f"{c['publish_bytes']:,}",
+             f"{c['uploaded']} uploaded, {c['already_there']} already there"],
+            ["pull of it into the replica", f"{c['pull_secs']:.2f} s", f"{c['pull_bytes']:,}",
+             f"{c['downloaded']} downloaded, {c['reused']} reused"]])
+    loads = sorted({r.get("load", "") for r in rs if r.get("load")})
+    return out + (f"\n\nload averages seen: {', '.join(loads)}\n" if loads else "\n")
+
+
 def main() -> int:
     results = Path(sys.argv[1])
-    parts = [ingest(results), embed(results), rebuild(results), index(results), query(results)]
+    parts = [ingest(results), embed(results), rebuild(results), index(results), query(results), serve(results)]
     print("\n".join(p for p in parts if p))
     return 0
 

@@ -6,7 +6,15 @@
 //! bench_query rss      --store DIR [--queries 1000]
 //! bench_query verify   --store DIR [--reps 3]
 //! bench_query rollback --store DIR [--reps 3]    # head → previous → head, each verified
+//! bench_query inproc   --store DIR --questions Q.jsonl [--modes dense,hybrid] [--threads 1,2]
+//!                      [--seconds 10] [--k 5]
 //! ```
+//!
+//! `inproc` is the library side of the service benchmark (`run.sh` part `serve`): the same
+//! questions file and modes `benches/serve_load.py` sends to `ragsnap serve`, asked in process by
+//! T closed-loop threads for a fixed time. Each thread has its own single-threaded model session
+//! over one shared snapshot, as the service's session pool does, so the difference from the
+//! service at the same parallelism is what HTTP, JSON and admission add.
 //!
 //! Queries are made from the snapshot itself: `--queries` chunk rows drawn with a fixed seed,
 //! each turned into its body's first sentence cut to 12 words (Markdown symbols dropped), which
@@ -14,7 +22,7 @@
 //! (embedder `intra_threads = 1`; `run.sh` sets `RAYON_NUM_THREADS=1`).
 
 use ragsnap::{open_embedder, Answer, Config, Embedder, QueryOptions, Searcher, Snapshot, Store};
-use ragsnap_benches::{emit, load_average, median, peak_rss_kib, rss_kib, summary_ms, timed, Args, Rng};
+use ragsnap_benches::{cpu_secs, emit, load_average, median, peak_rss_kib, rss_kib, summary_ms, timed, Args, Rng};
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,7 +37,8 @@ fn main() {
         Some("rss") => rss(&store, args.num("queries", 1000)),
         Some("verify") => verify(&store, args.num("reps", 3)),
         Some("rollback") => rollback(&store, args.num("reps", 3)),
-        other => panic!("bench_query open|latency|rss|verify|rollback, not {other:?}"),
+        Some("inproc") => inproc(&store, &args),
+        other => panic!("bench_query open|latency|rss|verify|rollback|inproc, not {other:?}"),
     }
 }
 
@@ -282,4 +291,102 @@ fn rollback(root: &Path, reps: usize) {
         "reps": reps,
         "load": load_average(),
     }));
+}
+
+/// The questions of a `{"question": ...}` JSON-lines file.
+fn read_questions(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let qs: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {l}", path.display()));
+            v["question"].as_str().unwrap_or_else(|| panic!("{}: no \"question\" in {l}", path.display())).to_string()
+        })
+        .collect();
+    assert!(!qs.is_empty(), "{}: no questions", path.display());
+    qs
+}
+
+fn inproc(root: &Path, args: &Args) {
+    let questions = Arc::new(read_questions(&args.path("questions")));
+    let seconds: f64 = args.num("seconds", 10.0);
+    let k: usize = args.num("k", 5);
+    let modes: Vec<ragsnap::Mode> = args
+        .get("modes")
+        .unwrap_or("dense,hybrid")
+        .split(',')
+        .map(|m| m.parse().unwrap_or_else(|e| panic!("--modes: {e}")))
+        .collect();
+    let threads: Vec<usize> = args
+        .get("threads")
+        .unwrap_or("1")
+        .split(',')
+        .map(|t| t.parse().unwrap_or_else(|e| panic!("--threads {t}: {e}")))
+        .collect();
+    let (_, _, snap) = open_snapshot(root);
+    let snap = Arc::new(snap);
+    let most = threads.iter().copied().max().unwrap_or(1).max(1);
+    // One searcher per thread, each with its own single-threaded session, loaded as the
+    // service's pool loads its members (one intra-op thread, one bulk session).
+    let member = || {
+        let mut cfg = Config::default();
+        cfg.runtime.intra_threads = 1;
+        cfg.runtime.bulk_sessions = 1;
+        open_embedder(&cfg.runtime).expect("open the embedder")
+    };
+    let searchers: Vec<Arc<Searcher>> =
+        (0..most).map(|_| Arc::new(Searcher::new(snap.clone(), member()).expect("searcher"))).collect();
+    for mode in modes {
+        let opts = QueryOptions { mode, k, ..QueryOptions::default() };
+        for q in questions.iter() {
+            searchers[0].query(q, &opts).expect("warm-up query");
+        }
+        for &t in &threads {
+            let stop = Instant::now() + std::time::Duration::from_secs_f64(seconds);
+            let started = Instant::now();
+            let cpu_before = cpu_secs();
+            let workers: Vec<_> = (0..t)
+                .map(|i| {
+                    let (searcher, questions, opts) = (searchers[i].clone(), questions.clone(), opts.clone());
+                    std::thread::spawn(move || {
+                        let (mut lat, mut refused, mut n) = (Vec::new(), 0usize, i);
+                        while Instant::now() < stop {
+                            let q = &questions[n % questions.len()];
+                            n += t;
+                            let (s, r) = timed(|| searcher.query(q, &opts).expect("query"));
+                            refused += usize::from(matches!(r.answer, Answer::NoConfidentMatch { .. }));
+                            lat.push(s);
+                        }
+                        (lat, refused)
+                    })
+                })
+                .collect();
+            let mut lat = Vec::new();
+            let mut refused = 0;
+            for w in workers {
+                let (l, r) = w.join().expect("query thread");
+                lat.extend(l);
+                refused += r;
+            }
+            let wall = started.elapsed().as_secs_f64();
+            let cpu = cpu_secs() - cpu_before;
+            emit(&json!({
+                "bench": "inproc",
+                "cpu_ms_per_query": 1000.0 * cpu / lat.len().max(1) as f64,
+                "cpu_share": cpu / wall,
+                "mode": mode,
+                "threads": t,
+                "questions": questions.len(),
+                "k": k,
+                "queries": lat.len(),
+                "refused": refused,
+                "queries_per_s": lat.len() as f64 / wall,
+                "latency_ms": summary_ms(&lat),
+                "peak_rss_kib": peak_rss_kib(),
+                "load": load_average(),
+            }));
+        }
+    }
 }

@@ -247,6 +247,7 @@ pub fn query(result: &QueryResult) -> Result<()> {
                 if let Some(c) = h.signals.lexical_coverage {
                     why.push(format!("lexical {c:.2}"));
                 }
+                why.push(format!("confidence {:.2}", h.confidence));
                 outln!(
                     "{:>2}. {}  [{}]  {}; supported by {}",
                     i + 1,
@@ -267,9 +268,38 @@ pub fn query(result: &QueryResult) -> Result<()> {
                 best_score.map(|s| format!("{s:.3}")).unwrap_or_else(|| "none".into()),
                 result.floor
             );
+            if let Some(r) = &result.refusal {
+                outln!("  why: {}", refusal_reason(result, r));
+            }
         }
     }
     Ok(())
+}
+
+/// The refusal of `result` in words: which signal fell short of which floor, and by how much.
+fn refusal_reason(result: &QueryResult, r: &ragsnap::Refusal) -> String {
+    let mut parts = Vec::new();
+    for s in &r.shortfall {
+        parts.push(match *s {
+            "dense" => format!(
+                "no cosine reached the floor {:.3} (best {})",
+                result.floor,
+                r.best_cosine.map_or("none".to_string(), |c| format!("{c:.3}"))
+            ),
+            "lexical" => format!(
+                "no lexical coverage reached the floor {} (best {})",
+                result.lexical_floor.map_or("none".to_string(), |l| format!("{l:.2}")),
+                r.best_coverage.map_or("none".to_string(), |c| format!("{c:.2}"))
+            ),
+            "identifier" => format!(
+                "no candidate holds {}, so the cosine had to reach {}",
+                r.missing_identifiers.join(", "),
+                result.identifier_floor.map_or("the identifier floor".to_string(), |f| format!("{f:.3}"))
+            ),
+            other => other.to_string(),
+        });
+    }
+    format!("{}; best confidence {:.2} (an answer needs 0.50)", parts.join("; "), r.best_confidence)
 }
 
 /// `ragsnap verify`: `ok` or `FAILED` per snapshot, with each problem.

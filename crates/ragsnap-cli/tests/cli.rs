@@ -34,6 +34,10 @@ fn operator_commands_end_to_end() {
     let o = run(&store, &["query", "Who won the 1998 FIFA World Cup final?"]);
     assert_eq!(code(&o), 3);
     assert!(String::from_utf8_lossy(&o.stdout).contains("no confident match"));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("why: no cosine reached the floor"),
+        "the reason, as --json has it"
+    );
 
     // Second snapshot from a changed page.
     let page = site.join("faq.html");

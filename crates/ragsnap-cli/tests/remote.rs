@@ -73,7 +73,9 @@ fn publish_and_pull_through_a_shared_folder_upload_once_verify_everything_and_re
 
     // Rollback is publishing the older snapshot; a corrupted object of it stops the pull
     // before anything is registered.
-    let rep = ok(&run(&src, &["publish", first, "--to", &url, "--json"]));
+    // (Named as the CLI's query names it: HEAD~1 is the first build.)
+    let rep = ok(&run(&src, &["publish", "HEAD~1", "--to", &url, "--json"]));
+    assert_eq!(rep["snapshot_id"], first.as_str());
     assert_eq!(rep["head_seq"], 2);
     let local_second: Vec<String> = std::fs::read_dir(src.join("snapshots").join(second))
         .unwrap()

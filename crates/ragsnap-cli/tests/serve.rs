@@ -111,6 +111,20 @@ fn serve_answers_refuses_and_reports_its_snapshot_and_metrics() {
         post(&a, &format!("{}/v1/query", svc.base), None, &serde_json::json!({"query": ANSWERABLE}));
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["kind"], "unauthorized");
+    let (status, _, _) = post(
+        &a,
+        &format!("{}/v1/query", svc.base),
+        Some("a-test-token-of-some-lengtH"),
+        &serde_json::json!({"query": ANSWERABLE}),
+    );
+    assert_eq!(status, 401, "a token differing in one letter");
+    // The scheme is case-insensitive.
+    let mut resp = a
+        .post(&format!("{}/v1/query", svc.base))
+        .header("Authorization", &format!("bearer {token}"))
+        .send_json(serde_json::json!({"query": ANSWERABLE, "k": 1}))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", resp.body_mut().read_to_string().unwrap());
     assert_eq!(get(&a, &format!("{}/healthz", svc.base), None).0, 200);
     let (status, ready) = get(&a, &format!("{}/readyz", svc.base), None);
     assert_eq!(status, 200, "{ready}");
@@ -132,7 +146,7 @@ fn serve_answers_refuses_and_reports_its_snapshot_and_metrics() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"], "no_confident_match");
     assert_eq!(body["hits"], serde_json::json!([]));
-    assert!(body["reason"].as_str().unwrap().contains("no confident match"), "{body}");
+    assert!(body["reason"].as_str().unwrap().contains("no confident match: no cosine reached the floor"), "{body}");
 
     // A query far over the model's input length is cut, and says so.
     let long = format!("{ANSWERABLE} {}", "worker certificate rotation ".repeat(200));
@@ -161,6 +175,11 @@ fn serve_answers_refuses_and_reports_its_snapshot_and_metrics() {
         serde_json::json!({"query": ANSWERABLE, "colour": "blue"}),
         serde_json::json!({"query": ANSWERABLE, "mode": "psychic"}),
         serde_json::json!({"query": ""}),
+        serde_json::json!({"query": ANSWERABLE, "k": 1_000_000_000_000u64}),
+        serde_json::json!({"query": ANSWERABLE, "timeout_ms": 0}),
+        serde_json::json!({"query": ANSWERABLE, "timeout_ms": -5}),
+        serde_json::json!({"query": ANSWERABLE, "snapshot": "HEAD~x"}),
+        serde_json::json!(["not", "an", "object"]),
     ] {
         let (status, body, _) = post(&a, &format!("{}/v1/query", svc.base), t, &bad);
         assert_eq!(status, 400, "{bad}: {body}");
@@ -169,6 +188,18 @@ fn serve_answers_refuses_and_reports_its_snapshot_and_metrics() {
     let huge = serde_json::json!({"query": "x".repeat(100_000)});
     let (status, body, _) = post(&a, &format!("{}/v1/query", svc.base), t, &huge);
     assert_eq!(status, 413, "{body}");
+    let mut resp = a
+        .post(&format!("{}/v1/query", svc.base))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send("{\"query\": ")
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400, "truncated JSON");
+    let body: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(body["error"]["kind"], "invalid_request");
+    let (status, body) = get(&a, &format!("{}/v1/query", svc.base), t);
+    assert_eq!(status, 405, "{body}");
+    assert!(body.contains("method_not_allowed"), "{body}");
 
     // A deadline the work cannot meet: 504, and the service goes on answering.
     let many: Vec<_> = (0..32).map(|i| serde_json::json!({"query": format!("{ANSWERABLE} {i}")})).collect();
@@ -200,7 +231,7 @@ fn serve_answers_refuses_and_reports_its_snapshot_and_metrics() {
         let key = format!("{name}{{snapshot=\"{head}\"}} ");
         m.lines().find_map(|l| l.strip_prefix(key.as_str())).unwrap_or_else(|| panic!("no {key} in\n{m}")).to_string()
     };
-    assert_eq!(line("ragsnap_serve_answered_total"), "4", "{m}");
+    assert_eq!(line("ragsnap_serve_answered_total"), "5", "{m}");
     assert_eq!(line("ragsnap_serve_refused_total"), "2", "{m}");
     assert_eq!(line("ragsnap_serve_timed_out_total"), "1", "{m}");
     assert!(m.contains("ragsnap_serve_query_duration_seconds_bucket{mode=\"hybrid\",le=\"+Inf\"}"), "{m}");
@@ -330,6 +361,27 @@ fn listening_beyond_loopback_without_a_token_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("bearer token"));
     let o = run(dir.path(), &["serve", "--concurrency", "0"]);
     assert_eq!(code(&o), 2);
+    // A token file others can read is no secret; an empty one is no token.
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a-test-token-of-some-length\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(dir.path(), &["serve", "--token-file", token.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("other users may access it"));
+    std::fs::write(&token, "\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = run(dir.path(), &["serve", "--token-file", token.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("empty"));
+    // A folder that is not a store: a usage error naming it, before any model is loaded.
+    let other = dir.path().join("not-a-store");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let o = run(&other, &["serve"]);
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not-a-store"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(other.join("notes.txt").exists() && !other.join("catalog.sqlite").exists());
 }
 
 #[test]
@@ -380,6 +432,19 @@ fn a_head_built_with_another_model_is_never_searched_and_readyz_says_so() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["kind"], "embedding_version_mismatch", "{body}");
     assert!(body.get("hits").is_none());
+    // Named: the foreign snapshot is a typed 409, never searched; one of this model still answers.
+    let (status, body, _) = post(
+        &a,
+        &format!("{}/v1/query", svc.base),
+        None,
+        &serde_json::json!({"query": ANSWERABLE, "snapshot": foreign}),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["kind"], "embedding_version_mismatch", "{body}");
+    let (status, body, _) =
+        post(&a, &format!("{}/v1/query", svc.base), None, &serde_json::json!({"query": ANSWERABLE, "snapshot": head}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["snapshot_id"], head.as_str());
 
     // Rolling back to a snapshot of this model makes it ready again.
     let o = run(&store, &["rollback", "--to", head, "--allow-model-change", "--reason", "wrong model"]);
@@ -393,4 +458,200 @@ fn a_head_built_with_another_model_is_never_searched_and_readyz_says_so() {
         post(&a, &format!("{}/v1/query", svc.base), None, &serde_json::json!({"query": ANSWERABLE}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["snapshot_id"], head.as_str());
+}
+
+#[test]
+fn a_request_may_name_a_snapshot_and_an_unknown_one_is_a_typed_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_copy(dir.path());
+    let (_, first, second) = built_store();
+    let svc = start(&store, &["--snapshot-cache", "1"], None);
+    let a = agent();
+    let url = format!("{}/v1/query", svc.base);
+    for (spec, want) in [("HEAD", second), ("HEAD~1", first), (first.as_str(), first), (second.as_str(), second)] {
+        let (status, body, _) =
+            post(&a, &url, None, &serde_json::json!({"query": ANSWERABLE, "k": 1, "snapshot": spec}));
+        assert_eq!(status, 200, "{spec}: {body}");
+        assert_eq!(body["snapshot_id"], want.as_str(), "{spec}");
+        assert_eq!(body["outcome"], "hits", "{spec}: {body}");
+    }
+    for spec in ["s20000101T000000Z-000000", "HEAD~9", "../../etc/passwd"] {
+        let (status, body, _) = post(&a, &url, None, &serde_json::json!({"query": ANSWERABLE, "snapshot": spec}));
+        assert_eq!(status, 404, "{spec}: {body}");
+        assert_eq!(body["error"]["kind"], "snapshot_not_found", "{spec}: {body}");
+    }
+    let (status, body, _) = post(
+        &a,
+        &format!("{}/v1/query/batch", svc.base),
+        None,
+        &serde_json::json!({"snapshot": "HEAD~1", "queries": [{"query": ANSWERABLE}, {"query": ANSWERABLE, "snapshot": "HEAD"}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["snapshot_id"], first.as_str());
+    assert_eq!(body["results"][0]["snapshot_id"], first.as_str());
+    assert_eq!(body["results"][1]["error"]["kind"], "invalid_request", "{body}");
+    // Head is untouched by the requests above; the other snapshot stays open for the next ones.
+    let (_, h) = get(&a, &format!("{}/v1/head", svc.base), None);
+    let h: serde_json::Value = serde_json::from_str(&h).unwrap();
+    assert_eq!(h["snapshot_id"], second.as_str());
+    assert_eq!(h["other_snapshots_open"], serde_json::json!([first]));
+}
+
+/// Read from `s` until the peer closes or `within` passes; returns what came and whether it closed.
+fn read_until_closed(s: &mut std::net::TcpStream, within: Duration) -> (String, bool) {
+    use std::io::Read as _;
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&got).into_owned(), true)
+            }
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+#[test]
+fn slow_clients_are_cut_off_and_hold_no_slot() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_copy(dir.path());
+    let svc = start(
+        &store,
+        &["--read-timeout-ms", "500", "--concurrency", "1", "--queue", "0", "--max-connections", "2"],
+        None,
+    );
+    let addr = svc.base.trim_start_matches("http://").to_string();
+    // Two idle connections take both places: a third is closed at once, not after the timeout.
+    let held: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let mut third = std::net::TcpStream::connect(&addr).unwrap();
+    let (_, closed) = read_until_closed(&mut third, Duration::from_secs(5));
+    assert!(closed && t.elapsed() < Duration::from_millis(400), "third closed {closed} after {:?}", t.elapsed());
+    for mut h in held {
+        let (_, closed) = read_until_closed(&mut h, Duration::from_secs(5));
+        assert!(closed, "an idle connection stays open");
+    }
+    // Half a request line, then nothing: the connection is closed, with no answer.
+    let t = Instant::now();
+    let mut half = std::net::TcpStream::connect(&addr).unwrap();
+    half.write_all(b"POST /v1/qu").unwrap();
+    let (got, closed) = read_until_closed(&mut half, Duration::from_secs(5));
+    assert!(closed && got.is_empty(), "closed {closed}, got {got:?}");
+    assert!(t.elapsed() < Duration::from_secs(3), "closed after {:?}", t.elapsed());
+    // A connection that says nothing at all is closed the same way.
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    let (_, closed) = read_until_closed(&mut idle, Duration::from_secs(5));
+    assert!(closed, "an idle connection stays open");
+    // Headers, then a body that stops short: 408, and the only place it held is free again.
+    let t = Instant::now();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(
+        b"POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"query\": ",
+    )
+    .unwrap();
+    let (got, _) = read_until_closed(&mut slow, Duration::from_secs(5));
+    assert!(got.starts_with("HTTP/1.1 408"), "{got:?}");
+    assert!(got.contains("body_timeout"), "{got:?}");
+    assert!(t.elapsed() < Duration::from_secs(3), "answered after {:?}", t.elapsed());
+    let (status, body, _) =
+        post(&agent(), &format!("{}/v1/query", svc.base), None, &serde_json::json!({"query": ANSWERABLE}));
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A run of lowercase words from `text`, long enough to be found only in that chunk and stored
+/// as is in the chunk table (no character JSON would escape).
+fn plain_words(text: &str) -> String {
+    let mut run: Vec<&str> = Vec::new();
+    for w in text.split(' ') {
+        if !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase()) {
+            run.push(w);
+            if run.join(" ").len() >= 24 {
+                return run.join(" ");
+            }
+        } else {
+            run.clear();
+        }
+    }
+    panic!("no run of plain words in {text:?}")
+}
+
+/// Overwrite `old` with `new` (same length) inside `path` without a new inode; with
+/// `keep_time` the modification time is put back, as silent bit rot would leave it.
+fn damage_in_place(path: &Path, old: &str, new: &str, keep_time: bool) {
+    use std::os::unix::fs::FileExt as _;
+    assert_eq!(old.len(), new.len());
+    let meta = std::fs::metadata(path).unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let at =
+        bytes.windows(old.len()).position(|w| w == old.as_bytes()).unwrap_or_else(|| panic!("{old:?} not in {path:?}"));
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(new.as_bytes(), at as u64).unwrap();
+    if keep_time {
+        f.set_modified(meta.modified().unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn a_snapshot_damaged_on_disk_while_serving_answers_nothing_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_copy(dir.path());
+    let (_, first, second) = built_store();
+    let svc = start(&store, &["--refresh-ms", "100"], None);
+    let a = agent();
+    let url = format!("{}/v1/query", svc.base);
+    let ask =
+        |snapshot: &str| post(&a, &url, None, &serde_json::json!({"query": ANSWERABLE, "k": 1, "snapshot": snapshot}));
+    let (status, body, _) = ask("HEAD");
+    assert_eq!(status, 200, "{body}");
+    let words = plain_words(body["hits"][0]["text"].as_str().unwrap());
+    let ready = |want: u16| {
+        let t = Instant::now();
+        loop {
+            let (status, body) = get(&agent(), &format!("{}/readyz", svc.base), None);
+            if status == want {
+                return body;
+            }
+            assert!(t.elapsed() < Duration::from_secs(5), "readyz still {status}: {body}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // 1. Head's chunk table written in place: the head poll sees the file change, verifies again, fails.
+    damage_in_place(&store.join("snapshots").join(second).join("chunks.bin"), &words, &words.to_uppercase(), false);
+    let body = ready(503);
+    assert!(body.contains("\"snapshot_damaged\":true"), "{body}");
+    let (status, body, _) = ask("HEAD");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["kind"], "snapshot_damaged", "{body}");
+    // Rolling back to a sound snapshot serves again.
+    let o = run(&store, &["rollback", "--to", first, "--reason", "test"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    ready(200);
+    let (status, body, _) = ask("HEAD");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["snapshot_id"], first.as_str());
+    // 2. Bit rot that leaves the file's time alone: the hit's text no longer hashes to its id.
+    let words = plain_words(body["hits"][0]["text"].as_str().unwrap());
+    damage_in_place(&store.join("snapshots").join(first).join("chunks.bin"), &words, &words.to_uppercase(), true);
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body, _) = ask("HEAD");
+    assert_eq!(status, 503, "the damaged text was served: {body}");
+    assert_eq!(body["error"]["kind"], "snapshot_damaged", "{body}");
+    ready(503);
+    // 3. A service started on that store opens nothing: not ready, and it says why.
+    drop(svc);
+    let svc = start(&store, &[], None);
+    let (status, body) = get(&agent(), &format!("{}/readyz", svc.base), None);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("head_unreadable") && body.contains("chunks.bin"), "{body}");
+    let (status, body, _) =
+        post(&agent(), &format!("{}/v1/query", svc.base), None, &serde_json::json!({"query": ANSWERABLE}));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["kind"], "not_ready", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(first.as_str()), "{body}");
 }

@@ -18,21 +18,29 @@
 //!
 //! | endpoint | what |
 //! |---|---|
-//! | `POST /v1/query` | `{"query", "k"?, "mode"?, "floor"?, "floor_percentile"?, "ef"?, "lexical_floor"?, "rrf_k"?, "timeout_ms"?}` → the library's query result; a refusal has `"hits": []` and a `reason` |
-//! | `POST /v1/query/batch` | `{"queries": [...], "timeout_ms"?}` → `{"snapshot_id", "results": [...]}`, all from one snapshot |
+//! | `POST /v1/query` | `{"query", "k"?, "mode"?, "floor"?, "floor_percentile"?, "ef"?, "lexical_floor"?, "rrf_k"?, "timeout_ms"?, "snapshot"?}` → the library's query result; a refusal has `"hits": []` and a `reason` |
+//! | `POST /v1/query/batch` | `{"queries": [...], "timeout_ms"?, "snapshot"?}` → `{"snapshot_id", "results": [...]}`, all from one snapshot |
 //! | `GET /v1/head` | the snapshot serving, the store's head, the model, readiness and any problem |
 //! | `GET /v1/snapshots` | the catalog's snapshots |
 //! | `GET /healthz` | the process answers |
 //! | `GET /readyz` | a snapshot is open, its canaries matched this model, head is servable |
 //! | `GET /metrics` | Prometheus text: per-snapshot requests, answered, refused, shed, timed out; latency per mode; top-1 scores and their drift from the snapshot's calibration |
 //!
-//! Errors are `{"error": {"kind", "message"}, "snapshot_id"}` with kinds `invalid_request`
-//! (400), `unauthorized` (401), `payload_too_large` (413), `overloaded` (503),
-//! `embedding_version_mismatch` / `embedding_drift` / `not_ready` (503), `deadline_exceeded`
-//! (504), `store_error` / `internal` (500).
+//! `"snapshot"` is an id, `HEAD` (the default: the snapshot serving) or `HEAD~N`, as `ragsnap
+//! query --snapshot` takes it; a snapshot other than head is opened and checked on first use and
+//! kept in a small cache (`--snapshot-cache`).
 //!
-//! It listens on loopback unless a bearer token is configured (`--token-file` or
-//! `RAGSNAP_SERVE_TOKEN`); with a token every endpoint but `/healthz` and `/readyz` requires it.
+//! Errors are `{"error": {"kind", "message"}, "snapshot_id"}` with kinds `invalid_request`
+//! (400), `unauthorized` (401), `snapshot_not_found` (404), `method_not_allowed` (405),
+//! `body_timeout` (408), `embedding_version_mismatch` / `embedding_drift` of a named snapshot
+//! (409), `payload_too_large` (413), `overloaded` (503), `embedding_version_mismatch` /
+//! `embedding_drift` of head, `not_ready`, `snapshot_damaged` (503), `deadline_exceeded` (504),
+//! `store_error` / `internal` (500).
+//!
+//! It listens on loopback unless a bearer token is configured (`--token-file`, a file other users
+//! cannot access, or `RAGSNAP_SERVE_TOKEN`); with a token every endpoint but `/healthz` and
+//! `/readyz` requires it. A client has `--read-timeout-ms` to send its headers, and again its
+//! body, or its connection is closed (headers) or answered 408 (body).
 
 pub mod metrics;
 pub mod pool;
@@ -85,6 +93,20 @@ pub struct ServeArgs {
     /// Most queries in one batch request.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_batch: u32,
+    /// Longest time a client may take to send a request's headers (counted from the connection's
+    /// start, or from the previous answer on a kept-alive connection) and, separately, its body,
+    /// in milliseconds; a slower client's connection is closed (headers) or answered 408 (body).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub read_timeout_ms: u64,
+    /// Client connections open at once; one more is closed as soon as it is accepted, so slow or
+    /// idle clients cannot use up the file descriptors the store's files need (keep it well under
+    /// `ulimit -n`, often 1024).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+    /// Snapshots other than head kept open for requests that name one (`"snapshot"`); the least
+    /// recently used is closed first. 0 opens such a snapshot for each request.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub snapshot_cache: u32,
     /// Put the query text into the access log (off by default: queries can hold personal data).
     #[arg(long)]
     pub log_queries: bool,
@@ -101,7 +123,7 @@ pub struct ServeArgs {
 /// Options of `ragsnap publish`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PublishArgs {
-    /// Snapshot to publish (an id, or HEAD) [default: HEAD].
+    /// Snapshot to publish (an id, HEAD or HEAD~N) [default: HEAD].
     pub id: Option<String>,
     /// Remote: s3://bucket/prefix or file:///absolute/folder.
     #[arg(long, value_name = "URL")]
@@ -144,6 +166,12 @@ pub struct ServeOptions {
     pub max_query_bytes: usize,
     /// Most queries in a batch.
     pub max_batch: usize,
+    /// Longest wait for a request's headers, and for its body.
+    pub read_timeout: Duration,
+    /// Non-head snapshots kept open.
+    pub snapshot_cache: usize,
+    /// Client connections open at once.
+    pub max_connections: usize,
     /// Log query texts.
     pub log_queries: bool,
     /// Query defaults (`[query]` of the config).
@@ -231,6 +259,26 @@ impl From<ragsnap::store::StoreError> for ServeError {
     }
 }
 
+/// A token file anyone on the machine can read (or write) is no secret: refuse it, as ssh refuses
+/// a private key others can read. Owner and group permissions are the operator's choice.
+fn check_token_file_mode(path: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta =
+        std::fs::metadata(path).map_err(|e| ServeError::Usage(format!("--token-file {}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(ServeError::Usage(format!("--token-file {}: not a regular file", path.display())));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o007 != 0 {
+        return Err(ServeError::Usage(format!(
+            "--token-file {}: other users may access it (mode {:03o}); make it private first, e.g. chmod 600",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(())
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -243,6 +291,7 @@ impl ServeArgs {
         let sessions = self.sessions.map_or_else(|| cores().min(concurrency).min(4), |s| s as usize).max(1);
         let token = match &self.token_file {
             Some(path) => {
+                check_token_file_mode(path)?;
                 let t = std::fs::read_to_string(path)
                     .map_err(|e| ServeError::Usage(format!("--token-file {}: {e}", path.display())))?;
                 let t = t.trim().to_string();
@@ -284,6 +333,9 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes as usize,
             max_query_bytes: self.max_query_bytes as usize,
             max_batch: self.max_batch as usize,
+            read_timeout: Duration::from_millis(self.read_timeout_ms),
+            snapshot_cache: self.snapshot_cache as usize,
+            max_connections: self.max_connections as usize,
             log_queries: self.log_queries,
             query: query.clone(),
             follow: self.follow.clone(),

@@ -109,11 +109,13 @@ impl Metrics {
     }
 
     /// Record the calibration quantiles of a snapshot the service opened.
-    pub fn snapshot_opened(&self, id: &str, calibration: &[f32]) {
-        self.with(|m| {
-            m.snapshots.entry(id.to_string()).or_default().calibration = calibration.to_vec();
-            m.switches += 1;
-        });
+    pub fn calibration(&self, id: &str, calibration: &[f32]) {
+        self.with(|m| m.snapshots.entry(id.to_string()).or_default().calibration = calibration.to_vec());
+    }
+
+    /// Head was opened or switched.
+    pub fn snapshot_switched(&self) {
+        self.with(|m| m.switches += 1);
     }
 
     /// A head move the service could not follow.
@@ -221,7 +223,7 @@ impl Metrics {
             let _ = writeln!(out, "ragsnap_serve_queued {queued}");
             let _ = writeln!(out, "# HELP ragsnap_serve_snapshot_switches_total Snapshots opened (start and head moves).\n# TYPE ragsnap_serve_snapshot_switches_total counter");
             let _ = writeln!(out, "ragsnap_serve_snapshot_switches_total {}", m.switches);
-            let _ = writeln!(out, "# HELP ragsnap_serve_refresh_failures_total Head moves the service could not follow.\n# TYPE ragsnap_serve_refresh_failures_total counter");
+            let _ = writeln!(out, "# HELP ragsnap_serve_refresh_failures_total Head moves the service could not follow, and snapshots found changed on disk.\n# TYPE ragsnap_serve_refresh_failures_total counter");
             let _ = writeln!(out, "ragsnap_serve_refresh_failures_total {}", m.refresh_failures);
             out
         })

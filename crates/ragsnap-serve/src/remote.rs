@@ -212,14 +212,11 @@ fn blake3_hex(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 
-/// Upload snapshot `id` (`None` or `HEAD` = the local head) of the store at `root` to `remote`
-/// and make it the remote head.
+/// Upload snapshot `id` (an id, `HEAD` or `HEAD~N`; `None` = the local head) of the store at
+/// `root` to `remote` and make it the remote head.
 pub async fn publish(root: &Path, id: Option<&str>, remote: &Remote) -> Result<PublishReport, ServeError> {
     let store = ragsnap::Store::open_reader(root)?;
-    let id = match id {
-        None | Some("HEAD") => store.head()?.id,
-        Some(id) => store.catalog().get(id).map_err(ragsnap::Error::from)?.id,
-    };
+    let id = store.resolve(id.unwrap_or("HEAD"))?;
     // Only a snapshot that verifies (checksums and a full load) leaves this store.
     let report = ragsnap::verify_snapshot(&store, &id)?;
     if !report.ok {
