@@ -2,7 +2,7 @@
 # ragsnap benchmarks (`make bench`, after `make setup`). See benches/README.md for what each
 # number means and the results measured on the reference machine.
 #
-#   bash benches/run.sh                 # everything: ingest embed rebuild index query, then tables
+#   bash benches/run.sh                 # everything: ingest embed rebuild index query scale, then tables
 #   bash benches/run.sh embed           # one part (several may be named); missing inputs are made
 #   bash benches/run.sh embed-head      # only the ragsnap-vs-Python embedding rows
 #   bash benches/run.sh report          # print the tables from the last results only
@@ -386,7 +386,7 @@ report() {
 # ---------------------------------------------------------------------------------------------
 main() {
   local parts=("$@")
-  [[ ${#parts[@]} -gt 0 ]] || parts=(ingest embed rebuild index query)
+  [[ ${#parts[@]} -gt 0 ]] || parts=(ingest embed rebuild index query scale)
   if [[ "${parts[*]}" == "report" ]]; then report; return; fi
   if [[ "${parts[*]}" == "scale" ]]; then part_scale; return; fi  # needs neither runtime nor corpus
   local started; started=$(date +%s)

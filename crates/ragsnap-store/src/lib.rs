@@ -107,8 +107,13 @@ pub(crate) use failpoints::{disk_full, failpoint};
 pub type LoadCheck = fn(OpenedSnapshot) -> std::result::Result<(), String>;
 
 /// Artifact kinds a full load parses from memory; [`LoadCheck`]s get them kept.
-pub const LOADED_KINDS: [ArtifactKind; 4] =
-    [ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Hnsw, ArtifactKind::Lexical];
+pub const LOADED_KINDS: [ArtifactKind; 5] = [
+    ArtifactKind::Vectors,
+    ArtifactKind::Documents,
+    ArtifactKind::Hnsw,
+    ArtifactKind::Lexical,
+    ArtifactKind::HnswIds,
+];
 
 /// A store opened for reading (no lock) or writing (holding `LOCK`).
 pub struct Store {

@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use index::{IndexMode, IndexUpdate};
 pub use metrics::{prometheus_metrics, run_metrics, write_metrics};
 
 /// Why an entry of the sources was not indexed. Serialised (reports, metrics labels) as the
@@ -184,6 +185,8 @@ pub struct RebuildReport {
     pub boilerplate: BoilerplateReport,
     /// Index kind chosen.
     pub index_kind: String,
+    /// Whether head's graph was updated or the index built from scratch, and why.
+    pub index_update: IndexUpdate,
     /// Measured recall.
     pub recall: f64,
     /// Chosen ef_search.
@@ -306,6 +309,23 @@ fn load_head(store: &Store) -> Result<Option<HeadInfo>> {
     }))
 }
 
+/// Head's HNSW graph and its payload, for the index stage to update (`None` when head has no
+/// graph).
+fn head_graph<'h>(store: &Store, head: Option<&'h HeadInfo>) -> Result<Option<index::HeadGraph<'h>>> {
+    let Some((h, snap)) = head.and_then(|h| Some((h, h.snapshot.as_ref()?))) else { return Ok(None) };
+    let ragsnap_index::Index::Hnsw(graph) = snap.index() else { return Ok(None) };
+    let kind = ragsnap_store::ArtifactKind::Hnsw;
+    let opened = store.open_snapshot_keeping(snap.id(), &[kind])?;
+    let Some(payload) = opened.payload(kind)? else { return Ok(None) };
+    Ok(Some(index::HeadGraph {
+        index: graph,
+        payload,
+        fingerprint_id: h.manifest.fingerprint.id(),
+        target_recall: h.manifest.index.target_recall,
+        k: h.manifest.index.k,
+    }))
+}
+
 /// Rebuild with explicit options.
 pub fn rebuild_with(
     store_root: &Path,
@@ -375,7 +395,8 @@ pub fn rebuild_with(
     let prepare::Prepared { summary, documents, chunks, read_files, source_diff, source_digest, chunk_config } =
         prepared;
     let chunks = Arc::new(chunks); // shared with the lexical build without a copy
-    let indexes = index::build(&rows, fp.dims, &chunks, config, opts.cancel)?;
+    let head_graph = head_graph(&store, head.as_ref())?;
+    let indexes = index::build(&rows, fp.dims, &chunks, config, opts.cancel, &model.current, head_graph)?;
     timings.insert("index".into(), elapsed(t));
 
     // 6. Gates.
@@ -457,6 +478,7 @@ pub fn rebuild_with(
         cache_check: embed_stats.cache_check,
         boilerplate: summary.boilerplate,
         index_kind: indexes.index.kind().to_string(),
+        index_update: indexes.update.clone(),
         recall: tuned.recall,
         ef_search: tuned.ef_search,
         timings,
@@ -498,6 +520,7 @@ fn unchanged_report(head: &HeadInfo, prepared: prepare::Prepared, timings: BTree
         cache_check: Default::default(),
         boilerplate: summary.boilerplate,
         index_kind: m.index.kind.to_string(),
+        index_update: IndexUpdate { reason: "nothing built: head already holds these sources".into(), ..Default::default() },
         recall: m.index.recall,
         ef_search: m.index.ef_search,
         timings,
