@@ -130,9 +130,8 @@ impl Law {
         let x = rng.uniform();
         let j = ((self.centres.len() as f64) * x * x) as usize % self.centres.len();
         let s = self.spreads[j] / (self.dims as f64).sqrt();
-        let mut v: Vec<f32> = (0..self.dims)
-            .map(|d| 0.4 * self.shared[d] + self.centres[j][d] + (rng.normal() * s) as f32)
-            .collect();
+        let mut v: Vec<f32> =
+            (0..self.dims).map(|d| 0.4 * self.shared[d] + self.centres[j][d] + (rng.normal() * s) as f32).collect();
         unit(&mut v);
         v
     }
@@ -159,7 +158,9 @@ fn recalls(index: &HnswIndex, rows: &VectorSet, queries: &[Vec<f32>], efs: &[usi
 }
 
 fn at_target(r: &[(usize, f64)], target: f64) -> serde_json::Value {
-    r.iter().find(|(_, rec)| *rec >= target).map_or(serde_json::Value::Null, |(ef, rec)| json!({"ef": ef, "recall": rec}))
+    r.iter()
+        .find(|(_, rec)| *rec >= target)
+        .map_or(serde_json::Value::Null, |(ef, rec)| json!({"ef": ef, "recall": rec}))
 }
 
 fn secs(t: Instant) -> f64 {
@@ -236,19 +237,22 @@ fn main() {
     eprintln!("1% removed {rm_secs} s, recall {rm_recall:?}");
 
     let curve = |r: &[(usize, f64)]| r.iter().map(|(ef, rec)| json!([ef, rec])).collect::<Vec<_>>();
-    println!("{}", json!({
-        "bench": "scale",
-        "n": n, "dims": dims, "clusters": clusters, "queries": nq, "m": params.m, "efc": params.ef_construction,
-        "threads": rayon::current_num_threads(), "changed_rows": delta,
-        "build_secs": build_secs, "dump_secs": dump_secs, "graph_bytes": payload.len(),
-        "recall_full": curve(&full_recall), "full_at_target": at_target(&full_recall, target),
-        "add_secs": add_secs, "add_plan_secs": plan_add_secs, "add_dump_secs": add_dump_secs, "add_graph_bytes": add_bytes,
-        "recall_added": curve(&add_recall), "added_at_target": at_target(&add_recall, target),
-        "remove_secs": rm_secs, "remove_plan_secs": plan_rm_secs,
-        "recall_removed": curve(&rm_recall), "removed_at_target": at_target(&rm_recall, target),
-        "add_share_of_build": add_secs / build_secs, "remove_share_of_build": rm_secs / build_secs,
-        "target": target,
-        "rss_data_mib": mib(rss_data), "rss_after_build_mib": mib(rss_built), "peak_rss_mib": mib(status_kib("VmHWM:")),
-        "load": load_average(),
-    }));
+    println!(
+        "{}",
+        json!({
+            "bench": "scale",
+            "n": n, "dims": dims, "clusters": clusters, "queries": nq, "m": params.m, "efc": params.ef_construction,
+            "threads": rayon::current_num_threads(), "changed_rows": delta,
+            "build_secs": build_secs, "dump_secs": dump_secs, "graph_bytes": payload.len(),
+            "recall_full": curve(&full_recall), "full_at_target": at_target(&full_recall, target),
+            "add_secs": add_secs, "add_plan_secs": plan_add_secs, "add_dump_secs": add_dump_secs, "add_graph_bytes": add_bytes,
+            "recall_added": curve(&add_recall), "added_at_target": at_target(&add_recall, target),
+            "remove_secs": rm_secs, "remove_plan_secs": plan_rm_secs,
+            "recall_removed": curve(&rm_recall), "removed_at_target": at_target(&rm_recall, target),
+            "add_share_of_build": add_secs / build_secs, "remove_share_of_build": rm_secs / build_secs,
+            "target": target,
+            "rss_data_mib": mib(rss_data), "rss_after_build_mib": mib(rss_built), "peak_rss_mib": mib(status_kib("VmHWM:")),
+            "load": load_average(),
+        })
+    );
 }

@@ -529,6 +529,75 @@ mod tests {
         }
     }
 
+    /// Rows `drop..n` of `base` kept, then `extra` appended: a source with some pages gone and
+    /// some new.
+    fn changed_rows(base: &VectorSet, drop: usize, extra: &VectorSet) -> VectorSet {
+        let mut data = base.as_slice()[drop * base.dims()..].to_vec();
+        data.extend_from_slice(extra.as_slice());
+        VectorSet::new(base.dims(), data).unwrap()
+    }
+
+    #[test]
+    fn an_updated_graph_answers_live_rows_only_and_round_trips_with_its_map() {
+        let params = HnswParams { m: 8, ef_construction: 64 };
+        let base = unit_vectors(800, 16, 21);
+        let head = HnswIndex::build(&base, params).unwrap();
+        let payload = head.to_bytes().unwrap();
+        let rows = changed_rows(&base, 60, &unit_vectors(40, 16, 22));
+        let plan = crate::plan_update(head.vectors(), None, &rows).unwrap();
+        assert_eq!((plan.insert.len(), plan.newly_deleted), (40, 60));
+        let updated = head.updated(&payload, &rows, plan).unwrap();
+        assert_eq!((updated.len(), updated.id_map().unwrap().deleted()), (840, 60));
+        let k = 10;
+        let queries: Vec<usize> = (0..rows.len()).step_by(7).collect();
+        let truth: Vec<_> = queries.iter().map(|&q| crate::exact_search(&rows, rows.get(q), k)).collect();
+        let got: Vec<_> = queries.iter().map(|&q| updated.search(rows.get(q), k, 64)).collect();
+        for hits in &got {
+            assert_eq!(hits.len(), k);
+            assert!(hits.iter().all(|&(r, _)| (r as usize) < rows.len()));
+        }
+        // Each query's own row is its best answer (a deleted point with the same vector as a
+        // live row would have to be filtered, not returned under a wrong row).
+        for (&q, hits) in queries.iter().zip(&got) {
+            assert_eq!(hits[0].0 as usize, q);
+        }
+        // Queried with the vectors of deleted rows, nothing deleted comes back.
+        for d in 0..60 {
+            let hits = updated.search(base.get(d), k, 64);
+            assert!(hits.iter().all(|&(r, s)| (s - dot(rows.get(r as usize), base.get(d))).abs() < 1e-5));
+        }
+        assert!(recall(&truth, &got, k) >= 0.95, "{}", recall(&truth, &got, k));
+
+        // What a snapshot stores (graph and map) loads back to the same answers.
+        let bytes = updated.to_bytes().unwrap();
+        let map = updated.id_map().unwrap().clone();
+        let loaded = HnswIndex::from_bytes_mapped(&bytes, params, &rows, map.clone()).unwrap();
+        for &q in &queries {
+            assert_eq!(loaded.search(rows.get(q), k, 64), updated.search(rows.get(q), k, 64));
+        }
+        // A live row whose vector is not its point's is refused.
+        let mut other = rows.as_slice().to_vec();
+        other[5 * 16] += 0.25;
+        let other = VectorSet::new(16, other).unwrap();
+        assert!(HnswIndex::from_bytes_mapped(&bytes, params, &other, map.clone()).is_err());
+        // So is a map of another size than the graph.
+        let short = IdMap::new((0..rows.len() as u32).collect(), rows.len()).unwrap();
+        assert!(HnswIndex::from_bytes_mapped(&bytes, params, &rows, short).is_err());
+
+        // A second update grows the loaded graph again; its deleted points stay deleted.
+        let rows2 = changed_rows(&rows, 10, &unit_vectors(5, 16, 23));
+        let plan2 = crate::plan_update(loaded.vectors(), loaded.id_map(), &rows2).unwrap();
+        assert_eq!((plan2.insert.len(), plan2.newly_deleted), (5, 10));
+        let twice = loaded.updated(&bytes, &rows2, plan2).unwrap();
+        assert_eq!(twice.id_map().unwrap().deleted(), 70);
+        for q in (0..rows2.len()).step_by(11) {
+            assert_eq!(twice.search(rows2.get(q), 1, 64)[0].0 as usize, q);
+        }
+        // The payload must be the graph's own.
+        let plan3 = crate::plan_update(loaded.vectors(), loaded.id_map(), &rows2).unwrap();
+        assert!(loaded.updated(&payload, &rows2, plan3).is_err(), "another graph's bytes are refused");
+    }
+
     #[test]
     fn distance_never_goes_negative() {
         let v = [0.6f32, 0.8];

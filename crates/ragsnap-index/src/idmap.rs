@@ -204,8 +204,8 @@ mod tests {
         }
         // A second update never revives a deleted point, even for an equal vector.
         let again = VectorSet::new(1, vec![3.0]).unwrap();
-        let plan2 = plan_update(&VectorSet::new(1, vec![1.0, 2.0, 3.0, 2.0, 4.0]).unwrap(), Some(&plan.map), &again)
-            .unwrap();
+        let plan2 =
+            plan_update(&VectorSet::new(1, vec![1.0, 2.0, 3.0, 2.0, 4.0]).unwrap(), Some(&plan.map), &again).unwrap();
         assert_eq!(plan2.insert, vec![0]);
         assert_eq!(plan2.newly_deleted, 4);
     }

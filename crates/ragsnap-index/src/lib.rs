@@ -21,7 +21,8 @@ mod tune;
 
 pub use hnsw::{DotDistance, HnswIndex, HnswParams};
 pub use idmap::{plan_update, IdMap, UpdatePlan};
-pub use tune::{measure_updated, tune, tune_best_effort, tune_stoppable, IndexKind, TuneConfig, TuneReport,
+pub use tune::{
+    measure_updated, tune, tune_best_effort, tune_stoppable, IndexKind, TuneConfig, TuneReport,
     DEFAULT_UPDATE_MAX_DELETED_SHARE,
 };
 

@@ -107,13 +107,8 @@ pub(crate) use failpoints::{disk_full, failpoint};
 pub type LoadCheck = fn(OpenedSnapshot) -> std::result::Result<(), String>;
 
 /// Artifact kinds a full load parses from memory; [`LoadCheck`]s get them kept.
-pub const LOADED_KINDS: [ArtifactKind; 5] = [
-    ArtifactKind::Vectors,
-    ArtifactKind::Documents,
-    ArtifactKind::Hnsw,
-    ArtifactKind::Lexical,
-    ArtifactKind::HnswIds,
-];
+pub const LOADED_KINDS: [ArtifactKind; 5] =
+    [ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Hnsw, ArtifactKind::Lexical, ArtifactKind::HnswIds];
 
 /// A store opened for reading (no lock) or writing (holding `LOCK`).
 pub struct Store {

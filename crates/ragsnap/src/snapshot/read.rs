@@ -60,7 +60,10 @@ impl Snapshot {
         let ids_path = opened.path(ArtifactKind::HnswIds);
         let ids = match opened.payload(ArtifactKind::HnswIds)? {
             Some(payload) => Some(IdMap::from_bytes(&payload, m.counts.chunks).map_err(|e| {
-                Error::Store(StoreError::Malformed { path: ids_path.clone().unwrap_or_default(), message: e.to_string() })
+                Error::Store(StoreError::Malformed {
+                    path: ids_path.clone().unwrap_or_default(),
+                    message: e.to_string(),
+                })
             })?),
             None => None,
         };
@@ -81,14 +84,14 @@ impl Snapshot {
                     None => Index::Hnsw(HnswIndex::from_bytes_with_vectors(&payload, params, vectors.clone())?),
                     // Deleted points keep their vectors in the payload only: it is decoded, and
                     // every live point checked equal to its row.
-                    Some(map) => Index::Hnsw(HnswIndex::from_bytes_mapped(&payload, params, &vectors, map).map_err(
-                        |e| {
+                    Some(map) => {
+                        Index::Hnsw(HnswIndex::from_bytes_mapped(&payload, params, &vectors, map).map_err(|e| {
                             Error::Store(StoreError::Malformed {
                                 path: opened.path(ArtifactKind::Hnsw).unwrap_or_default(),
                                 message: e.to_string(),
                             })
-                        },
-                    )?),
+                        })?)
+                    }
                 }
             }
         };
