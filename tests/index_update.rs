@@ -135,3 +135,18 @@ fn a_page_added_and_a_page_removed_update_heads_graph() {
     let err = Snapshot::open(&reader, &n2.snapshot_id).unwrap_err().to_string();
     assert!(err.contains("index.ids"), "{err}");
 }
+
+/// Peak memory of one rebuild of the folder in `RAGSNAP_RSS_SOURCE` into a new store, with the
+/// default settings: run by hand (`cargo test -p ragsnap-tests --test index_update -- --ignored
+/// --nocapture`, under `/usr/bin/time -v`) for benches/README.md; prints the report's high-water
+/// mark at the end of each stage.
+#[test]
+#[ignore]
+fn peak_memory_of_a_rebuild() {
+    let Some(src) = std::env::var_os("RAGSNAP_RSS_SOURCE") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config::default();
+    let embedder = ragsnap::open_embedder(&cfg.runtime).unwrap();
+    let r = ragsnap::rebuild(dir.path(), &cfg, &source(Path::new(&src)), embedder.as_ref()).unwrap();
+    println!("chunks {} embed_secs {:?} peak_rss_kib {:?}", r.chunks, r.timings.get("embed"), r.peak_rss_kib);
+}

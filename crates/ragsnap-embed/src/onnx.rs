@@ -171,14 +171,6 @@ fn new_session(
         .map_err(|e| ort_err(e.into()))?
         .with_intra_threads(threads)
         .map_err(|e| ort_err(e.into()))?
-        // Without an arena each run's tensors go back to the allocator when it ends; with one,
-        // every session kept the largest batch's activations for good (benches/README.md,
-        // "Peak memory of a full rebuild"). Memory patterns are per input shape, and every batch
-        // has its own shape.
-        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
-        .map_err(|e| ort_err(e.into()))?
-        .with_memory_pattern(false)
-        .map_err(|e| ort_err(e.into()))?
         .commit_from_memory(model_bytes)
         .map_err(|e| EmbedError::ModelShape { path: model_path.to_path_buf(), message: e.to_string() })
 }
