@@ -713,8 +713,8 @@ impl Store {
         // The row must hold the recall readers parse from the manifest's bytes, which every later
         // check compares bit for bit: serde_json's float parser can land one ulp away from the
         // value that was printed.
-        let recall = Manifest::parse(&target.join(MANIFEST_FILE), &bytes)
-            .map_or(manifest.index.recall, |m| m.index.recall);
+        let recall =
+            Manifest::parse(&target.join(MANIFEST_FILE), &bytes).map_or(manifest.index.recall, |m| m.index.recall);
         let rec = SnapshotRecord {
             id: staging.id.clone(),
             parent_id: manifest.parent_id.clone(),
