@@ -126,7 +126,8 @@ impl CacheVerifySettings {
     }
 }
 
-/// `[index]`: sample and `k` at least 1, recall target in (0, 1], a non-empty ladder with
+/// `[index]`: sample and `k` at least 1, recall target in (0, 1], `update_max_deleted_share` in
+/// [0, 0.5], a non-empty ladder with
 /// `M` in 2..=256 and `ef_construction` in 1..=[`MAX_EF`], `ef` candidates in 1..=[`MAX_EF`]
 /// with at least one reaching `k`.
 pub fn validate_index(c: &TuneConfig) -> Result<()> {
