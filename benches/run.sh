@@ -2,7 +2,7 @@
 # ragsnap benchmarks (`make bench`, after `make setup`). See benches/README.md for what each
 # number means and the results measured on the reference machine.
 #
-#   bash benches/run.sh                 # everything: ingest embed rebuild index query, then tables
+#   bash benches/run.sh                 # everything: ingest embed rebuild index query scale, then tables
 #   bash benches/run.sh embed           # one part (several may be named); missing inputs are made
 #   bash benches/run.sh embed-head      # only the ragsnap-vs-Python embedding rows
 #   bash benches/run.sh report          # print the tables from the last results only
@@ -393,6 +393,39 @@ for mode in ("dense", "hybrid"):
 EOF
 }
 
+# The index stage alone at scale (benches/scale): a full build against a 1% update (added,
+# removed) of it, recall@10 of each against exact search, peak RSS; one process per size.
+# Builds only its own small package (the index crate), not the embedding runtime.
+SCALE_SIZES="${SCALE_SIZES:-100000 500000}"
+part_scale() {
+  mkdir -p "$RESULTS"
+  : >"$RESULTS/scale.jsonl"
+  if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
+    log "cargo build --release -p ragsnap-bench-scale"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet -p ragsnap-bench-scale)
+  fi
+  for n in $SCALE_SIZES; do
+    log "scale: $n vectors, full build then 1% added and 1% removed"
+    record scale "$BIN/bench_scale" --n "$n" --m "$HNSW_M" --efc "$HNSW_EFC" --queries "${SCALE_QUERIES:-300}"
+  done
+  python3 - "$RESULTS/scale.jsonl" <<'EOF2'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+def at(r, key):
+    a = r[key]
+    return f"{a['recall']:.3f} @ ef {a['ef']}" if a else "not reached"
+def rec(curve, ef):
+    return next((f"{x:.3f}" for e, x in curve if e == ef), "-")
+print("| vectors | full build s | 1% added s (share) | 1% removed s (share) | recall@10 full / added / removed at ef 64 | first ef ≥ target: full / added / removed | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|")
+for r in rows:
+    print(f"| {r['n']:,} | {r['build_secs']:.1f} | {r['add_secs']:.2f} ({100*r['add_share_of_build']:.1f}%) "
+          f"| {r['remove_secs']:.2f} ({100*r['remove_share_of_build']:.1f}%) "
+          f"| {rec(r['recall_full'], 64)} / {rec(r['recall_added'], 64)} / {rec(r['recall_removed'], 64)} "
+          f"| {at(r, 'full_at_target')} / {at(r, 'added_at_target')} / {at(r, 'removed_at_target')} | {r['peak_rss_mib']:,.0f} |")
+EOF2
+}
+
 report() {
   "$PY" "$HERE/python/report.py" "$RESULTS" | tee "$RESULTS/tables.md"
 }
@@ -400,18 +433,19 @@ report() {
 # ---------------------------------------------------------------------------------------------
 main() {
   local parts=("$@")
-  [[ ${#parts[@]} -gt 0 ]] || parts=(ingest embed rebuild index query)
+  [[ ${#parts[@]} -gt 0 ]] || parts=(ingest embed rebuild index query scale)
   if [[ "${parts[*]}" == "report" ]]; then report; return; fi
+  if [[ "${parts[*]}" == "scale" ]]; then part_scale; return; fi  # needs neither runtime nor corpus
   local started; started=$(date +%s)
   case " ${parts[*]} " in *" ingest "* | *" embed"* | *" index "*) ;; *) STDLIB_ONLY=1 ;; esac
   setup
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
   for p in "${parts[@]}"; do
     case "$p" in
-      ingest | embed | embed-head | rebuild | rebuild-incremental | index | query | serve) "part_$p" ;;
+      ingest | embed | embed-head | rebuild | rebuild-incremental | index | query | serve | scale) "part_$p" ;;
       python) part_python ;;
       report) ;;
-      *) die "unknown part $p (ingest embed embed-head rebuild rebuild-incremental index query serve report)" ;;
+      *) die "unknown part $p (ingest embed embed-head rebuild rebuild-incremental index query serve scale python report)" ;;
     esac
   done
   log "done in $(( $(date +%s) - started )) s"

@@ -103,7 +103,7 @@ fn open_parts(root: &Path) -> serde_json::Value {
     use ragsnap::store::{tables, ArtifactKind};
     let store = Store::open_reader(root).expect("open store");
     let id = store.head().expect("head").id;
-    let keep = [ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Hnsw, ArtifactKind::Lexical];
+    let keep = ragsnap::store::LOADED_KINDS;
     let (verify, opened) = timed(|| store.open_snapshot_keeping(&id, &keep).expect("open_snapshot"));
     let m = opened.manifest.clone();
     let (vectors, set) = timed(|| {
@@ -121,9 +121,18 @@ fn open_parts(root: &Path) -> serde_json::Value {
         tables::decode_documents(&opened.path(ArtifactKind::Documents).expect("path"), &p).expect("decode")
     });
     let (hnsw_read, payload) = timed(|| opened.payload(ArtifactKind::Hnsw).expect("read"));
+    // A graph updated in place has an id map; it is loaded as `Snapshot::load` loads it.
+    let ids = opened.payload(ArtifactKind::HnswIds).expect("read");
     let hnsw_load = payload.map(|p| {
         let params = HnswParams { m: m.index.m, ef_construction: m.index.ef_construction };
-        timed(|| HnswIndex::from_bytes_with_vectors(&p, params, set.clone()).expect("hnsw")).0
+        timed(|| match &ids {
+            None => HnswIndex::from_bytes_with_vectors(&p, params, set.clone()).expect("hnsw"),
+            Some(ids) => {
+                let map = ragsnap::index::IdMap::from_bytes(ids, m.counts.chunks).expect("id map");
+                HnswIndex::from_bytes_mapped(&p, params, &set, map).expect("hnsw")
+            }
+        })
+        .0
     });
     let (lexical, _) = timed(|| {
         opened

@@ -391,6 +391,9 @@ pub fn rebuild_summary(report: &ragsnap::RebuildReport) {
         "ragsnap:   sources vs head: {} added, {} changed, {} removed, {} unchanged; {} documents chunked, {} reused from head",
         d.added, d.changed, d.removed, d.unchanged, report.documents_chunked, report.documents_reused
     );
+    if report.outcome != ragsnap::Outcome::Unchanged {
+        eprintln!("ragsnap:   vector index {}: {}", report.index_update.mode.as_str(), report.index_update.reason);
+    }
     for f in &report.failed {
         eprintln!("ragsnap:   failed {}: {}", f.path, f.error);
     }

@@ -131,17 +131,39 @@ impl FlatGraph {
     /// Top-`k` rows as `(row, 1 − distance)`, best first (ties by row), with a beam of
     /// `max(ef, k)` candidates on layer 0. `vectors` must hold the `n` rows of the graph.
     pub(crate) fn search(&self, vectors: &VectorSet, q: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
+        self.search_live(vectors, q, k, ef, |_| true)
+    }
+
+    /// [`FlatGraph::search`] over the rows `live` accepts only: the others are still walked
+    /// through (they keep the graph connected) but never enter the beam's results, so the answer
+    /// holds up to `k` live rows whatever share of the graph is left out.
+    pub(crate) fn search_live(
+        &self,
+        vectors: &VectorSet,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        live: impl Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
         if self.n == 0 || k == 0 || vectors.len() < self.n {
             return Vec::new();
         }
         SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut s) => self.search_with(&mut s, vectors, q, k, ef),
+            Ok(mut s) => self.search_with(&mut s, vectors, q, k, ef, &live),
             // Only reachable if a search ran inside a search on one thread; give it its own.
-            Err(_) => self.search_with(&mut Scratch::new(), vectors, q, k, ef),
+            Err(_) => self.search_with(&mut Scratch::new(), vectors, q, k, ef, &live),
         })
     }
 
-    fn search_with(&self, s: &mut Scratch, vectors: &VectorSet, q: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
+    fn search_with(
+        &self,
+        s: &mut Scratch,
+        vectors: &VectorSet,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        live: &impl Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
         let ef = ef.max(k);
         // Greedy descent through the upper layers.
         let mut ep = self.entry;
@@ -168,7 +190,9 @@ impl FlatGraph {
         let layer0 = &self.layers[0];
         visited[ep as usize] = stamp;
         candidates.push(Reverse(Cand(ep_d, ep)));
-        best.push(Cand(ep_d, ep));
+        if live(ep) {
+            best.push(Cand(ep_d, ep));
+        }
         while let Some(Reverse(Cand(d, c))) = candidates.pop() {
             if best.len() >= ef && d > best.peek().map_or(f32::INFINITY, |b| b.0) {
                 break;
@@ -186,9 +210,11 @@ impl FlatGraph {
                 let dn = dist(vectors, q, nb);
                 if best.len() < ef || dn < best.peek().map_or(f32::INFINITY, |b| b.0) {
                     candidates.push(Reverse(Cand(dn, nb)));
-                    best.push(Cand(dn, nb));
-                    if best.len() > ef {
-                        best.pop();
+                    if live(nb) {
+                        best.push(Cand(dn, nb));
+                        if best.len() > ef {
+                            best.pop();
+                        }
                     }
                 }
             }

@@ -3,6 +3,7 @@
 //! and read from a snapshot's `index.hnsw` artifact as an hnsw_rs 0.3 dump ([`crate::dump`]).
 
 use crate::flat::{Csr, FlatGraph};
+use crate::idmap::{IdMap, UpdatePlan};
 use crate::{dot, dump, IndexError, Result, VectorSet};
 use hnsw_rs::api::AnnT;
 use hnsw_rs::hnswio::HnswIo;
@@ -42,6 +43,10 @@ pub struct HnswIndex {
     /// The hnsw_rs graph, kept when this index was built (it is what [`HnswIndex::to_bytes`]
     /// dumps); `None` for a graph loaded from bytes.
     built: Option<Hnsw<'static, f32, DotDistance>>,
+    /// Which row each point answers for, when the graph was updated rather than built over the
+    /// rows (`None`: point `i` is row `i`). `vectors` then holds the graph's points, deleted
+    /// ones included, in point order.
+    map: Option<Arc<IdMap>>,
 }
 
 const MAX_LAYERS: usize = 16;
@@ -65,7 +70,7 @@ impl HnswIndex {
         let mut graph = graph;
         graph.set_searching_mode(true);
         let flat = flat_from_hnsw(&graph, set.len())?;
-        Ok(HnswIndex { flat, vectors: set, params, built: Some(graph) })
+        Ok(HnswIndex { flat, vectors: set, params, built: Some(graph), map: None })
     }
 
     /// Construction parameters.
@@ -73,7 +78,7 @@ impl HnswIndex {
         self.params
     }
 
-    /// Number of vectors in the graph.
+    /// Number of points in the graph (deleted ones included).
     pub fn len(&self) -> usize {
         self.flat.n
     }
@@ -83,22 +88,99 @@ impl HnswIndex {
         self.flat.n == 0
     }
 
-    /// The vectors the graph is searched over.
+    /// The vectors of the graph's points, in point order (for a graph without an id map,
+    /// the rows).
     pub fn vectors(&self) -> &Arc<VectorSet> {
         &self.vectors
     }
 
+    /// The id map of an updated graph (`None`: built over the rows, point `i` is row `i`).
+    pub fn id_map(&self) -> Option<&IdMap> {
+        self.map.as_deref()
+    }
+
     /// Top-`k` rows as `(row, score)` with score = dot product (clamped to ≤ 1), best first,
-    /// ties by row; at most `k`, no row twice. `ef` (raised to `k`) is the beam width.
+    /// ties by row; at most `k`, no row twice, never a deleted point. `ef` (raised to `k`) is
+    /// the beam width.
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
-        self.flat.search(&self.vectors, query, k, ef)
+        let Some(map) = self.map.as_deref() else {
+            return self.flat.search(&self.vectors, query, k, ef);
+        };
+        let mut hits: Vec<(u32, f32)> = self
+            .flat
+            .search_live(&self.vectors, query, k, ef, |p| map.row(p).is_some())
+            .into_iter()
+            .filter_map(|(p, s)| map.row(p).map(|r| (r, s)))
+            .collect();
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits
+    }
+
+    /// Load the graph of an updated snapshot: the payload written by [`HnswIndex::to_bytes`],
+    /// its id map, and the snapshot's `rows`. The payload's data section is decoded (deleted
+    /// points need their vectors to be walked through) and every live point's vector is checked
+    /// bit for bit against the row it answers for.
+    pub fn from_bytes_mapped(payload: &[u8], params: HnswParams, rows: &VectorSet, map: IdMap) -> Result<Self> {
+        let (graph, data) = split_payload(payload)?;
+        let parsed = dump::parse_graph(graph, map.points(), Some(rows.dims()))?;
+        let vectors = dump::decode_data(data, &parsed)?;
+        if map.live() != rows.len() {
+            return Err(IndexError::Graph(format!("id map has {} rows, the snapshot {}", map.live(), rows.len())));
+        }
+        for p in 0..map.points() {
+            if let Some(r) = map.row(p as u32) {
+                let same = vectors.get(p).iter().zip(rows.get(r as usize)).all(|(a, b)| a.to_bits() == b.to_bits());
+                if !same {
+                    return Err(IndexError::Graph(format!("graph point {p} differs from row {r} it answers for")));
+                }
+            }
+        }
+        Ok(HnswIndex { flat: parsed.graph, vectors: Arc::new(vectors), params, built: None, map: Some(Arc::new(map)) })
+    }
+
+    /// Update a graph instead of rebuilding it: load `payload` (this index's own bytes, as
+    /// written by [`HnswIndex::to_bytes`]) into hnsw_rs, insert the rows `plan` says are new,
+    /// in parallel, and search the result through the plan's id map. `self` is the graph the
+    /// payload holds (its point vectors and map are what `plan` was made from); `rows` are the
+    /// new snapshot's rows.
+    pub fn updated(&self, payload: &[u8], rows: &VectorSet, plan: UpdatePlan) -> Result<Self> {
+        let old_points = self.len();
+        if plan.map.points() != old_points + plan.insert.len() || self.vectors.dims() != rows.dims() {
+            return Err(IndexError::Graph("update plan does not fit this graph".into()));
+        }
+        let mut graph = load_hnsw_rs(payload)?;
+        if graph.get_nb_point() != old_points {
+            return Err(IndexError::Graph(format!(
+                "the payload holds {} points, the graph being updated {old_points}",
+                graph.get_nb_point()
+            )));
+        }
+        for p in graph.get_point_indexation() {
+            let id = p.get_origin_id();
+            if id >= old_points || p.get_v() != self.vectors.get(id) {
+                return Err(IndexError::Graph(format!("the payload's point {id} is not the graph's point {id}")));
+            }
+        }
+        graph.set_searching_mode(false);
+        let mut data = Vec::with_capacity((old_points + plan.insert.len()) * rows.dims());
+        data.extend_from_slice(self.vectors.as_slice());
+        for &r in &plan.insert {
+            data.extend_from_slice(rows.get(r as usize));
+        }
+        let vectors = Arc::new(VectorSet::new(rows.dims(), data)?);
+        let new_rows: Vec<(&[f32], usize)> = (old_points..vectors.len()).map(|p| (vectors.get(p), p)).collect();
+        graph.parallel_insert_slice(&new_rows);
+        drop(new_rows);
+        graph.set_searching_mode(true);
+        let flat = flat_from_hnsw(&graph, vectors.len())?;
+        Ok(HnswIndex { flat, vectors, params: self.params, built: Some(graph), map: Some(Arc::new(plan.map)) })
     }
 
     /// The same query answered by hnsw_rs's own search of the graph it built (`None` for a
     /// graph loaded from bytes). For comparisons in tests and benchmarks.
     #[doc(hidden)]
     pub fn search_hnsw_rs(&self, query: &[f32], k: usize, ef: usize) -> Option<Vec<(u32, f32)>> {
-        let graph = self.built.as_ref()?;
+        let graph = self.built.as_ref().filter(|_| self.map.is_none())?;
         if self.flat.n == 0 || k == 0 {
             return Some(Vec::new());
         }
@@ -141,7 +223,7 @@ impl HnswIndex {
         let (graph, data) = split_payload(payload)?;
         let parsed = dump::parse_graph(graph, expected_len, None)?;
         let vectors = Arc::new(dump::decode_data(data, &parsed)?);
-        Ok(HnswIndex { flat: parsed.graph, vectors, params, built: None })
+        Ok(HnswIndex { flat: parsed.graph, vectors, params, built: None, map: None })
     }
 
     /// Load a graph written by [`HnswIndex::to_bytes`] to be searched over `vectors` (the
@@ -151,7 +233,7 @@ impl HnswIndex {
         let (graph, data) = split_payload(payload)?;
         let parsed = dump::parse_graph(graph, vectors.len(), Some(vectors.dims()))?;
         dump::check_data(data, &parsed, &vectors)?;
-        Ok(HnswIndex { flat: parsed.graph, vectors, params, built: None })
+        Ok(HnswIndex { flat: parsed.graph, vectors, params, built: None, map: None })
     }
 
     /// The loader used before v1 snapshots were parsed directly: the payload is written to a
@@ -159,6 +241,23 @@ impl HnswIndex {
     /// parser answers identically.
     #[doc(hidden)]
     pub fn from_bytes_via_hnsw_rs(payload: &[u8], params: HnswParams, expected_len: usize) -> Result<Self> {
+        let mut graph = load_hnsw_rs(payload)?;
+        graph.set_searching_mode(true);
+        let n = graph.get_nb_point();
+        if n != expected_len {
+            return Err(IndexError::Graph(format!("graph holds {n} vectors, the snapshot says {expected_len}")));
+        }
+        let parsed = dump::parse_graph(split_payload(payload)?.0, n, None)?;
+        let vectors = Arc::new(dump::decode_data(split_payload(payload)?.1, &parsed)?);
+        let flat = flat_from_hnsw(&graph, n)?;
+        Ok(HnswIndex { flat, vectors, params, built: Some(graph), map: None })
+    }
+}
+
+/// Load a payload written by [`HnswIndex::to_bytes`] with hnsw_rs's own loader (`HnswIo`, from
+/// a temporary folder), as a graph more points can be inserted into.
+fn load_hnsw_rs(payload: &[u8]) -> Result<Hnsw<'static, f32, DotDistance>> {
+    {
         let bad = |m: &str| IndexError::Graph(format!("malformed graph payload: {m}"));
         let (graph, data) = split_payload(payload)?;
         let dir = tempfile::tempdir().map_err(|e| IndexError::Graph(e.to_string()))?;
@@ -173,16 +272,7 @@ impl HnswIndex {
         }))
         .map_err(|_| bad("the hnsw_rs loader panicked"))?
         .map_err(|e| IndexError::Graph(e.to_string()))?;
-        let mut graph = loaded;
-        graph.set_searching_mode(true);
-        let n = graph.get_nb_point();
-        if n != expected_len {
-            return Err(IndexError::Graph(format!("graph holds {n} vectors, the snapshot says {expected_len}")));
-        }
-        let parsed = dump::parse_graph(split_payload(payload)?.0, n, None)?;
-        let vectors = Arc::new(dump::decode_data(split_payload(payload)?.1, &parsed)?);
-        let flat = flat_from_hnsw(&graph, n)?;
-        Ok(HnswIndex { flat, vectors, params, built: Some(graph) })
+        Ok(loaded)
     }
 }
 
@@ -437,6 +527,75 @@ mod tests {
         for (g, t) in got.iter().zip(&theirs) {
             assert_eq!(g.iter().map(|h| h.0).collect::<Vec<_>>(), t.iter().map(|h| h.0).collect::<Vec<_>>());
         }
+    }
+
+    /// Rows `drop..n` of `base` kept, then `extra` appended: a source with some pages gone and
+    /// some new.
+    fn changed_rows(base: &VectorSet, drop: usize, extra: &VectorSet) -> VectorSet {
+        let mut data = base.as_slice()[drop * base.dims()..].to_vec();
+        data.extend_from_slice(extra.as_slice());
+        VectorSet::new(base.dims(), data).unwrap()
+    }
+
+    #[test]
+    fn an_updated_graph_answers_live_rows_only_and_round_trips_with_its_map() {
+        let params = HnswParams { m: 8, ef_construction: 64 };
+        let base = unit_vectors(800, 16, 21);
+        let head = HnswIndex::build(&base, params).unwrap();
+        let payload = head.to_bytes().unwrap();
+        let rows = changed_rows(&base, 60, &unit_vectors(40, 16, 22));
+        let plan = crate::plan_update(head.vectors(), None, &rows).unwrap();
+        assert_eq!((plan.insert.len(), plan.newly_deleted), (40, 60));
+        let updated = head.updated(&payload, &rows, plan).unwrap();
+        assert_eq!((updated.len(), updated.id_map().unwrap().deleted()), (840, 60));
+        let k = 10;
+        let queries: Vec<usize> = (0..rows.len()).step_by(7).collect();
+        let truth: Vec<_> = queries.iter().map(|&q| crate::exact_search(&rows, rows.get(q), k)).collect();
+        let got: Vec<_> = queries.iter().map(|&q| updated.search(rows.get(q), k, 64)).collect();
+        for hits in &got {
+            assert_eq!(hits.len(), k);
+            assert!(hits.iter().all(|&(r, _)| (r as usize) < rows.len()));
+        }
+        // Each query's own row is its best answer (a deleted point with the same vector as a
+        // live row would have to be filtered, not returned under a wrong row).
+        for (&q, hits) in queries.iter().zip(&got) {
+            assert_eq!(hits[0].0 as usize, q);
+        }
+        // Queried with the vectors of deleted rows, nothing deleted comes back.
+        for d in 0..60 {
+            let hits = updated.search(base.get(d), k, 64);
+            assert!(hits.iter().all(|&(r, s)| (s - dot(rows.get(r as usize), base.get(d))).abs() < 1e-5));
+        }
+        assert!(recall(&truth, &got, k) >= 0.95, "{}", recall(&truth, &got, k));
+
+        // What a snapshot stores (graph and map) loads back to the same answers.
+        let bytes = updated.to_bytes().unwrap();
+        let map = updated.id_map().unwrap().clone();
+        let loaded = HnswIndex::from_bytes_mapped(&bytes, params, &rows, map.clone()).unwrap();
+        for &q in &queries {
+            assert_eq!(loaded.search(rows.get(q), k, 64), updated.search(rows.get(q), k, 64));
+        }
+        // A live row whose vector is not its point's is refused.
+        let mut other = rows.as_slice().to_vec();
+        other[5 * 16] += 0.25;
+        let other = VectorSet::new(16, other).unwrap();
+        assert!(HnswIndex::from_bytes_mapped(&bytes, params, &other, map.clone()).is_err());
+        // So is a map of another size than the graph.
+        let short = IdMap::new((0..rows.len() as u32).collect(), rows.len()).unwrap();
+        assert!(HnswIndex::from_bytes_mapped(&bytes, params, &rows, short).is_err());
+
+        // A second update grows the loaded graph again; its deleted points stay deleted.
+        let rows2 = changed_rows(&rows, 10, &unit_vectors(5, 16, 23));
+        let plan2 = crate::plan_update(loaded.vectors(), loaded.id_map(), &rows2).unwrap();
+        assert_eq!((plan2.insert.len(), plan2.newly_deleted), (5, 10));
+        let twice = loaded.updated(&bytes, &rows2, plan2).unwrap();
+        assert_eq!(twice.id_map().unwrap().deleted(), 70);
+        for q in (0..rows2.len()).step_by(11) {
+            assert_eq!(twice.search(rows2.get(q), 1, 64)[0].0 as usize, q);
+        }
+        // The payload must be the graph's own.
+        let plan3 = crate::plan_update(loaded.vectors(), loaded.id_map(), &rows2).unwrap();
+        assert!(loaded.updated(&payload, &rows2, plan3).is_err(), "another graph's bytes are refused");
     }
 
     #[test]

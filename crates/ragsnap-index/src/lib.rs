@@ -15,11 +15,16 @@
 mod dump;
 mod flat;
 mod hnsw;
+mod idmap;
 mod simd;
 mod tune;
 
 pub use hnsw::{DotDistance, HnswIndex, HnswParams};
-pub use tune::{tune, tune_best_effort, tune_stoppable, IndexKind, TuneConfig, TuneReport};
+pub use idmap::{plan_update, IdMap, UpdatePlan};
+pub use tune::{
+    measure_updated, tune, tune_best_effort, tune_stoppable, IndexKind, TuneConfig, TuneReport,
+    DEFAULT_UPDATE_MAX_DELETED_SHARE,
+};
 
 use std::sync::Arc;
 

@@ -29,6 +29,21 @@ pub struct TuneConfig {
     pub ef_candidates: Vec<usize>,
     /// Seed of the query sample.
     pub seed: u64,
+    /// A rebuild updates head's graph (inserts new rows, marks removed ones deleted) instead of
+    /// building a new one while deleted points stay at or below this share of the graph's
+    /// points; above it, or when the updated graph misses the recall target, the graph is built
+    /// from scratch. 0 always builds from scratch.
+    #[serde(skip_serializing_if = "is_default_update_share")]
+    pub update_max_deleted_share: f64,
+}
+
+/// Default of [`TuneConfig::update_max_deleted_share`].
+pub const DEFAULT_UPDATE_MAX_DELETED_SHARE: f64 = 0.15;
+
+// Left out of the serialised settings at its default, so that settings digests made before
+// the option existed stay the same.
+fn is_default_update_share(v: &f64) -> bool {
+    *v == DEFAULT_UPDATE_MAX_DELETED_SHARE
 }
 
 impl Default for TuneConfig {
@@ -49,6 +64,7 @@ impl Default for TuneConfig {
             ],
             ef_candidates: vec![16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024],
             seed: 0x5eed,
+            update_max_deleted_share: DEFAULT_UPDATE_MAX_DELETED_SHARE,
         }
     }
 }
@@ -157,24 +173,8 @@ pub fn tune_stoppable(set: Arc<VectorSet>, cfg: &TuneConfig, stop: &AtomicBool) 
     for params in &cfg.ladder {
         stopped()?;
         let graph = HnswIndex::build_shared(set.clone(), *params)?;
-        let mut graph_best: Option<(f64, usize)> = None;
-        for &ef in cfg.ef_candidates.iter().filter(|&&ef| ef >= k) {
-            stopped()?;
-            let hits: usize = rows
-                .par_iter()
-                .zip(&truth_sets)
-                .map(|(&r, t)| graph.search(set.get(r), k, ef).iter().filter(|h| t.contains(&h.0)).count())
-                .sum();
-            let recall = hits as f64 / (rows.len() * k).max(1) as f64;
-            report.attempts.push((params.m, params.ef_construction, ef, recall));
-            if graph_best.is_none_or(|(b, _)| recall > b) {
-                graph_best = Some((recall, ef));
-            }
-            if recall >= cfg.target_recall {
-                break;
-            }
-        }
-        let Some((recall, ef)) = graph_best else { continue };
+        let sample = Sample { set: &set, rows: &rows, truth: &truth_sets, k };
+        let Some((recall, ef)) = sweep_ef(&graph, &sample, cfg, stop, &mut report.attempts)? else { continue };
         if best.as_ref().is_none_or(|b| recall > b.0) {
             best = Some((recall, *params, ef, graph));
         }
@@ -189,6 +189,83 @@ pub fn tune_stoppable(set: Arc<VectorSet>, cfg: &TuneConfig, stop: &AtomicBool) 
     report.params = Some(params);
     report.ef_search = ef;
     report.recall = recall;
+    Ok((Index::Hnsw(graph), report))
+}
+
+/// The recall sample: query rows of the set and the exact top-`k` of each.
+struct Sample<'a> {
+    set: &'a VectorSet,
+    rows: &'a [usize],
+    truth: &'a [HashSet<u32>],
+    k: usize,
+}
+
+/// Measure recall@k of `graph` at each `ef_search` candidate (ascending, from `k`) until one
+/// reaches the target; the best `(recall, ef)` seen (`None`: no candidate at or above `k`).
+fn sweep_ef(
+    graph: &HnswIndex,
+    sample: &Sample<'_>,
+    cfg: &TuneConfig,
+    stop: &AtomicBool,
+    attempts: &mut Vec<(usize, usize, usize, f64)>,
+) -> Result<Option<(f64, usize)>> {
+    let Sample { set, rows, truth, k } = *sample;
+    let params = graph.params();
+    let mut graph_best: Option<(f64, usize)> = None;
+    for &ef in cfg.ef_candidates.iter().filter(|&&ef| ef >= k) {
+        if stop.load(Ordering::SeqCst) {
+            return Err(IndexError::Stopped);
+        }
+        let hits: usize = rows
+            .par_iter()
+            .zip(truth)
+            .map(|(&r, t)| graph.search(set.get(r), k, ef).iter().filter(|h| t.contains(&h.0)).count())
+            .sum();
+        let recall = hits as f64 / (rows.len() * k).max(1) as f64;
+        attempts.push((params.m, params.ef_construction, ef, recall));
+        if graph_best.is_none_or(|(b, _)| recall > b) {
+            graph_best = Some((recall, ef));
+        }
+        if recall >= cfg.target_recall {
+            break;
+        }
+    }
+    Ok(graph_best)
+}
+
+/// Measure an updated graph the way [`tune_stoppable`] measures a built one: recall@k against
+/// exact search over `set` (the live rows the graph answers for) on the same sample, at each
+/// `ef_search` candidate until the target is reached. The graph is kept whatever it measured;
+/// the caller compares the report's recall with the target (and rebuilds when it falls short).
+pub fn measure_updated(
+    graph: HnswIndex,
+    set: &VectorSet,
+    cfg: &TuneConfig,
+    stop: &AtomicBool,
+) -> Result<(Index, TuneReport)> {
+    let k = cfg.k.max(1);
+    let rows = sample_rows(set.len(), cfg.sample, cfg.seed);
+    let truth: Vec<Vec<(u32, f32)>> = rows.par_iter().map(|&r| exact_search(set, set.get(r), k.max(2))).collect();
+    let top1: Vec<f32> =
+        rows.iter().zip(&truth).filter_map(|(&r, t)| t.iter().find(|(id, _)| *id as usize != r).map(|h| h.1)).collect();
+    let truth_sets: Vec<HashSet<u32>> = truth.iter().map(|t| t.iter().take(k).map(|h| h.0).collect()).collect();
+    let mut report = TuneReport {
+        kind: IndexKind::Hnsw,
+        params: Some(graph.params()),
+        ef_search: 0,
+        recall: 0.0,
+        target_recall: cfg.target_recall,
+        sample: rows.len(),
+        k,
+        attempts: Vec::new(),
+        top1_quantiles: quantiles(top1),
+    };
+    let sample = Sample { set, rows: &rows, truth: &truth_sets, k };
+    let Some((recall, ef)) = sweep_ef(&graph, &sample, cfg, stop, &mut report.attempts)? else {
+        return Err(IndexError::Graph("no ef_search candidates at or above k".into()));
+    };
+    report.recall = recall;
+    report.ef_search = ef;
     Ok((Index::Hnsw(graph), report))
 }
 

@@ -35,6 +35,8 @@ pub enum ArtifactKind {
     Report,
     /// The lexical (BM25) index over the chunk texts.
     Lexical,
+    /// The id map of an updated HNSW graph: the row each graph point answers for, or deleted.
+    HnswIds,
 }
 
 impl ArtifactKind {
@@ -47,6 +49,7 @@ impl ArtifactKind {
             ArtifactKind::Documents => b"RSNPDOCS",
             ArtifactKind::Report => b"RSNPRPRT",
             ArtifactKind::Lexical => b"RSNPLEXI",
+            ArtifactKind::HnswIds => b"RSNPHIDS",
         }
     }
 
@@ -59,6 +62,7 @@ impl ArtifactKind {
             ArtifactKind::Documents => "documents",
             ArtifactKind::Report => "report",
             ArtifactKind::Lexical => "lexical",
+            ArtifactKind::HnswIds => "hnsw-ids",
         }
     }
 
@@ -71,6 +75,7 @@ impl ArtifactKind {
             ArtifactKind::Documents,
             ArtifactKind::Report,
             ArtifactKind::Lexical,
+            ArtifactKind::HnswIds,
         ]
         .into_iter()
         .find(|k| k.name() == s)

@@ -77,16 +77,20 @@ pub enum ReaderFeature {
     LexicalBm25V1,
     /// `index.hnsw`: an hnsw_rs 0.3 graph dump (HNSW snapshots only).
     HnswRsDump03,
+    /// `index.ids`: the id map of a graph updated in place (its points are not the rows one
+    /// for one; some are deleted). A reader that ignored it would serve deleted rows.
+    HnswIdMapV1,
 }
 
 impl ReaderFeature {
     /// Every reader feature this build understands.
-    pub const ALL: [ReaderFeature; 5] = [
+    pub const ALL: [ReaderFeature; 6] = [
         ReaderFeature::ChunkTableV1,
         ReaderFeature::VectorsF32le,
         ReaderFeature::HnswRsDump03,
         ReaderFeature::DocumentsJson,
         ReaderFeature::LexicalBm25V1,
+        ReaderFeature::HnswIdMapV1,
     ];
 
     /// The name in the manifest.
@@ -97,6 +101,7 @@ impl ReaderFeature {
             ReaderFeature::DocumentsJson => "documents-json",
             ReaderFeature::LexicalBm25V1 => "lexical-bm25-v1",
             ReaderFeature::HnswRsDump03 => "hnsw-rs-dump-0.3",
+            ReaderFeature::HnswIdMapV1 => "hnsw-id-map-v1",
         }
     }
 }
@@ -131,6 +136,7 @@ impl ArtifactKind {
             ArtifactKind::Documents => "documents.json.bin",
             ArtifactKind::Report => "report.json.bin",
             ArtifactKind::Lexical => "lexical.bin",
+            ArtifactKind::HnswIds => "index.ids",
         }
     }
 
@@ -143,6 +149,7 @@ impl ArtifactKind {
             ArtifactKind::Hnsw => Some(ReaderFeature::HnswRsDump03),
             ArtifactKind::Documents => Some(ReaderFeature::DocumentsJson),
             ArtifactKind::Lexical => Some(ReaderFeature::LexicalBm25V1),
+            ArtifactKind::HnswIds => Some(ReaderFeature::HnswIdMapV1),
             ArtifactKind::Report => None,
         }
     }
@@ -171,6 +178,7 @@ mod tests {
             ArtifactKind::Documents,
             ArtifactKind::Report,
             ArtifactKind::Lexical,
+            ArtifactKind::HnswIds,
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|k| k.file_name()).collect();
         assert_eq!(names.len(), kinds.len());

@@ -107,8 +107,8 @@ pub(crate) use failpoints::{disk_full, failpoint};
 pub type LoadCheck = fn(OpenedSnapshot) -> std::result::Result<(), String>;
 
 /// Artifact kinds a full load parses from memory; [`LoadCheck`]s get them kept.
-pub const LOADED_KINDS: [ArtifactKind; 4] =
-    [ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Hnsw, ArtifactKind::Lexical];
+pub const LOADED_KINDS: [ArtifactKind; 5] =
+    [ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Hnsw, ArtifactKind::Lexical, ArtifactKind::HnswIds];
 
 /// A store opened for reading (no lock) or writing (holding `LOCK`).
 pub struct Store {
@@ -710,6 +710,11 @@ impl Store {
         failpoint("after-rename");
         let digest = blake3::hash(&bytes).to_hex().to_string();
         let now = time::unix_now();
+        // The row must hold the recall readers parse from the manifest's bytes, which every later
+        // check compares bit for bit: serde_json's float parser can land one ulp away from the
+        // value that was printed.
+        let recall =
+            Manifest::parse(&target.join(MANIFEST_FILE), &bytes).map_or(manifest.index.recall, |m| m.index.recall);
         let rec = SnapshotRecord {
             id: staging.id.clone(),
             parent_id: manifest.parent_id.clone(),
@@ -721,7 +726,7 @@ impl Store {
             documents: manifest.counts.documents as u64,
             chunks: manifest.counts.chunks as u64,
             index_kind: manifest.index.kind.as_str().to_string(),
-            recall: manifest.index.recall,
+            recall,
             reason: (!promote).then(|| reason.to_string()),
             is_head: false,
             pins: Vec::new(),

@@ -197,6 +197,14 @@ impl Manifest {
                 return Err(refuse(format!("file {:?} has a malformed digest", f.name)));
             }
         }
+        // An id map changes what the graph's points mean: a manifest must not let a reader that
+        // does not know it open the graph without it.
+        let ids = crate::ArtifactKind::HnswIds;
+        if m.file(ids).is_some()
+            && !m.reader_features.iter().any(|f| Some(f.as_str()) == ids.reader_feature().map(|r| r.as_str()))
+        {
+            return Err(refuse(format!("an {:?} file without the reader feature it needs", ids.name())));
+        }
         if let Some(r) = &m.calibration.refusal {
             r.check().map_err(refuse)?;
         }

@@ -179,6 +179,10 @@ fn hostile_manifests_are_refused_without_reading_outside_the_store() {
         ),
         ("huge size", Box::new(|v: &mut serde_json::Value| v["files"][0]["size"] = u64::MAX.into())),
         (
+            "an id map without its reader feature",
+            Box::new(|v: &mut serde_json::Value| v["files"][0]["kind"] = "hnsw-ids".into()),
+        ),
+        (
             "two files of one kind",
             Box::new(|v: &mut serde_json::Value| {
                 let kind = v["files"][0]["kind"].clone();

@@ -126,12 +126,14 @@ impl CacheVerifySettings {
     }
 }
 
-/// `[index]`: sample and `k` at least 1, recall target in (0, 1], a non-empty ladder with
+/// `[index]`: sample and `k` at least 1, recall target in (0, 1], `update_max_deleted_share` in
+/// [0, 0.5], a non-empty ladder with
 /// `M` in 2..=256 and `ef_construction` in 1..=[`MAX_EF`], `ef` candidates in 1..=[`MAX_EF`]
 /// with at least one reaching `k`.
 pub fn validate_index(c: &TuneConfig) -> Result<()> {
     int_range("index.sample", c.sample, 1, 1_000_000)?;
     int_range("index.k", c.k, 1, 1000)?;
+    real_range("index.update_max_deleted_share", c.update_max_deleted_share, 0.0, 0.5, false)?;
     real_range("index.target_recall", c.target_recall, 0.0, 1.0, true)?;
     if c.ladder.is_empty() {
         return Err(bad("index.ladder", "must list at least one { m, ef_construction }"));
@@ -234,6 +236,8 @@ mod tests {
             ("index.target_recall", |c| c.index.target_recall = 1.5),
             ("index.target_recall", |c| c.index.target_recall = 0.0),
             ("index.k", |c| c.index.k = 0),
+            ("index.update_max_deleted_share", |c| c.index.update_max_deleted_share = 0.9),
+            ("index.update_max_deleted_share", |c| c.index.update_max_deleted_share = f64::NAN),
             ("index.ladder", |c| c.index.ladder.clear()),
             ("index.ladder[0].m", |c| c.index.ladder[0].m = 1000),
             ("index.ef_candidates", |c| c.index.ef_candidates = vec![2, 4]),

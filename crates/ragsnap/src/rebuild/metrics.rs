@@ -135,6 +135,20 @@ fn report_metrics(m: &mut Families, report: &RebuildReport) {
         flag(cc.untrusted),
     );
     m.gauge("rebuild_recall", "Measured recall@k of the index", report.recall);
+    // A run that built nothing (unchanged) says nothing about how an index was made.
+    if report.outcome != super::Outcome::Unchanged {
+        let u = &report.index_update;
+        let modes = [super::IndexMode::Updated, super::IndexMode::Rebuilt];
+        m.family(
+            "rebuild_index_mode",
+            "gauge",
+            "1 for how the vector index was made: head's graph updated, or rebuilt from scratch",
+            &modes.map(|md| (format!("{{mode=\"{}\"}}", md.as_str()), flag(u.mode == md))),
+        );
+        m.gauge("rebuild_index_points_inserted", "Points inserted into head's graph", n(u.points_inserted));
+        m.gauge("rebuild_index_points_deleted", "Points of head's graph marked deleted", n(u.points_deleted));
+        m.gauge("rebuild_index_deleted_share", "Deleted points as a share of the graph written", u.deleted_share);
+    }
     m.gauge("rebuild_boilerplate_blocks_removed", "Boilerplate blocks dropped", n(report.boilerplate.blocks_removed));
     let d = &report.source_diff;
     let changes = [("added", d.added), ("changed", d.changed), ("removed", d.removed), ("unchanged", d.unchanged)];
@@ -205,6 +219,8 @@ mod tests {
         families_have_help_and_type(&first);
         assert!(first.contains("ragsnap_rebuild_promoted 1\n"));
         assert!(first.contains("ragsnap_rebuild_success 1\n"));
+        assert!(first.contains("ragsnap_rebuild_index_mode{mode=\"rebuilt\"} 1\n"), "{first}");
+        assert!(first.contains("ragsnap_rebuild_index_mode{mode=\"updated\"} 0\n"));
         assert!(first.contains("ragsnap_rebuild_last_success_timestamp_seconds 1000\n"));
 
         let err = Error::Invalid("boom".into());

@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use index::{IndexMode, IndexUpdate};
 pub use metrics::{prometheus_metrics, run_metrics, write_metrics};
 
 /// Why an entry of the sources was not indexed. Serialised (reports, metrics labels) as the
@@ -184,12 +185,18 @@ pub struct RebuildReport {
     pub boilerplate: BoilerplateReport,
     /// Index kind chosen.
     pub index_kind: String,
+    /// Whether head's graph was updated or the index built from scratch, and why.
+    pub index_update: IndexUpdate,
     /// Measured recall.
     pub recall: f64,
     /// Chosen ef_search.
     pub ef_search: usize,
     /// Seconds per stage.
     pub timings: BTreeMap<String, f64>,
+    /// Peak resident memory of the process (`VmHWM`, KiB) when each stage ended: `prepare`
+    /// (read, sanitise, chunk), `embed`, `index`, `gates`, `publish`. Empty where the system
+    /// does not report it.
+    pub peak_rss_kib: BTreeMap<String, u64>,
     /// Embedding fingerprint id.
     pub fingerprint_id: String,
     /// Inputs cut at the model's maximum length (the chunker keeps this at zero).
@@ -284,6 +291,17 @@ pub(crate) fn check_cancel(cancel: Option<&AtomicBool>) -> Result<()> {
     Ok(())
 }
 
+/// Record the process's peak resident memory so far (`VmHWM` of `/proc/self/status`) as the
+/// value of `stage`, and log it; nothing where the file is missing.
+fn note_peak_rss(into: &mut BTreeMap<String, u64>, stage: &str) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.split_whitespace().next()?.parse::<u64>().ok());
+    if let Some(kib) = kib {
+        tracing::info!(stage, peak_rss_mib = kib / 1024, "memory high-water mark");
+        into.insert(stage.to_string(), kib);
+    }
+}
+
 fn elapsed(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
@@ -303,6 +321,23 @@ fn load_head(store: &Store) -> Result<Option<HeadInfo>> {
         manifest: snapshot.manifest().clone(),
         documents: snapshot.documents().to_vec(),
         snapshot: Some(snapshot),
+    }))
+}
+
+/// Head's HNSW graph and its payload, for the index stage to update (`None` when head has no
+/// graph).
+fn head_graph<'h>(store: &Store, head: Option<&'h HeadInfo>) -> Result<Option<index::HeadGraph<'h>>> {
+    let Some((h, snap)) = head.and_then(|h| Some((h, h.snapshot.as_ref()?))) else { return Ok(None) };
+    let ragsnap_index::Index::Hnsw(graph) = snap.index() else { return Ok(None) };
+    let kind = ragsnap_store::ArtifactKind::Hnsw;
+    let opened = store.open_snapshot_keeping(snap.id(), &[kind])?;
+    let Some(payload) = opened.payload(kind)? else { return Ok(None) };
+    Ok(Some(index::HeadGraph {
+        index: graph,
+        payload,
+        fingerprint_id: h.manifest.fingerprint.id(),
+        target_recall: h.manifest.index.target_recall,
+        k: h.manifest.index.k,
     }))
 }
 
@@ -338,6 +373,8 @@ pub fn rebuild_with(
     // 1-3. Read, sanitise, corpus boilerplate, chunk (or take head's chunks).
     let prepared = prepare::prepare(&sources, config, head.as_ref(), embedder, opts)?;
     let mut timings = prepared.summary.timings.clone();
+    let mut peak_rss = BTreeMap::new();
+    note_peak_rss(&mut peak_rss, "prepare");
     check_cancel(opts.cancel)?;
 
     // Unchanged: head already holds exactly what this build would write.
@@ -367,6 +404,7 @@ pub fn rebuild_with(
         ragsnap_embed::check_output(&[c.text.as_str()], std::slice::from_ref(&c.vector), fp.dims, fp.normalize)?;
     }
     timings.insert("embed".into(), elapsed(t));
+    note_peak_rss(&mut peak_rss, "embed");
     check_cancel(opts.cancel)?;
 
     // 5. Indexes: vectors tuned against exact search, and the lexical index.
@@ -375,8 +413,10 @@ pub fn rebuild_with(
     let prepare::Prepared { summary, documents, chunks, read_files, source_diff, source_digest, chunk_config } =
         prepared;
     let chunks = Arc::new(chunks); // shared with the lexical build without a copy
-    let indexes = index::build(&rows, fp.dims, &chunks, config, opts.cancel)?;
+    let head_graph = head_graph(&store, head.as_ref())?;
+    let indexes = index::build(&rows, fp.dims, &chunks, config, opts.cancel, &model.current, head_graph)?;
     timings.insert("index".into(), elapsed(t));
+    note_peak_rss(&mut peak_rss, "index");
 
     // 6. Gates.
     progress("gates", 0, 1);
@@ -397,6 +437,7 @@ pub fn rebuild_with(
     let rejected_because: Vec<String> =
         gates.iter().filter(|g| !g.passed).map(|g| format!("{}: {}", g.name, g.detail)).collect();
     timings.insert("gates".into(), elapsed(t));
+    note_peak_rss(&mut peak_rss, "gates");
     let changed_during_run = prepare::changed_during_run(&read_files);
     drop(head);
     check_cancel(opts.cancel)?;
@@ -433,6 +474,7 @@ pub fn rebuild_with(
     )?;
     timings.insert("stage".into(), elapsed(t));
     timings.insert("total".into(), elapsed(t_all));
+    note_peak_rss(&mut peak_rss, "publish");
     let reason = if rejected_because.is_empty() { "all gates passed".to_string() } else { rejected_because.join("; ") };
     let mut report = RebuildReport {
         snapshot_id: writer.id().to_string(),
@@ -457,9 +499,11 @@ pub fn rebuild_with(
         cache_check: embed_stats.cache_check,
         boilerplate: summary.boilerplate,
         index_kind: indexes.index.kind().to_string(),
+        index_update: indexes.update.clone(),
         recall: tuned.recall,
         ef_search: tuned.ef_search,
         timings,
+        peak_rss_kib: peak_rss,
         fingerprint_id: model.current,
         truncated_inputs: embed_stats.truncated_inputs,
         gates,
@@ -498,9 +542,14 @@ fn unchanged_report(head: &HeadInfo, prepared: prepare::Prepared, timings: BTree
         cache_check: Default::default(),
         boilerplate: summary.boilerplate,
         index_kind: m.index.kind.to_string(),
+        index_update: IndexUpdate {
+            reason: "nothing built: head already holds these sources".into(),
+            ..Default::default()
+        },
         recall: m.index.recall,
         ef_search: m.index.ef_search,
         timings,
+        peak_rss_kib: BTreeMap::new(),
         fingerprint_id: m.fingerprint.id(),
         truncated_inputs: 0,
         gates: Vec::new(),

@@ -3,7 +3,7 @@
 //! lexical index), and the load check the store runs before anything becomes head.
 
 use crate::{Error, Result};
-use ragsnap_index::{HnswIndex, HnswParams, Index, VectorSet};
+use ragsnap_index::{HnswIndex, HnswParams, IdMap, Index, VectorSet};
 use ragsnap_store::{
     tables, ArtifactKind, ChunkTable, DocumentEntry, IndexKind, Lease, Manifest, OpenedSnapshot, Store, StoreError,
 };
@@ -32,7 +32,7 @@ impl Snapshot {
     pub fn open(store: &Store, id: &str) -> Result<Self> {
         // The artifacts parsed at open are read once, hashed once and handed over without a copy;
         // the chunk table is only hashed (it is read by position at query time).
-        let keep = [ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Hnsw, ArtifactKind::Lexical];
+        let keep = ragsnap_store::LOADED_KINDS;
         let opened = store.open_snapshot_keeping(id, &keep)?;
         Snapshot::load(opened)
     }
@@ -55,14 +55,44 @@ impl Snapshot {
         let doc_payload = opened.payload(ArtifactKind::Documents)?.ok_or_else(|| missing(ArtifactKind::Documents))?;
         let documents = tables::decode_documents(&doc_path, &doc_payload)?;
         drop(doc_payload);
+        // A graph updated in place has an id map (its points are not the rows one for one);
+        // snapshots without one, older ones included, have a graph built over the rows.
+        let ids_path = opened.path(ArtifactKind::HnswIds);
+        let ids = match opened.payload(ArtifactKind::HnswIds)? {
+            Some(payload) => Some(IdMap::from_bytes(&payload, m.counts.chunks).map_err(|e| {
+                Error::Store(StoreError::Malformed {
+                    path: ids_path.clone().unwrap_or_default(),
+                    message: e.to_string(),
+                })
+            })?),
+            None => None,
+        };
         let index = match m.index.kind {
+            IndexKind::Exact if ids.is_some() => {
+                return Err(Error::Store(StoreError::Malformed {
+                    path: ids_path.unwrap_or_default(),
+                    message: "an id map in a snapshot with exact search".into(),
+                }))
+            }
             IndexKind::Exact => Index::Exact(vectors.clone()),
             IndexKind::Hnsw => {
                 let payload = opened.payload(ArtifactKind::Hnsw)?.ok_or_else(|| missing(ArtifactKind::Hnsw))?;
                 let params = HnswParams { m: m.index.m, ef_construction: m.index.ef_construction };
-                // The graph is parsed straight into the flat searcher, over the vectors above
-                // (the payload's own copy of them is checked equal, not kept).
-                Index::Hnsw(HnswIndex::from_bytes_with_vectors(&payload, params, vectors.clone())?)
+                match ids {
+                    // The graph is parsed straight into the flat searcher, over the vectors above
+                    // (the payload's own copy of them is checked equal, not kept).
+                    None => Index::Hnsw(HnswIndex::from_bytes_with_vectors(&payload, params, vectors.clone())?),
+                    // Deleted points keep their vectors in the payload only: it is decoded, and
+                    // every live point checked equal to its row.
+                    Some(map) => {
+                        Index::Hnsw(HnswIndex::from_bytes_mapped(&payload, params, &vectors, map).map_err(|e| {
+                            Error::Store(StoreError::Malformed {
+                                path: opened.path(ArtifactKind::Hnsw).unwrap_or_default(),
+                                message: e.to_string(),
+                            })
+                        })?)
+                    }
+                }
             }
         };
         // Snapshots written before the lexical index existed have none; hybrid queries on them

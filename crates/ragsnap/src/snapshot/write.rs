@@ -25,7 +25,8 @@ pub(crate) struct Contents<'a> {
     pub chunks: &'a [Chunk],
     /// One vector per chunk.
     pub vectors: &'a [Vec<f32>],
-    /// The vector index over `vectors` (its kind decides whether a graph is written).
+    /// The vector index over `vectors` (its kind decides whether a graph is written; an updated
+    /// graph's id map is written with it).
     pub index: &'a Index,
     /// The BM25 index over the chunk texts.
     pub lexical: &'a LexicalIndex,
@@ -58,11 +59,15 @@ pub(crate) struct SnapshotWriter {
     staging: Staging,
 }
 
-/// The reader features of a snapshot with an index of `kind`, in the order manifests list them.
-pub(crate) fn reader_features(kind: IndexKind) -> Vec<String> {
+/// The reader features of a snapshot with an index of `kind` (and an id map, for a graph updated
+/// in place), in the order manifests list them.
+pub(crate) fn reader_features(kind: IndexKind, id_map: bool) -> Vec<String> {
     let mut kinds = vec![ArtifactKind::Chunks, ArtifactKind::Vectors, ArtifactKind::Documents, ArtifactKind::Lexical];
     if kind == IndexKind::Hnsw {
         kinds.push(ArtifactKind::Hnsw);
+    }
+    if kind == IndexKind::Hnsw && id_map {
+        kinds.push(ArtifactKind::HnswIds);
     }
     kinds.into_iter().filter_map(ArtifactKind::reader_feature).map(|f: ReaderFeature| f.as_str().to_string()).collect()
 }
@@ -82,7 +87,10 @@ impl SnapshotWriter {
     pub(crate) fn manifest(&self, contents: &Contents<'_>, d: Description) -> Result<Manifest> {
         let manifest = Manifest {
             format_version: FormatVersion::CURRENT,
-            reader_features: reader_features(contents.index.kind()),
+            reader_features: reader_features(
+                contents.index.kind(),
+                matches!(contents.index, Index::Hnsw(h) if h.id_map().is_some()),
+            ),
             writer_features: vec![WriterFeature::StagedRenameCommit.as_str().to_string()],
             snapshot_id: self.staging.id.clone(),
             parent_id: d.parent_id,
@@ -132,6 +140,9 @@ impl SnapshotWriter {
             put(ArtifactKind::Vectors, &tables::encode_vectors(dims, contents.vectors))?;
             if let Index::Hnsw(h) = contents.index {
                 put(ArtifactKind::Hnsw, &h.to_bytes()?)?;
+                if let Some(map) = h.id_map() {
+                    put(ArtifactKind::HnswIds, &map.to_bytes())?;
+                }
             }
             put(ArtifactKind::Lexical, &contents.lexical.to_bytes())?;
             put(ArtifactKind::Report, &serde_json::to_vec_pretty(report).expect("serialises"))
@@ -172,11 +183,12 @@ mod tests {
     #[test]
     fn features_are_listed_as_manifests_have_always_listed_them() {
         assert_eq!(
-            reader_features(IndexKind::Hnsw),
+            reader_features(IndexKind::Hnsw, false),
             ["chunk-table-v1", "vectors-f32le", "documents-json", "lexical-bm25-v1", "hnsw-rs-dump-0.3"]
         );
-        assert_eq!(reader_features(IndexKind::Exact).len(), 4);
-        for f in reader_features(IndexKind::Hnsw) {
+        assert_eq!(reader_features(IndexKind::Exact, false).len(), 4);
+        assert_eq!(reader_features(IndexKind::Hnsw, true).last().map(String::as_str), Some("hnsw-id-map-v1"));
+        for f in reader_features(IndexKind::Hnsw, true) {
             assert!(ragsnap_store::manifest::KNOWN_READER_FEATURES.contains(&f.as_str()), "{f}");
         }
     }
