@@ -15,6 +15,7 @@
 
 pub mod cache;
 pub mod canary;
+pub mod catalog;
 mod counter;
 mod descriptor;
 mod error;
@@ -23,10 +24,10 @@ mod runtime;
 
 pub use cache::{CacheLookup, CacheStats, EmbeddingCache, RowProblem};
 pub use counter::TokenCounter;
-pub use descriptor::ModelDescriptor;
+pub use descriptor::{valid_name, ModelDescriptor, Pooling};
 pub use error::{EmbedError, Result};
-pub use onnx::{EmbedStats, OnnxEmbedder, OnnxOptions};
-pub use runtime::{resolve_model_dir, Runtime};
+pub use onnx::{sha256_hex, EmbedStats, OnnxEmbedder, OnnxOptions};
+pub use runtime::{cache_dir, resolve_model_dir, Runtime, DEFAULT_MODEL};
 
 use ragsnap_core::EmbeddingFingerprint;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +60,18 @@ pub trait Embedder: Send + Sync {
     /// safe answer, makes the chunker measure texts whole.
     fn word_additive_counts(&self) -> bool {
         false
+    }
+
+    /// Embed search queries: like [`Embedder::embed`], but a model trained with a query
+    /// instruction gets it here (texts given to [`Embedder::embed`] are passages).
+    fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_queries_cancellable(texts, None)
+    }
+
+    /// [`Embedder::embed_queries`] that stops soon after `cancel` is set; the default is
+    /// [`Embedder::embed_cancellable`] (no query instruction).
+    fn embed_queries_cancellable(&self, texts: &[&str], cancel: Option<&AtomicBool>) -> Result<Vec<Vec<f32>>> {
+        self.embed_cancellable(texts, cancel)
     }
 
     /// [`Embedder::embed`], stopping with [`EmbedError::Cancelled`] soon after `cancel` is set.
