@@ -55,7 +55,9 @@ fn the_default_model_loads_with_its_repository_descriptor_and_keeps_its_identity
     // The same files under the descriptor the cache had before pins and prefixes existed.
     let old = default_copy(|t| {
         t.lines()
-            .filter(|l| !l.starts_with("model_sha256") && !l.starts_with("tokenizer_sha256") && !l.starts_with("model_bytes"))
+            .filter(|l| {
+                !l.starts_with("model_sha256") && !l.starts_with("tokenizer_sha256") && !l.starts_with("model_bytes")
+            })
             .filter(|l| !l.starts_with("description") && !l.starts_with("license"))
             .map(|l| format!("{l}\n"))
             .collect()
@@ -116,7 +118,8 @@ fn prefixes_go_before_queries_and_passages_and_change_the_identity() {
     assert!(cosine(&p[0], &plain.embed(&TEXTS[..1]).unwrap()[0]) > 0.9999);
     assert!(cosine(&p[0], &q[0]) < 0.9999);
     // A passage prefix counts in the model tokens of a chunk.
-    let dir = default_copy(|t| t.replace("default_floor = 0.45", "default_floor = 0.45\npassage_prefix = \"passage: \""));
+    let dir =
+        default_copy(|t| t.replace("default_floor = 0.45", "default_floor = 0.45\npassage_prefix = \"passage: \""));
     let passages = load(dir.path()).unwrap();
     assert!(passages.count_tokens(TEXTS[0]) > plain.count_tokens(TEXTS[0]));
     assert!(!passages.word_additive_counts());

@@ -101,7 +101,8 @@ fn changing_one_byte_of_the_tokenizer_changes_the_identity_and_is_refused() {
     // Without a tokenizer pin (a folder of one's own): the changed file loads, as another model.
     let desc = dir.path().join("model.toml");
     let text = std::fs::read_to_string(&desc).unwrap();
-    let unpinned: String = text.lines().filter(|l| !l.starts_with("tokenizer_sha256")).map(|l| format!("{l}\n")).collect();
+    let unpinned: String =
+        text.lines().filter(|l| !l.starts_with("tokenizer_sha256")).map(|l| format!("{l}\n")).collect();
     std::fs::write(&desc, unpinned).unwrap();
     let tok = dir.path().join("tokenizer.json");
     let mut bytes = std::fs::read(&tok).unwrap();
