@@ -74,8 +74,13 @@ if [[ "$(cat "$WORK/corpus.stamp" 2>/dev/null)" != "$stamp" ]]; then
 fi
 
 # 3. The real binary and the evaluator.
-CARGO_TARGET_DIR="$TARGET" "$CARGO" build --release -p ragsnap-cli -p ragsnap-eval
-BIN="$TARGET/release"
+# EVAL_BIN=DIR runs the ragsnap and ragsnap-eval binaries in DIR instead of building them.
+if [[ -n "${EVAL_BIN:-}" ]]; then
+    BIN="$EVAL_BIN"
+else
+    CARGO_TARGET_DIR="$TARGET" "$CARGO" build --release -p ragsnap-cli -p ragsnap-eval
+    BIN="$TARGET/release"
+fi
 
 # 4. The store (rebuilt only when the corpus changed; the embedding cache makes a rebuild cheap).
 #    A store whose snapshots carry no refusal calibration (built before it existed) is rebuilt.
