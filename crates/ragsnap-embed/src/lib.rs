@@ -1,17 +1,20 @@
 //! Pinned embedding models for ragsnap.
 //!
-//! * [`ModelDescriptor`]: the small TOML file that sits next to a model and says what it is;
+//! * [`ModelDescriptor`]: the small TOML file that sits next to a model and says what it is
+//!   (pooling `mean` / `cls` / `none`, query and passage prefixes, pinned sha256 of its files);
+//! * [`catalog`]: the models of the repository's `models/` folder, chosen by name;
 //! * [`Runtime`]: where ONNX Runtime and the model live (explicit paths, environment, or the
 //!   `make setup` cache), resolved into errors that name the fix;
-//! * [`OnnxEmbedder`]: `ort` + `tokenizers`, mean pooling over the attention mask, L2
-//!   normalisation, batches bucketed by token length;
+//! * [`OnnxEmbedder`]: `ort` + `tokenizers`, the descriptor's pooling, L2 normalisation,
+//!   batches bucketed by token length;
 //! * [`Embedder`]: the trait the rest of ragsnap codes against;
 //! * [`canary`]: fixed texts whose vectors are stored with every snapshot and re-checked on open;
 //! * [`EmbeddingCache`]: SQLite, keyed by (fingerprint id, content id), so an unchanged
 //!   chunk is never embedded twice.
 //!
 //! The default model stores int8 weights, but ONNX Runtime dequantises them when it loads the
-//! model, so it runs at fp32 speed.
+//! model, so it runs at fp32 speed; the catalogue's `minilm-l6-qint8` is the same model
+//! quantized for integer arithmetic.
 
 pub mod cache;
 pub mod canary;
