@@ -93,6 +93,18 @@ pub fn model_dir(name: &str) -> Result<PathBuf> {
     if !dir.join(ModelDescriptor::FILE_NAME).is_file() {
         return Err(EmbedError::NotFetched { name: name.to_string(), path: dir });
     }
+    // A model chosen by name runs as the catalogue describes it (its pins included): a copy in
+    // the cache that says otherwise is stale or was edited.
+    let cached = ModelDescriptor::load(&dir)?;
+    if cached != entry.descriptor {
+        return Err(EmbedError::Descriptor {
+            path: dir.join(ModelDescriptor::FILE_NAME),
+            message: format!(
+                "differs from the catalogue's descriptor of {name:?}: run `ragsnap models fetch {name}` \
+                 (or use --model-dir for a folder of one's own)"
+            ),
+        });
+    }
     Ok(dir)
 }
 
