@@ -17,11 +17,18 @@ help:
 	@echo "make bench  benchmarks (see benches/README.md)"
 	@echo "make corpora  chunk the multi-generator development set and check it (eval/corpora/README.md)"
 
+## Catalogued models fetched besides the default (`make setup MODELS="minilm-l6-qint8 paraphrase-minilm-l3"`;
+## `ragsnap models` lists them). `make test` fetches TEST_MODELS too (the quantized variant, made
+## locally from the default: about 60 MB of pinned tool wheels, once).
+MODELS ?=
+TEST_MODELS ?= minilm-l6-qint8
+
 ## Fetch and verify ONNX Runtime and the default model (pinned by sha256) into .cache/runtime,
 ## and unpack Debian's python3.11-doc (the real-corpus test and the benchmarks) into .cache/corpus,
 ## and make the cached venv of the S3-API test server (moto, pinned) under .cache/.
 setup:
 	@$(PYTHON) scripts/fetch_runtime.py --cache "$(CACHE)"
+	@$(PYTHON) scripts/fetch_models.py --cache "$(CACHE)" $(MODELS)
 	@bash scripts/fetch_corpus.sh >/dev/null
 	@bash scripts/s3_test_server.sh >/dev/null || echo "make setup: could not build the S3 test server's venv (.cache/s3-venv-*); the S3 tests will be skipped" >&2
 
@@ -36,6 +43,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 test: setup lint corpora-selftest
+	@$(PYTHON) scripts/fetch_models.py --cache "$(CACHE)" --quiet $(TEST_MODELS) || echo "make test: could not fetch $(TEST_MODELS); the tests that need them are skipped" >&2
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 	@$(MAKE) --no-print-directory python-test

@@ -5,6 +5,7 @@
 #   bash benches/run.sh                 # everything: ingest embed rebuild index query scale, then tables
 #   bash benches/run.sh embed           # one part (several may be named); missing inputs are made
 #   bash benches/run.sh embed-head      # only the ragsnap-vs-Python embedding rows
+#   bash benches/run.sh models          # embedding throughput of each fetched model (BENCH_MODELS)
 #   bash benches/run.sh report          # print the tables from the last results only
 #
 # Inputs made on demand (all under the git-ignored benches/.data/):
@@ -426,6 +427,41 @@ for r in rows:
 EOF2
 }
 
+# `models`: embedding throughput of each catalogued model, ragsnap against Python onnxruntime
+# running the same file on the same texts (the first $MODELS_TEXTS texts of the sample), at 1
+# and 2 threads. BENCH_MODELS names the models (default: every one fetched into the cache).
+MODELS_TEXTS="${MODELS_TEXTS:-$EMBED_TEXTS}"
+part_models() {
+  ensure_sample
+  : >"$RESULTS/models.jsonl"
+  local models=(${BENCH_MODELS:-})
+  if [[ ${#models[@]} -eq 0 ]]; then
+    for d in "$RAGSNAP_CACHE"/models/*/; do
+      [[ -f "$d/model.toml" && -f "$d/model.onnx" ]] && models+=("$(basename "$d")")
+    done
+  fi
+  local m t dir
+  for m in "${models[@]}"; do
+    dir="$RAGSNAP_CACHE/models/$m"
+    [[ -f "$dir/model.toml" ]] || die "model $m is not fetched: make setup MODELS=$m"
+    for t in 1 2; do
+      log "models: $m, $MODELS_TEXTS texts, $t thread(s), batch 32: ragsnap then Python"
+      RAGSNAP_MODEL_DIR="$dir" RAYON_NUM_THREADS=$t "$BIN/bench_embed" --texts "$SAMPLE" --limit "$MODELS_TEXTS" \
+        --threads $t --batch 32 --opt 3 --dump "$DATA/vectors-rust.f32" | grep '^{' | tag_model "$m"
+      RAYON_NUM_THREADS=$t "$PY" "$HERE/python/embed_ref.py" --model-dir "$dir" --texts "$SAMPLE" \
+        --limit "$MODELS_TEXTS" --threads $t --batch 32 --opt 3 --compare "$DATA/vectors-rust.f32" | tag_model "$m"
+    done
+  done
+}
+
+# Add "model": NAME to each JSON line on stdin and append them to results/models.jsonl.
+tag_model() {
+  "$PY" -c 'import json, sys
+for line in sys.stdin:
+    if line.startswith("{"):
+        r = json.loads(line); r["model"] = sys.argv[1]; print(json.dumps(r))' "$1" | tee -a "$RESULTS/models.jsonl" >&2
+}
+
 report() {
   "$PY" "$HERE/python/report.py" "$RESULTS" | tee "$RESULTS/tables.md"
 }
@@ -442,10 +478,11 @@ main() {
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
   for p in "${parts[@]}"; do
     case "$p" in
+      models) part_models ;;
       ingest | embed | embed-head | rebuild | rebuild-incremental | index | query | serve | scale) "part_$p" ;;
       python) part_python ;;
       report) ;;
-      *) die "unknown part $p (ingest embed embed-head rebuild rebuild-incremental index query serve scale python report)" ;;
+      *) die "unknown part $p (ingest embed embed-head rebuild rebuild-incremental index query serve scale python models report)" ;;
     esac
   done
   log "done in $(( $(date +%s) - started )) s"

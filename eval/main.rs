@@ -183,7 +183,10 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     let store = Store::open_reader(&args.store).with_context(|| format!("open store {}", args.store.display()))?;
     let snapshot = Arc::new(Snapshot::open(&store, &store.head()?.id)?);
-    let embedder = ragsnap::open_embedder(&ragsnap::Config::default().runtime)?;
+    // The model as the environment chooses it (RAGSNAP_MODEL or RAGSNAP_MODEL_DIR; else the default).
+    let mut settings = ragsnap::Config::default();
+    settings.apply_env();
+    let embedder = ragsnap::open_embedder(&settings.runtime)?;
     if embedder.fingerprint() != &snapshot.manifest().fingerprint {
         bail!("the embedder is not the one the snapshot was built with");
     }
@@ -256,7 +259,7 @@ fn main() -> Result<()> {
         questions.iter().map(|(q, _)| q.query.as_str()).chain(offtopic.iter().map(String::as_str)).collect();
     let mut vecs = Vec::with_capacity(all_text.len());
     for b in all_text.chunks(64) {
-        vecs.extend(embedder.embed(b)?);
+        vecs.extend(embedder.embed_queries(b)?);
     }
     eprintln!("embedded {} questions in {:.1}s", all_text.len(), t.elapsed().as_secs_f64());
     let ef = m.index.ef_search.max(args.depth);

@@ -108,7 +108,7 @@ pub fn evaluate(
     let mut vecs: Vec<Vec<f32>> = Vec::with_capacity(un.len());
     for b in un.chunks(64) {
         let refs: Vec<&str> = b.iter().map(|u| u.query.as_str()).collect();
-        vecs.extend(embedder.embed(&refs)?);
+        vecs.extend(embedder.embed_queries(&refs)?);
     }
     let fp = embedder.fingerprint();
     let mut report =

@@ -1,13 +1,14 @@
 """Reference embedder for `bench_embed`: Python onnxruntime + tokenizers running the same model
 files on the same texts with the same batching as ragsnap's `OnnxEmbedder::embed_with`:
 
-* tokenizer.json with truncation at 256 tokens, no padding, special tokens added;
+* tokenizer.json with truncation at the model's max_tokens, no padding, special tokens added;
 * bucketed: indices stably sorted by token count, then cut into batches of at most --batch
   texts whose padding stays within 5% of the batch's tokens (a copy of `length_buckets` and
   `MAX_PADDING_SHARE` in crates/ragsnap-embed/src/onnx.rs); naive: the caller's order cut
   every --batch texts;
 * each batch padded to its longest row; inputs input_ids / attention_mask / token_type_ids (i64);
-* mean pooling of last_hidden_state under the attention mask, then L2 normalisation.
+* the pooling, output, maximum length and passage prefix of the model's model.toml (mean pooling
+  of last_hidden_state under the attention mask for the default), then L2 normalisation.
 
 The clock covers all of that (tokenising included); `run_secs` sums the time inside
 `session.run`. One warm-up pass over the first --warmup texts is not timed.
@@ -56,15 +57,29 @@ def length_buckets(order: list[int], lens: list[int], max_batch: int, max_paddin
     return batches
 
 
+def read_descriptor(model_dir: str) -> dict:
+    """The model's model.toml (pooling, output, max_tokens, prefixes), as ragsnap reads it."""
+    import tomllib
+
+    with open(os.path.join(model_dir, "model.toml"), "rb") as f:
+        return tomllib.load(f)
+
+
 class Embedder:
-    def __init__(self, model_dir: str, threads: int, batch: int, level: int, max_tokens: int = 256):
-        self.tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
-        self.tok.enable_truncation(max_tokens)
+    def __init__(self, model_dir: str, threads: int, batch: int, level: int):
+        d = read_descriptor(model_dir)
+        self.pooling = d["pooling"]
+        self.output = d["output"]
+        self.dims = d["dims"]
+        self.normalize = d["normalize"]
+        self.prefix = d.get("passage_prefix", "")
+        self.tok = Tokenizer.from_file(os.path.join(model_dir, d["tokenizer_file"]))
+        self.tok.enable_truncation(d["max_tokens"])
         self.tok.no_padding()
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.graph_optimization_level = LEVELS[level]
-        self.sess = ort.InferenceSession(os.path.join(model_dir, "model.onnx"), so, providers=["CPUExecutionProvider"])
+        self.sess = ort.InferenceSession(os.path.join(model_dir, d["model_file"]), so, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.sess.get_inputs()]
         self.batch = batch
         self.run_secs = 0.0
@@ -73,6 +88,8 @@ class Embedder:
         self.calls = 0
 
     def embed(self, texts: list[str], bucketed: bool) -> np.ndarray:
+        if self.prefix:
+            texts = [self.prefix + t for t in texts]
         enc = self.tok.encode_batch(texts, add_special_tokens=True)
         order = list(range(len(enc)))
         lens = [len(e.ids) for e in enc]
@@ -81,7 +98,7 @@ class Embedder:
             batches = length_buckets(order, lens, self.batch, MAX_PADDING_SHARE)
         else:
             batches = [order[s : s + self.batch] for s in range(0, len(order), self.batch)]
-        out = np.empty((len(texts), 384), dtype=np.float32)
+        out = np.empty((len(texts), self.dims), dtype=np.float32)
         for rows in batches:
             seq = max(1, max(len(enc[i].ids) for i in rows))
             ids = np.zeros((len(rows), seq), dtype=np.int64)
@@ -96,11 +113,17 @@ class Embedder:
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             feed = {k: v for k, v in feed.items() if k in self.inputs}
             t0 = time.perf_counter()
-            (hidden,) = self.sess.run(["last_hidden_state"], feed)
+            (hidden,) = self.sess.run([self.output], feed)
             self.run_secs += time.perf_counter() - t0
-            m = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            if self.pooling == "mean":
+                m = mask[:, :, None].astype(np.float32)
+                pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
+            elif self.pooling == "cls":
+                pooled = hidden[:, 0, :].copy()
+            else:  # "none": the output is already one vector per text
+                pooled = hidden.copy()
+            if self.normalize:
+                pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
             out[rows] = pooled
             real = int(mask.sum())
             self.tokens += real
@@ -160,7 +183,7 @@ def main() -> int:
         "load": " ".join(open("/proc/loadavg").read().split()[:3]),
     }
     if args.compare:
-        ours = np.fromfile(args.compare, dtype="<f4").reshape(-1, 384)
+        ours = np.fromfile(args.compare, dtype="<f4").reshape(-1, emb.dims)
         if ours.shape[0] == vecs.shape[0]:
             cos = (ours * vecs).sum(axis=1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(vecs, axis=1))
             out["min_cosine_vs_rust"] = float(cos.min())

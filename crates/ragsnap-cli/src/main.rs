@@ -111,6 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitKind> {
             Ok(ExitKind::from_code(ragsnap_serve::publish_command(&args, &ctx.store_path, ctx.json)))
         }
         Command::Pull(args) => Ok(ExitKind::from_code(ragsnap_serve::pull_command(&args, &ctx.store_path, ctx.json))),
+        Command::Models { action } => commands::models::run(&ctx, action),
         Command::Completions { shell } => commands::completions(shell),
     }
 }

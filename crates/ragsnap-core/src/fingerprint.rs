@@ -29,6 +29,13 @@ pub struct EmbeddingFingerprint {
     pub output: String,
     /// ONNX Runtime version string the vectors were computed with.
     pub runtime_version: String,
+    /// Text put before every query (empty: none; then it takes no part in the digest, so
+    /// fingerprints made before prefixes existed keep their id).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub query_prefix: String,
+    /// Text put before every passage (empty: none, and no part in the digest).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub passage_prefix: String,
 }
 
 impl EmbeddingFingerprint {
@@ -50,6 +57,16 @@ impl EmbeddingFingerprint {
         for f in fields {
             h.update(&(f.len() as u64).to_le_bytes());
             h.update(f.as_bytes());
+        }
+        // Prefixes came later: they enter the digest only when set, each tagged, so that the
+        // id of a model without prefixes is what it always was.
+        for (tag, prefix) in [("query_prefix", &self.query_prefix), ("passage_prefix", &self.passage_prefix)] {
+            if !prefix.is_empty() {
+                for f in [tag, prefix.as_str()] {
+                    h.update(&(f.len() as u64).to_le_bytes());
+                    h.update(f.as_bytes());
+                }
+            }
         }
         h.finalize().to_hex().to_string()
     }
@@ -85,6 +102,8 @@ mod tests {
             inputs: vec!["input_ids".into()],
             output: "last_hidden_state".into(),
             runtime_version: "1.31.1".into(),
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
         }
     }
 
@@ -104,5 +123,23 @@ mod tests {
         v.max_tokens = 128;
         assert_ne!(v.id(), base);
         assert!(base.starts_with("m@") && base.len() == 10);
+        let mut q = fp();
+        q.query_prefix = "query: ".into();
+        let mut p = fp();
+        p.passage_prefix = "query: ".into();
+        assert!(q.id() != base && p.id() != base && q.id() != p.id(), "each prefix, and which one it is, count");
+    }
+
+    #[test]
+    fn a_fingerprint_without_prefixes_keeps_the_id_and_json_it_had_before_prefixes() {
+        // The id this fingerprint gets from the length-prefixed fields alone, as before prefixes
+        // were added: existing snapshots must keep their identity (the default model's id,
+        // minilm-l6-int8@206c9699, is the same before and after).
+        let f = fp();
+        assert_eq!(f.id(), "m@ac40975e");
+        let json = serde_json::to_string(&f).unwrap();
+        assert!(!json.contains("prefix"), "{json}");
+        let back: EmbeddingFingerprint = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, f);
     }
 }

@@ -24,18 +24,28 @@ impl TokenCounter {
         let tok_path = descriptor.tokenizer_path(model_dir);
         let tok_bytes = read_piece(&tok_path, "tokenizer file")?;
         let tokenizer_blake3 = blake3_hex(&tok_bytes);
-        check_pin(&tok_path, &descriptor.expected.tokenizer_blake3, &tokenizer_blake3)?;
+        check_pin(&tok_path, "blake3", &descriptor.expected.tokenizer_blake3, &tokenizer_blake3)?;
+        if !descriptor.expected.tokenizer_sha256.is_empty() {
+            check_pin(&tok_path, "sha256", &descriptor.expected.tokenizer_sha256, &crate::sha256_hex(&tok_bytes))?;
+        }
         let mut tokenizer = Tokenizer::from_bytes(&tok_bytes)
             .map_err(|e| EmbedError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
         tokenizer.with_truncation(None).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
-        Ok(TokenCounter { word_additive: is_bert_wordpiece(&tok_bytes), descriptor, tokenizer, tokenizer_blake3 })
+        let word_additive = is_bert_wordpiece(&tok_bytes) && descriptor.passage_prefix.is_empty();
+        Ok(TokenCounter { word_additive, descriptor, tokenizer, tokenizer_blake3 })
     }
 
     /// Model tokens in `text` (special tokens included, no truncation), as
     /// [`Embedder::count_tokens`](crate::Embedder::count_tokens) counts them.
     pub fn count_tokens(&self, text: &str) -> usize {
-        match self.tokenizer.encode(text, true) {
+        let prefix = &self.descriptor.passage_prefix;
+        let encoded = if prefix.is_empty() {
+            self.tokenizer.encode(text, true)
+        } else {
+            self.tokenizer.encode(format!("{prefix}{text}"), true)
+        };
+        match encoded {
             Ok(e) => e.len(),
             Err(_) => usize::MAX,
         }

@@ -21,10 +21,12 @@ pub enum EmbedError {
         hint: &'static str,
     },
     /// A model file does not match the checksum its descriptor pins.
-    #[error("{path}: blake3 is {found}, but the model descriptor expects {expected}; refusing to load it")]
+    #[error("{path}: {algorithm} is {found}, but the model descriptor expects {expected}; refusing to load it (fetch it again: `ragsnap models fetch NAME` or `make setup`)")]
     ChecksumMismatch {
         /// The file.
         path: PathBuf,
+        /// Digest algorithm (`sha256` or `blake3`).
+        algorithm: &'static str,
         /// Pinned digest.
         expected: String,
         /// Digest of the file on disk.
@@ -116,6 +118,24 @@ pub enum EmbedError {
         name: &'static str,
         /// What is wrong and what is allowed.
         message: String,
+    },
+    /// A model name that the catalogue does not hold.
+    #[error("unknown model {name:?}: the catalogue has {known}")]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// The names the catalogue holds, comma-separated.
+        known: String,
+    },
+    /// A catalogued model that is not in the cache yet.
+    #[error(
+        "model {name:?} is not fetched (no {path}): run `ragsnap models fetch {name}` or `make setup MODELS={name}`"
+    )]
+    NotFetched {
+        /// The model's name.
+        name: String,
+        /// The folder it would be in.
+        path: PathBuf,
     },
     /// The caller's cancel flag was set; the call stopped between two model batches.
     #[error("embedding cancelled")]

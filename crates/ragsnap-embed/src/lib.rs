@@ -1,20 +1,24 @@
 //! Pinned embedding models for ragsnap.
 //!
-//! * [`ModelDescriptor`]: the small TOML file that sits next to a model and says what it is;
+//! * [`ModelDescriptor`]: the small TOML file that sits next to a model and says what it is
+//!   (pooling `mean` / `cls` / `none`, query and passage prefixes, pinned sha256 of its files);
+//! * [`catalog`]: the models of the repository's `models/` folder, chosen by name;
 //! * [`Runtime`]: where ONNX Runtime and the model live (explicit paths, environment, or the
 //!   `make setup` cache), resolved into errors that name the fix;
-//! * [`OnnxEmbedder`]: `ort` + `tokenizers`, mean pooling over the attention mask, L2
-//!   normalisation, batches bucketed by token length;
+//! * [`OnnxEmbedder`]: `ort` + `tokenizers`, the descriptor's pooling, L2 normalisation,
+//!   batches bucketed by token length;
 //! * [`Embedder`]: the trait the rest of ragsnap codes against;
 //! * [`canary`]: fixed texts whose vectors are stored with every snapshot and re-checked on open;
 //! * [`EmbeddingCache`]: SQLite, keyed by (fingerprint id, content id), so an unchanged
 //!   chunk is never embedded twice.
 //!
 //! The default model stores int8 weights, but ONNX Runtime dequantises them when it loads the
-//! model, so it runs at fp32 speed.
+//! model, so it runs at fp32 speed; the catalogue's `minilm-l6-qint8` is the same model
+//! quantized for integer arithmetic.
 
 pub mod cache;
 pub mod canary;
+pub mod catalog;
 mod counter;
 mod descriptor;
 mod error;
@@ -23,10 +27,10 @@ mod runtime;
 
 pub use cache::{CacheLookup, CacheStats, EmbeddingCache, RowProblem};
 pub use counter::TokenCounter;
-pub use descriptor::ModelDescriptor;
+pub use descriptor::{valid_name, ModelDescriptor, Pooling};
 pub use error::{EmbedError, Result};
-pub use onnx::{EmbedStats, OnnxEmbedder, OnnxOptions};
-pub use runtime::{resolve_model_dir, Runtime};
+pub use onnx::{sha256_hex, EmbedStats, OnnxEmbedder, OnnxOptions};
+pub use runtime::{cache_dir, resolve_model_dir, Runtime, DEFAULT_MODEL};
 
 use ragsnap_core::EmbeddingFingerprint;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +63,18 @@ pub trait Embedder: Send + Sync {
     /// safe answer, makes the chunker measure texts whole.
     fn word_additive_counts(&self) -> bool {
         false
+    }
+
+    /// Embed search queries: like [`Embedder::embed`], but a model trained with a query
+    /// instruction gets it here (texts given to [`Embedder::embed`] are passages).
+    fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_queries_cancellable(texts, None)
+    }
+
+    /// [`Embedder::embed_queries`] that stops soon after `cancel` is set; the default is
+    /// [`Embedder::embed_cancellable`] (no query instruction).
+    fn embed_queries_cancellable(&self, texts: &[&str], cancel: Option<&AtomicBool>) -> Result<Vec<Vec<f32>>> {
+        self.embed_cancellable(texts, cancel)
     }
 
     /// [`Embedder::embed`], stopping with [`EmbedError::Cancelled`] soon after `cancel` is set.

@@ -3,6 +3,7 @@
 //! spread over single-threaded sessions, every output is checked (dimensions, finiteness, unit
 //! length), and the fingerprint is computed from the files actually loaded.
 
+use crate::descriptor::Pooling;
 use crate::{EmbedError, Embedder, ModelDescriptor, Result, Runtime};
 use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
 use ort::value::{Tensor, TensorElementType, ValueType};
@@ -197,11 +198,27 @@ impl OnnxEmbedder {
         let model_path = descriptor.model_path(dir);
         let tok_path = descriptor.tokenizer_path(dir);
         let model_bytes = read_piece(&model_path, "model file")?;
+        let want_bytes = descriptor.expected.model_bytes;
+        if want_bytes != 0 && model_bytes.len() as u64 != want_bytes {
+            return Err(EmbedError::ChecksumMismatch {
+                path: model_path,
+                algorithm: "size",
+                expected: format!("{want_bytes} bytes"),
+                found: format!("{} bytes", model_bytes.len()),
+            });
+        }
         let tok_bytes = read_piece(&tok_path, "tokenizer file")?;
         let model_blake3 = blake3_hex(&model_bytes);
         let tokenizer_blake3 = blake3_hex(&tok_bytes);
-        check_pin(&model_path, &descriptor.expected.model_blake3, &model_blake3)?;
-        check_pin(&tok_path, &descriptor.expected.tokenizer_blake3, &tokenizer_blake3)?;
+        let e = &descriptor.expected;
+        check_pin(&model_path, "blake3", &e.model_blake3, &model_blake3)?;
+        check_pin(&tok_path, "blake3", &e.tokenizer_blake3, &tokenizer_blake3)?;
+        if !e.model_sha256.is_empty() {
+            check_pin(&model_path, "sha256", &e.model_sha256, &sha256_hex(&model_bytes))?;
+        }
+        if !e.tokenizer_sha256.is_empty() {
+            check_pin(&tok_path, "sha256", &e.tokenizer_sha256, &sha256_hex(&tok_bytes))?;
+        }
 
         let mut counter = Tokenizer::from_bytes(&tok_bytes)
             .map_err(|e| EmbedError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
@@ -223,14 +240,19 @@ impl OnnxEmbedder {
             model_name: descriptor.name.clone(),
             model_blake3,
             tokenizer_blake3,
-            pooling: descriptor.pooling.clone(),
+            pooling: descriptor.pooling.as_str().to_string(),
             normalize: descriptor.normalize,
             max_tokens: descriptor.max_tokens,
             dims: descriptor.dims,
             inputs: descriptor.inputs.clone(),
             output: descriptor.output.clone(),
             runtime_version: runtime_version.to_string(),
+            query_prefix: descriptor.query_prefix.clone(),
+            passage_prefix: descriptor.passage_prefix.clone(),
         };
+        // A passage prefix adds its tokens to every count, which the per-word counting of the
+        // chunker does not know about: count such texts whole.
+        let word_additive = is_bert_wordpiece(&tok_bytes) && descriptor.passage_prefix.is_empty();
         Ok(OnnxEmbedder {
             descriptor,
             fingerprint,
@@ -242,7 +264,7 @@ impl OnnxEmbedder {
             ort_lib: runtime.ort_lib.clone(),
             env,
             bulk: OnceLock::new(),
-            word_additive: is_bert_wordpiece(&tok_bytes),
+            word_additive,
             options,
             counters: Counters::default(),
         })
@@ -298,7 +320,23 @@ impl OnnxEmbedder {
     /// Embed with an explicit choice of batching: `bucketed = false` keeps the caller's order
     /// inside batches (for measuring what bucketing buys).
     pub fn embed_with(&self, texts: &[&str], bucketed: bool) -> Result<Vec<Vec<f32>>> {
-        self.embed_batches(texts, bucketed, None)
+        self.embed_prefixed(texts, &self.descriptor.passage_prefix, bucketed, None)
+    }
+
+    /// [`OnnxEmbedder::embed_batches`] of `texts` each put after `prefix` (no copy without one).
+    fn embed_prefixed(
+        &self,
+        texts: &[&str],
+        prefix: &str,
+        bucketed: bool,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Vec<Vec<f32>>> {
+        if prefix.is_empty() {
+            return self.embed_batches(texts, bucketed, cancel);
+        }
+        let owned: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        self.embed_batches(&refs, bucketed, cancel)
     }
 
     /// The work of [`OnnxEmbedder::embed_with`]: `cancel` is checked before every model batch
@@ -430,28 +468,28 @@ impl OnnxEmbedder {
         let (shape, data) = outputs[self.descriptor.output.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(|e| EmbedError::Inference(e.to_string()))?;
-        if shape.len() != 3 || shape[0] as usize != rows || shape[1] as usize != seq || shape[2] as usize != dims {
+        let pooling = self.descriptor.pooling;
+        let want: Vec<usize> = match pooling {
+            Pooling::Mean | Pooling::Cls => vec![rows, seq, dims],
+            Pooling::None => vec![rows, dims],
+        };
+        if shape.len() != want.len() || shape.iter().zip(&want).any(|(&s, &w)| s as usize != w) {
             return Err(EmbedError::Inference(format!(
-                "output shape {:?}, expected [{rows}, {seq}, {dims}]",
+                "output {:?} has shape {:?}, expected {want:?} for {pooling} pooling",
+                self.descriptor.output,
                 &shape[..]
             )));
         }
         let mut vectors = Vec::with_capacity(rows);
         for r in 0..rows {
-            let mut acc = vec![0f32; dims];
-            let mut n = 0f32;
-            for j in 0..seq {
-                if mask[r * seq + j] == 0 {
-                    continue;
+            let mut acc = match pooling {
+                Pooling::Mean => {
+                    mean_pool(&data[r * seq * dims..(r + 1) * seq * dims], &mask[r * seq..(r + 1) * seq], dims)
                 }
-                n += 1.0;
-                let h = &data[(r * seq + j) * dims..(r * seq + j + 1) * dims];
-                for (a, x) in acc.iter_mut().zip(h) {
-                    *a += x;
-                }
-            }
-            let n = n.max(1.0);
-            acc.iter_mut().for_each(|a| *a /= n);
+                // The first position is the [CLS] token, always present and never masked.
+                Pooling::Cls => data[r * seq * dims..r * seq * dims + dims].to_vec(),
+                Pooling::None => data[r * dims..(r + 1) * dims].to_vec(),
+            };
             if self.descriptor.normalize {
                 let norm = acc.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
                 acc.iter_mut().for_each(|a| *a /= norm);
@@ -479,7 +517,11 @@ impl Embedder for OnnxEmbedder {
     }
 
     fn embed_cancellable(&self, texts: &[&str], cancel: Option<&AtomicBool>) -> Result<Vec<Vec<f32>>> {
-        self.embed_batches(texts, true, cancel)
+        self.embed_prefixed(texts, &self.descriptor.passage_prefix, true, cancel)
+    }
+
+    fn embed_queries_cancellable(&self, texts: &[&str], cancel: Option<&AtomicBool>) -> Result<Vec<Vec<f32>>> {
+        self.embed_prefixed(texts, &self.descriptor.query_prefix, true, cancel)
     }
 
     fn word_additive_counts(&self) -> bool {
@@ -491,7 +533,13 @@ impl Embedder for OnnxEmbedder {
     }
 
     fn count_tokens(&self, text: &str) -> usize {
-        match self.counter.encode(text, true) {
+        let prefix = &self.descriptor.passage_prefix;
+        let encoded = if prefix.is_empty() {
+            self.counter.encode(text, true)
+        } else {
+            self.counter.encode(format!("{prefix}{text}"), true)
+        };
+        match encoded {
             Ok(e) => e.len(),
             Err(_) => usize::MAX,
         }
@@ -500,6 +548,24 @@ impl Embedder for OnnxEmbedder {
     fn default_floor(&self) -> Option<f32> {
         Some(self.descriptor.default_floor)
     }
+}
+
+/// Mean of the rows of `states` (`seq × dims`, row-major) whose `mask` entry is set.
+fn mean_pool(states: &[f32], mask: &[i64], dims: usize) -> Vec<f32> {
+    let mut acc = vec![0f32; dims];
+    let mut n = 0f32;
+    for (h, &m) in states.chunks_exact(dims).zip(mask) {
+        if m == 0 {
+            continue;
+        }
+        n += 1.0;
+        for (a, x) in acc.iter_mut().zip(h) {
+            *a += x;
+        }
+    }
+    let n = n.max(1.0);
+    acc.iter_mut().for_each(|a| *a /= n);
+    acc
 }
 
 /// Most padding a length bucket may carry, as a share of its tokens.
@@ -544,10 +610,18 @@ pub(crate) fn read_piece(path: &Path, what: &'static str) -> Result<Vec<u8>> {
     })
 }
 
-pub(crate) fn check_pin(path: &Path, expected: &str, found: &str) -> Result<()> {
+/// Lowercase hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn check_pin(path: &Path, algorithm: &'static str, expected: &str, found: &str) -> Result<()> {
     if !expected.is_empty() && expected != found {
         return Err(EmbedError::ChecksumMismatch {
             path: path.to_path_buf(),
+            algorithm,
             expected: expected.to_string(),
             found: found.to_string(),
         });
@@ -575,14 +649,16 @@ fn check_io(session: &Session, d: &ModelDescriptor, path: &Path) -> Result<()> {
     };
     if let ValueType::Tensor { ty, shape, .. } = out.dtype() {
         let last = shape.last().copied().unwrap_or(-1);
-        if *ty != TensorElementType::Float32 || shape.len() != 3 || (last >= 0 && last as usize != d.dims) {
+        let rank = d.pooling.output_rank();
+        if *ty != TensorElementType::Float32 || shape.len() != rank || (last >= 0 && last as usize != d.dims) {
+            let wanted = if rank == 3 { format!("[batch, seq, {}]", d.dims) } else { format!("[batch, {}]", d.dims) };
             return Err(EmbedError::ModelShape {
                 path: path.to_path_buf(),
                 message: format!(
-                    "output {:?} is {ty:?} {:?}, descriptor wants f32 [batch, seq, {}]",
+                    "output {:?} is {ty:?} {:?}, descriptor wants f32 {wanted} ({} pooling)",
                     d.output,
                     &shape[..],
-                    d.dims
+                    d.pooling
                 ),
             });
         }

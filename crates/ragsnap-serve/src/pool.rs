@@ -99,6 +99,15 @@ impl Embedder for EmbedderPool {
         self.members[lent.index].embed(texts)
     }
 
+    fn embed_queries_cancellable(
+        &self,
+        texts: &[&str],
+        cancel: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let lent = self.take();
+        self.members[lent.index].embed_queries_cancellable(texts, cancel)
+    }
+
     fn count_tokens(&self, text: &str) -> usize {
         self.members[0].count_tokens(text)
     }

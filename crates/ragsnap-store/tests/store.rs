@@ -17,6 +17,8 @@ fn fingerprint(model: &str) -> EmbeddingFingerprint {
         inputs: vec!["input_ids".into()],
         output: "last_hidden_state".into(),
         runtime_version: "1.31.1".into(),
+        query_prefix: String::new(),
+        passage_prefix: String::new(),
     }
 }
 

@@ -314,7 +314,7 @@ pub fn refusal_calibration(
         let mut cov = Vec::with_capacity(probes.len());
         for batch in probes.chunks(64) {
             let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-            let vecs = embedder.embed(&refs)?;
+            let vecs = embedder.embed_queries(&refs)?;
             for (p, v) in batch.iter().zip(&vecs) {
                 cos.push(index.search(v, 10, ef.max(10)).first().map_or(-1.0, |h| h.1.clamp(-1.0, 1.0)));
                 cov.push(lexical.search_hits(p, 10).iter().map(|h| h.coverage).fold(0f32, f32::max));

@@ -3,7 +3,12 @@
 //! **Precedence, everywhere:** a command-line flag, else a `RAGSNAP_*` environment variable,
 //! else the config file, else the built-in default. [`Config::resolve`] applies the file and
 //! the environment ([`Config::apply_env`]); the `ragsnap` binary then applies its flags on top.
-//! The environment variables are `RAGSNAP_STORE`, `RAGSNAP_ORT_LIB` and `RAGSNAP_MODEL_DIR`.
+//! The environment variables are `RAGSNAP_STORE`, `RAGSNAP_ORT_LIB`, `RAGSNAP_MODEL` and
+//! `RAGSNAP_MODEL_DIR`.
+//!
+//! **The model** is chosen by catalogue name (`[runtime] model`, `RAGSNAP_MODEL`, `--model`)
+//! or by folder (`model_dir`, `RAGSNAP_MODEL_DIR`, `--model-dir`); a higher layer's choice
+//! replaces a lower one's, and both set at the same layer is an error.
 //!
 //! **Defaults are written once.** Each section's default comes from the library type it
 //! configures ([`ragsnap_chunk::ChunkConfig`], [`ragsnap_chunk::BoilerplateConfig`],
@@ -152,6 +157,9 @@ pub struct RuntimeConfig {
     pub ort_lib: Option<PathBuf>,
     /// Model directory (else `RAGSNAP_MODEL_DIR`, else the cache's default model).
     pub model_dir: Option<PathBuf>,
+    /// Catalogued model by name (`ragsnap models`), found in the `make setup` cache; not
+    /// together with `model_dir`.
+    pub model: Option<String>,
     /// Intra-op threads; 0 = all cores.
     pub intra_threads: usize,
     /// Texts per model call.
@@ -163,7 +171,14 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { ort_lib: None, model_dir: None, intra_threads: 0, batch_size: 32, bulk_sessions: 0 }
+        RuntimeConfig {
+            ort_lib: None,
+            model_dir: None,
+            model: None,
+            intra_threads: 0,
+            batch_size: 32,
+            bulk_sessions: 0,
+        }
     }
 }
 
@@ -350,8 +365,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Let set, non-empty `RAGSNAP_STORE`, `RAGSNAP_ORT_LIB` and `RAGSNAP_MODEL_DIR` override
-    /// the file's values.
+    /// Let set, non-empty `RAGSNAP_STORE`, `RAGSNAP_ORT_LIB`, `RAGSNAP_MODEL` and
+    /// `RAGSNAP_MODEL_DIR` override the file's values.
     pub fn apply_env(&mut self) {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         if let Some(p) = var("RAGSNAP_STORE") {
@@ -360,8 +375,13 @@ impl Config {
         if let Some(p) = var("RAGSNAP_ORT_LIB") {
             self.runtime.ort_lib = Some(p);
         }
-        if let Some(p) = var("RAGSNAP_MODEL_DIR") {
-            self.runtime.model_dir = Some(p);
+        // Either model variable replaces the file's choice of model; both set is left for
+        // `validate` to refuse.
+        let name = std::env::var("RAGSNAP_MODEL").ok().filter(|v| !v.is_empty());
+        let dir = var("RAGSNAP_MODEL_DIR");
+        if name.is_some() || dir.is_some() {
+            self.runtime.model = name;
+            self.runtime.model_dir = dir;
         }
     }
 

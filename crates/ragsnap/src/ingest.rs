@@ -517,6 +517,6 @@ fn dedupe_within_page(chunks: &mut Vec<Chunk>) -> usize {
 /// The model's tokenizer alone, found like the embedder's model (`runtime.model_dir`, then
 /// `RAGSNAP_MODEL_DIR`, then the `make setup` cache): what `ragsnap chunk` counts with.
 pub fn open_token_counter(runtime: &crate::config::RuntimeConfig) -> Result<TokenCounter> {
-    let dir = ragsnap_embed::resolve_model_dir(runtime.model_dir.as_deref())?;
+    let dir = ragsnap_embed::resolve_model_dir(runtime.model_folder()?.as_deref())?;
     Ok(TokenCounter::load(&dir)?)
 }

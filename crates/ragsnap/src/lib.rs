@@ -68,8 +68,8 @@ use std::sync::Arc;
 /// cache. For the documented precedence (flag > env > file > default), take `runtime` from
 /// [`Config::resolve`], which has already let the environment override the file.
 pub fn open_embedder(runtime: &config::RuntimeConfig) -> Result<Arc<OnnxEmbedder>> {
-    runtime.validate()?;
-    let rt = embed::Runtime::resolve(runtime.ort_lib.as_deref(), runtime.model_dir.as_deref())?;
+    let model_dir = runtime.model_folder()?;
+    let rt = embed::Runtime::resolve(runtime.ort_lib.as_deref(), model_dir.as_deref())?;
     let opts = OnnxOptions {
         intra_threads: runtime.intra_threads,
         batch_size: runtime.batch_size.max(1),

@@ -262,7 +262,7 @@ impl Searcher {
         } else {
             Some(
                 self.embedder
-                    .embed(&[text])?
+                    .embed_queries(&[text])?
                     .pop()
                     .ok_or_else(|| Error::Invalid("embedder returned nothing".into()))?,
             )

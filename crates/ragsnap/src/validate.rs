@@ -58,7 +58,29 @@ impl RuntimeConfig {
         if self.bulk_sessions > cap {
             return Err(bad("runtime.bulk_sessions", format!("{} is too many ({hint})", self.bulk_sessions)));
         }
-        int_range("runtime.batch_size", self.batch_size, 1, 1024)
+        int_range("runtime.batch_size", self.batch_size, 1, 1024)?;
+        if let Some(name) = &self.model {
+            if self.model_dir.is_some() {
+                return Err(bad(
+                    "runtime.model",
+                    format!("both a model name ({name:?}) and a model folder are given; choose one"),
+                ));
+            }
+            ragsnap_embed::catalog::lookup(name).map_err(|e| bad("runtime.model", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The model folder this configuration names: `model_dir` as given, a catalogued `model`'s
+    /// folder in the `make setup` cache, or `None` (then `RAGSNAP_MODEL_DIR`, then the cache's
+    /// default model, as [`ragsnap_embed::Runtime::resolve`] finds them).
+    pub fn model_folder(&self) -> Result<Option<std::path::PathBuf>> {
+        self.validate()?;
+        match (&self.model, &self.model_dir) {
+            (Some(name), _) => Ok(Some(ragsnap_embed::catalog::model_dir(name)?)),
+            (None, Some(dir)) => Ok(Some(dir.clone())),
+            (None, None) => Ok(None),
+        }
     }
 }
 

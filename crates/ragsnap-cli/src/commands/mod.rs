@@ -6,6 +6,7 @@ pub mod chunk;
 pub mod head;
 pub mod inspect;
 pub mod maintain;
+pub mod models;
 pub mod query;
 pub mod rebuild;
 
@@ -36,7 +37,13 @@ impl Ctx {
         }
         if let Some(p) = &cli.model_dir {
             config.runtime.model_dir = Some(p.clone());
+            config.runtime.model = None;
         }
+        if let Some(name) = &cli.model {
+            config.runtime.model = Some(name.clone());
+            config.runtime.model_dir = None;
+        }
+        config.runtime.validate()?;
         let store_path = config.store_path(cli.store.as_deref());
         Ok(Ctx { config, store_path, json: cli.json, quiet: cli.quiet, verbose: cli.verbose })
     }

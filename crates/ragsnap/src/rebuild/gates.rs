@@ -224,7 +224,7 @@ fn embed_golden(ctx: &GateContext<'_>, golden: &[(String, String)]) -> Result<Ve
         return Ok(Vec::new());
     }
     let qs: Vec<&str> = golden.iter().map(|(q, _)| q.as_str()).collect();
-    let vs = ctx.embedder.embed_cancellable(&qs, ctx.cancel)?;
+    let vs = ctx.embedder.embed_queries_cancellable(&qs, ctx.cancel)?;
     let fp = ctx.embedder.fingerprint();
     ragsnap_embed::check_output(&qs, &vs, fp.dims, fp.normalize)?;
     Ok(vs)
