@@ -26,16 +26,17 @@ pub struct OnnxOptions {
     /// ONNX Runtime graph optimisation level, 0 (off) to 3 (all).
     pub optimization_level: u8,
     /// Single-threaded sessions that share the batches of a call with several batches (bulk
-    /// embedding), working side by side; 0 means one per core, 1 means bulk calls use the main
-    /// session. Created on the first bulk call (each holds its own copy of the weights). On two
+    /// embedding), working side by side; 0 means one per core, 1 (the default) means bulk calls
+    /// use the main session. Created on the first bulk call (each holds its own copy of the
+    /// weights and its own arena, about 320 MiB for the default model at batch 32). On two
     /// cores, two 1-thread sessions beat one 2-thread session by 4% on an idle machine and by
-    /// 29% on a busy one (benches/README.md §2).
+    /// 29% on a busy one (benches/README.md §2), at about 40% more peak memory for the rebuild.
     pub bulk_sessions: usize,
 }
 
 impl Default for OnnxOptions {
     fn default() -> Self {
-        OnnxOptions { intra_threads: 0, batch_size: 32, optimization_level: 3, bulk_sessions: 0 }
+        OnnxOptions { intra_threads: 0, batch_size: 32, optimization_level: 3, bulk_sessions: 1 }
     }
 }
 
