@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import ragsnap
-from conftest import ANSWERED, SITE
+from conftest import ANSWERED
 
 
 def test_an_unchanged_rebuild_reports_and_writes_nothing(built, tmp_path):
@@ -64,18 +64,40 @@ def test_the_wheel_installs_into_a_fresh_venv_and_answers(built, tmp_path):
         assert missing.returncode != 0 and "ImportError" in missing.stderr and extra in missing.stderr, missing.stderr
 
 
+def _many_pages(folder, pages=400):
+    """A corpus large enough that its embedding takes seconds on any machine: distinct prose per
+    page, so nothing is a duplicate and every chunk is a cache miss in a fresh store."""
+    words = ("harbour pilot tide berth crane ledger invoice quota sensor valve rotor gasket "
+             "channel beacon anchor manifest customs freight pallet winch hull rudder").split()
+    folder.mkdir()
+    for i in range(pages):
+        paras = []
+        for j in range(4):
+            seq = [words[(i * 7 + j * 3 + k * k) % len(words)] for k in range(60)]
+            paras.append(f"<p>Page {i} part {j}: " + " ".join(seq) + f" (item {i * 4 + j}).</p>")
+        (folder / f"page{i:04}.html").write_text(
+            f"<html><head><title>Topic {i}</title></head><body><main><h1>Topic {i}</h1>"
+            + "".join(paras) + "</main></body></html>"
+        )
+    return folder
+
+
 def test_ctrl_c_stops_a_rebuild_and_publishes_nothing(tmp_path):
     store = tmp_path / "store"
+    source = _many_pages(tmp_path / "site")
     child = (
         "import sys, ragsnap\n"
+        "print('ready', flush=True)\n"
         "try:\n"
         "    ragsnap.rebuild(sys.argv[1], sys.argv[2])\n"
         "    print('finished')\n"
         "except KeyboardInterrupt:\n"
         "    print('interrupted')\n"
     )
-    p = subprocess.Popen([sys.executable, "-c", child, str(store), str(SITE)], stdout=subprocess.PIPE, text=True)
-    time.sleep(2)
+    p = subprocess.Popen([sys.executable, "-c", child, str(store), str(source)], stdout=subprocess.PIPE, text=True)
+    # Interrupt once the child is inside the rebuild (not while it is still importing).
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(1.5)
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=120)
     assert out.strip() == "interrupted"
