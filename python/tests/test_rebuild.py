@@ -65,16 +65,19 @@ def test_the_wheel_installs_into_a_fresh_venv_and_answers(built, tmp_path):
 
 
 def _many_pages(folder, pages=400):
-    """A corpus large enough that its embedding takes seconds on any machine: distinct prose per
-    page, so nothing is a duplicate and every chunk is a cache miss in a fresh store."""
-    words = ("harbour pilot tide berth crane ledger invoice quota sensor valve rotor gasket "
-             "channel beacon anchor manifest customs freight pallet winch hull rudder").split()
+    """A corpus large enough that its embedding takes many seconds on any machine: every
+    paragraph is its own seeded sequence of made-up words, so no block repeats across pages
+    (nothing is template) and every chunk is a cache miss in a fresh store."""
+    import random
+
+    syllables = ["ka", "lo", "mi", "ter", "van", "qu", "dro", "spe", "lin", "gor", "ush", "pel", "tay", "rix", "nom"]
     folder.mkdir()
     for i in range(pages):
         paras = []
         for j in range(4):
-            seq = [words[(i * 7 + j * 3 + k * k) % len(words)] for k in range(60)]
-            paras.append(f"<p>Page {i} part {j}: " + " ".join(seq) + f" (item {i * 4 + j}).</p>")
+            rng = random.Random(i * 4 + j)
+            seq = ["".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(70)]
+            paras.append("<p>" + " ".join(seq) + ".</p>")
         (folder / f"page{i:04}.html").write_text(
             f"<html><head><title>Topic {i}</title></head><body><main><h1>Topic {i}</h1>"
             + "".join(paras) + "</main></body></html>"
